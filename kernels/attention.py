@@ -1,0 +1,155 @@
+"""The one public attention operator: jagged causal attention with HSTU's pointwise SiLU or softmax.
+
+Semantics (paper Eq. 2, per sequence of length L, per head)::
+
+    S[i, j]   = scale * <q_i, k_j> + rab^{p,t}[i, j]
+    silu:     A[i, j] = SiLU(S[i, j]) / max_seq_len      if allowed(i, j) else 0
+    softmax:  A[i, :] = softmax over allowed j of S[i, :]
+    out_i     = sum_j A[i, j] v_j
+
+``allowed(i, j)`` combines three masks. With ``c = contextual_len`` prefix tokens and
+``t = num_targets[b]`` candidate tokens at the end (history ends at ``h = L - t``):
+
+* every token sees itself and every prefix token (j < c);
+* history tokens (c <= i < h) see earlier history causally (c <= j <= i);
+* target tokens (i >= h) see the whole history (c <= j < h) and themselves only: candidates never
+  see each other, which is what lets M-FALCON score many candidates in one pass (Appendix H).
+
+rab^{p,t} is shared by the heads of a layer. Its position part indexes
+``position_weights[p_j - p_i + max_seq_len - 1]`` where ``p_i = min(i, h)``: every target sits at
+the position right after the history, as if it were scored alone. Its time part indexes
+``time_weights[bucket(query_timestamps[i] - key_timestamps[j])]``; a query's timestamp is the
+time its prediction is requested (the next event's time), known at serving time.
+
+Dividing by ``max_seq_len`` (the configured N, not the batch's longest sequence) keeps a
+sequence's output independent of what it is batched with.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from kernels.bias import TimeBucketFn
+
+AttentionBackend = Literal["auto", "reference", "triton"]
+AttentionActivation = Literal["silu", "softmax"]
+
+
+@dataclass(frozen=True)
+class RelativeAttentionBias:
+    """Inputs of rab^{p,t}; either part may be absent (``None``)."""
+
+    position_weights: Tensor | None  # [2 * max_seq_len - 1]
+    time_weights: Tensor | None  # [num_time_buckets + 1]
+    query_timestamps: Tensor | None = None  # [T] int64 seconds; required with time_weights
+    key_timestamps: Tensor | None = None  # [T] int64 seconds; required with time_weights
+    time_bucket_fn: TimeBucketFn = "log"
+
+
+def jagged_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    offsets: Tensor,
+    *,
+    max_seq_len: int,
+    activation: AttentionActivation = "silu",
+    scale: float = 1.0,
+    bias: RelativeAttentionBias | None = None,
+    num_targets: Tensor | None = None,
+    contextual_len: int = 0,
+    backend: AttentionBackend = "auto",
+) -> Tensor:
+    """Attention over a jagged batch; returns [T, H, Dv].
+
+    q, k: [T, H, Dqk]; v: [T, H, Dv]; offsets: [B+1] int64 with offsets[-1] == T;
+    num_targets: [B] int64 or None. ``backend='auto'`` means Triton on CUDA tensors and the
+    PyTorch reference otherwise; naming a backend that cannot run raises instead of falling back.
+    """
+    _check_inputs(q, k, v, offsets, max_seq_len, bias, num_targets, contextual_len, activation)
+    chosen = resolve_backend(backend, q.device)
+    if chosen == "reference":
+        from kernels.reference import reference_jagged_attention
+
+        return reference_jagged_attention(
+            q, k, v, offsets, max_seq_len=max_seq_len, activation=activation, scale=scale, bias=bias,
+            num_targets=num_targets, contextual_len=contextual_len,
+        )
+    if chosen == "triton":
+        try:
+            from kernels.triton_attention import triton_jagged_attention
+        except ImportError as error:  # the Triton backend is optional at import time
+            raise RuntimeError(f"attention backend 'triton' is unavailable: {error}") from error
+        return triton_jagged_attention(
+            q, k, v, offsets, max_seq_len=max_seq_len, activation=activation, scale=scale, bias=bias,
+            num_targets=num_targets, contextual_len=contextual_len,
+        )
+    raise ValueError(f"unknown attention backend {backend!r}; choose 'auto', 'reference' or 'triton'")
+
+
+def resolve_backend(backend: AttentionBackend, device: torch.device) -> str:
+    """The concrete backend ``backend`` names on ``device``, or a ValueError saying why it cannot run."""
+    if backend == "auto":
+        return "triton" if device.type == "cuda" else "reference"
+    if backend == "reference":
+        return "reference"
+    if backend == "triton":
+        interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+        if device.type != "cuda" and not interpreted:
+            raise ValueError(
+                f"attention backend 'triton' needs CUDA tensors (got {device.type}); "
+                "set TRITON_INTERPRET=1 to run it under Triton's CPU interpreter"
+            )
+        return "triton"
+    raise ValueError(f"unknown attention backend {backend!r}; choose 'auto', 'reference' or 'triton'")
+
+
+def _check_inputs(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    offsets: Tensor,
+    max_seq_len: int,
+    bias: RelativeAttentionBias | None,
+    num_targets: Tensor | None,
+    contextual_len: int,
+    activation: str,
+) -> None:
+    if q.dim() != 3 or k.shape != q.shape or v.dim() != 3 or v.shape[:2] != q.shape[:2]:
+        raise ValueError(
+            f"jagged_attention expects q, k [T, H, Dqk] and v [T, H, Dv]; got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v must share a dtype; got {q.dtype}, {k.dtype}, {v.dtype}")
+    if offsets.dim() != 1 or offsets.numel() < 1 or offsets.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"offsets must be a 1-D integer tensor [B+1]; got {offsets.dtype} {tuple(offsets.shape)}")
+    if offsets.device != q.device:
+        raise ValueError(f"offsets are on {offsets.device} but q is on {q.device}")
+    if activation not in ("silu", "softmax"):
+        raise ValueError(f"activation must be 'silu' or 'softmax'; got {activation!r}")
+    if max_seq_len < 1:
+        raise ValueError(f"max_seq_len must be >= 1; got {max_seq_len}")
+    if contextual_len < 0:
+        raise ValueError(f"contextual_len must be >= 0; got {contextual_len}")
+    if num_targets is not None and num_targets.shape != (offsets.numel() - 1,):
+        raise ValueError(f"num_targets must have shape [B] = [{offsets.numel() - 1}]; got {tuple(num_targets.shape)}")
+    if bias is None:
+        return
+    if bias.position_weights is not None and bias.position_weights.shape != (2 * max_seq_len - 1,):
+        raise ValueError(
+            f"position_weights must have shape [2 * max_seq_len - 1] = [{2 * max_seq_len - 1}]; "
+            f"got {tuple(bias.position_weights.shape)}"
+        )
+    if bias.time_weights is not None:
+        if bias.time_weights.dim() != 1 or bias.time_weights.numel() < 1:
+            raise ValueError(f"time_weights must be 1-D [num_buckets + 1]; got {tuple(bias.time_weights.shape)}")
+        for name in ("query_timestamps", "key_timestamps"):
+            stamps = getattr(bias, name)
+            if stamps is None or stamps.shape != q.shape[:1]:
+                raise ValueError(f"time_weights need {name} of shape [T] = [{q.shape[0]}]")

@@ -1,0 +1,52 @@
+"""Conversions between jagged tensors (values [T, ...] + offsets [B+1]) and padded ones.
+
+A jagged batch stores B sequences back to back; sequence b occupies rows
+``offsets[b]:offsets[b+1]`` of the values tensor. Padding is only ever to the longest
+sequence in the batch, never to a global maximum.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def lengths_from_offsets(offsets: Tensor) -> Tensor:
+    """[B] sequence lengths from [B+1] offsets."""
+    return offsets[1:] - offsets[:-1]
+
+
+def offsets_from_lengths(lengths: Tensor) -> Tensor:
+    """[B+1] int64 offsets (starting at 0) from [B] lengths."""
+    offsets = torch.zeros(lengths.numel() + 1, dtype=torch.int64, device=lengths.device)
+    offsets[1:] = torch.cumsum(lengths.to(torch.int64), dim=0)
+    return offsets
+
+
+def token_coordinates(offsets: Tensor) -> tuple[Tensor, Tensor]:
+    """For every token, its sequence index and its position inside that sequence ([T] each)."""
+    lengths = lengths_from_offsets(offsets)
+    total = int(offsets[-1].item()) if offsets.numel() else 0
+    sequence_index = torch.repeat_interleave(torch.arange(lengths.numel(), device=offsets.device), lengths)
+    position = torch.arange(total, device=offsets.device) - offsets[:-1][sequence_index]
+    return sequence_index, position
+
+
+def jagged_to_padded(values: Tensor, offsets: Tensor, max_len: int, padding_value: float = 0.0) -> Tensor:
+    """[T, *rest] jagged values -> [B, max_len, *rest] padded (right padding)."""
+    batch_size = offsets.numel() - 1
+    padded = values.new_full((batch_size, max_len, *values.shape[1:]), padding_value)
+    sequence_index, position = token_coordinates(offsets)
+    padded[sequence_index, position] = values
+    return padded
+
+
+def padded_to_jagged(padded: Tensor, offsets: Tensor) -> Tensor:
+    """[B, L, *rest] padded -> [T, *rest] jagged values (inverse of :func:`jagged_to_padded`)."""
+    sequence_index, position = token_coordinates(offsets)
+    return padded[sequence_index, position]
+
+
+def last_token_index(offsets: Tensor) -> Tensor:
+    """[B] row index of each sequence's last token (sequences must be non-empty)."""
+    return offsets[1:] - 1

@@ -1,0 +1,52 @@
+"""The ``scaling`` command line: dispatches to one module per subcommand.
+
+Every subcommand module exposes ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``; heavy imports happen inside ``run`` so that ``--help`` stays fast.
+A :class:`~scaling.errors.UserError` is printed as one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from scaling.errors import UserError
+
+# subcommand name -> module implementing it
+COMMANDS: dict[str, str] = {
+    "train": "scaling.commands.train",
+    "config": "scaling.commands.config",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scaling",
+        description="Scaling-law study harness for Generative Recommenders (HSTU) vs Transformer and DLRM baselines.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``scaling`` subcommand; each exposes ``HELP``, ``add_arguments`` and ``run``."""

@@ -1,0 +1,133 @@
+"""The run config: typed sections (data, model, train, eval) validated before anything runs.
+
+A run is fully described by a :class:`RunConfig`; YAML files and ``--set key=value`` overrides
+are turned into one by :func:`load_run_config`. Every field documents its meaning and unit
+(``scaling config`` prints them all).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from model.config import ModelConfig
+from scaling.configtools import apply_overrides, from_dict, load_yaml, option, require
+
+DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "csv"]
+
+
+@dataclass(frozen=True)
+class SyntheticDPConfig:
+    """Appendix C's Dirichlet-process stream over a progressively released vocabulary."""
+
+    num_items: int = option(20_000, "item vocabulary size")
+    num_categories: int = option(100, "categories; each item belongs to exactly one")
+    num_records: int = option(1_000_000, "records (users) generated, in stream order")
+    record_length: int = option(128, "items per record")
+    max_categories_per_record: int = option(5, "a record draws its categories from up to this many")
+    alpha_low: float = option(1.0, "lower end of the DP concentration alpha ~ U(low, high)")
+    alpha_high: float = option(500.0, "upper end of the DP concentration alpha ~ U(low, high)")
+    initial_item_fraction: float = option(0.4, "fraction of item ids available at the first record")
+
+    def __post_init__(self) -> None:
+        for key in ("num_items", "num_categories", "num_records", "record_length", "max_categories_per_record"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1; got {getattr(self, key)}")
+        require(self.num_items >= self.num_categories, "num_items",
+                f"must be >= num_categories ({self.num_categories}); got {self.num_items}")
+        require(0 < self.alpha_low <= self.alpha_high, "alpha_low",
+                f"must satisfy 0 < alpha_low <= alpha_high; got {self.alpha_low}, {self.alpha_high}")
+        require(0 < self.initial_item_fraction <= 1, "initial_item_fraction",
+                f"must be in (0, 1]; got {self.initial_item_fraction}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: DatasetName = option("synthetic-dp", "dataset format and name")
+    path: str | None = option(
+        None, "raw data file or folder (null: $GR_SCALING_DATA/<dataset>, downloaded there if allowed)"
+    )
+    max_seq_len: int = option(200, "longest history fed to the model, in items (most recent kept)")
+    task: Literal["retrieval"] = option("retrieval", "retrieval: next-item prediction over the catalogue")
+    min_user_interactions: int = option(3, "users with fewer interactions are dropped (leave-one-out needs 3)")
+    min_item_interactions: int = option(1, "items with fewer interactions are dropped before users are counted")
+    download: bool = option(True, "download a known public dataset that is missing from disk")
+    cache_dir: str | None = option(None, "preprocessed-data cache (null: $GR_SCALING_CACHE or ~/.cache/gr-scaling)")
+    synthetic_dp: SyntheticDPConfig = option(SyntheticDPConfig, "synthetic-dp generator settings")
+
+    def __post_init__(self) -> None:
+        require(self.max_seq_len >= 2, "max_seq_len", f"must be >= 2; got {self.max_seq_len}")
+        require(self.min_user_interactions >= 3, "min_user_interactions",
+                f"must be >= 3 (one training item plus the validation and test items); got {self.min_user_interactions}")
+        require(self.min_item_interactions >= 1, "min_item_interactions", f"must be >= 1; got {self.min_item_interactions}")
+        require(self.dataset != "csv" or self.path is not None, "path",
+                "is required when data.dataset is 'csv' (a .csv or .parquet file with user,item,timestamp)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = option(100, "passes over the training users")
+    batch_size: int = option(128, "users (sequences) per step")
+    lr: float = option(1e-3, "AdamW learning rate")
+    weight_decay: float = option(0.0, "AdamW decoupled weight decay")
+    num_negatives: int = option(128, "uniformly sampled negatives per target for the sampled softmax")
+    temperature: float = option(0.05, "softmax temperature on cosine similarities")
+    eval_every: int = option(1, "validate every this many epochs")
+    patience: int = option(10, "stop after this many validations without improvement (0: never stop early)")
+    max_steps: int | None = option(None, "stop after this many optimizer steps (null: no step budget)")
+    device: Literal["auto", "cpu", "cuda"] = option("auto", "auto picks cuda when available")
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "num_negatives", "eval_every"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1; got {getattr(self, key)}")
+        require(self.lr > 0, "lr", f"must be > 0; got {self.lr}")
+        require(self.weight_decay >= 0, "weight_decay", f"must be >= 0; got {self.weight_decay}")
+        require(self.temperature > 0, "temperature", f"must be > 0; got {self.temperature}")
+        require(self.patience >= 0, "patience", f"must be >= 0; got {self.patience}")
+        require(self.max_steps is None or self.max_steps >= 1, "max_steps", f"must be >= 1 or null; got {self.max_steps}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int = option(256, "users scored against the full catalogue at once")
+    exclude_history: bool = option(True, "never rank items already in the user's history")
+    selection_metric: str = option("ndcg@10", "validation metric for early stopping and the best checkpoint")
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "batch_size", f"must be >= 1; got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = option(42, "seeds data generation, sampling, initialisation and shuffling")
+    name: str = option("run", "a label for the run, used in output folder names")
+    data: DataConfig = option(DataConfig, "what to train on")
+    model: ModelConfig = option(ModelConfig, "which network and its size")
+    train: TrainConfig = option(TrainConfig, "optimisation")
+    eval: EvalConfig = option(EvalConfig, "evaluation")
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML run config (or start from defaults), apply ``key=value`` overrides, validate."""
+    data: dict[str, Any] = load_yaml(path) if path is not None else {}
+    return run_config_from_dict(apply_overrides(data, list(overrides)))
+
+
+def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Validate a plain mapping into a :class:`RunConfig` (paths made absolute)."""
+    config = from_dict(RunConfig, data)
+    if config.data.path is not None and not _is_uri(config.data.path):
+        absolute = str(Path(os.path.expanduser(config.data.path)).resolve())
+        config = _replace_path(config, "data", "path", absolute)
+    return config
+
+
+def _is_uri(text: str) -> bool:
+    return "://" in text
+
+
+def _replace_path(config: RunConfig, section: str, key: str, value: str) -> RunConfig:
+    from dataclasses import replace
+
+    return replace(config, **{section: replace(getattr(config, section), **{key: value})})
