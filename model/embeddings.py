@@ -1,0 +1,46 @@
+"""Item embedding table and the input layer that turns token ids into model inputs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from kernels.jagged import token_coordinates
+
+
+class ItemEmbedding(nn.Module):
+    """[num_items + 1, d] table; row 0 is padding. Shared by the input and the retrieval output."""
+
+    def __init__(self, num_items: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.table = nn.Embedding(num_items + 1, embedding_dim, padding_idx=0)
+        # Truncated normal with std 0.02, as in the reference implementation's item tables.
+        nn.init.trunc_normal_(self.table.weight, std=0.02, a=-0.04, b=0.04)
+        with torch.no_grad():
+            self.table.weight[0].zero_()
+
+    @property
+    def num_items(self) -> int:
+        return self.table.num_embeddings - 1
+
+    def forward(self, item_ids: Tensor) -> Tensor:
+        return self.table(item_ids)
+
+
+class InputLayer(nn.Module):
+    """x_i = sqrt(d) * e(item_i) + p(position_i), then dropout (the SASRec/HSTU input recipe)."""
+
+    def __init__(self, embedding_dim: int, max_seq_len: int, dropout: float) -> None:
+        super().__init__()
+        self.scale = math.sqrt(embedding_dim)
+        self.positions = nn.Embedding(max_seq_len, embedding_dim)
+        nn.init.trunc_normal_(self.positions.weight, std=0.02, a=-0.04, b=0.04)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, item_embeddings: Tensor, offsets: Tensor) -> Tensor:
+        """[T, d] item embeddings of a jagged batch -> [T, d] encoder inputs."""
+        _, position = token_coordinates(offsets)
+        position = position.clamp(max=self.positions.num_embeddings - 1)
+        return self.dropout(item_embeddings * self.scale + self.positions(position))

@@ -1,0 +1,134 @@
+"""HSTU: the Hierarchical Sequential Transduction Unit encoder (paper Section 3, Eq. 1-3).
+
+One layer, for jagged inputs X [T, d]::
+
+    U, V, Q, K = Split(SiLU(f1(LayerNorm(X))))                       (Eq. 1)
+    A(X)V(X)   = SiLU(Q K^T + rab^{p,t}) V / N, causal, no softmax     (Eq. 2)
+    Y(X)       = f2(LayerNorm(A(X)V(X)) * U)                          (Eq. 3)
+    X'         = X + Dropout(Y(X))
+
+f1 is one fused linear producing all four streams; f2 is one linear. The input LayerNorm is
+the "input layer norm" of Section 3.3's activation-memory accounting and of the reference
+implementation; neither LayerNorm has affine parameters (U already scales every channel).
+rab^{p,t} is one learned bias over relative position plus one over bucketised time gaps,
+shared by the heads of a layer (Table 9); either can be switched off. The attention maths
+lives in :mod:`kernels` behind ``jagged_attention``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kernels import RelativeAttentionBias, jagged_attention
+from kernels.bias import TimeBucketFn
+from model.inputs import JaggedSequences
+
+RabMode = Literal["pos_time", "pos", "none"]
+AttentionKind = Literal["pointwise", "softmax"]
+
+
+class RelativeBiasTables(nn.Module):
+    """The learned tables of rab^{p,t}: [2N - 1] over relative position, [buckets + 1] over time gaps."""
+
+    def __init__(self, mode: RabMode, max_seq_len: int, num_time_buckets: int, time_bucket_fn: TimeBucketFn) -> None:
+        super().__init__()
+        self.time_bucket_fn = time_bucket_fn
+        self.position_weights = (
+            nn.Parameter(torch.empty(2 * max_seq_len - 1).normal_(0.0, 0.02)) if mode in ("pos", "pos_time") else None
+        )
+        self.time_weights = (
+            nn.Parameter(torch.empty(num_time_buckets + 1).normal_(0.0, 0.02)) if mode == "pos_time" else None
+        )
+
+    def bias_for(self, sequences: JaggedSequences) -> RelativeAttentionBias | None:
+        if self.position_weights is None and self.time_weights is None:
+            return None
+        with_time = self.time_weights is not None
+        return RelativeAttentionBias(
+            position_weights=self.position_weights,
+            time_weights=self.time_weights,
+            query_timestamps=sequences.query_timestamps if with_time else None,
+            key_timestamps=sequences.timestamps if with_time else None,
+            time_bucket_fn=self.time_bucket_fn,
+        )
+
+
+class HSTULayer(nn.Module):
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_heads: int,
+        qk_dim: int,
+        v_dim: int,
+        dropout: float,
+        max_seq_len: int,
+        attention: AttentionKind = "pointwise",
+        rab: RabMode = "pos_time",
+        num_time_buckets: int = 128,
+        time_bucket_fn: TimeBucketFn = "log",
+        attention_backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.num_heads, self.qk_dim, self.v_dim = num_heads, qk_dim, v_dim
+        self.max_seq_len = max_seq_len
+        self.attention = attention
+        self.attention_backend = attention_backend
+        self.input_norm = nn.LayerNorm(embedding_dim, elementwise_affine=False)
+        self.f1 = nn.Linear(embedding_dim, num_heads * (2 * v_dim + 2 * qk_dim))  # U, V, Q, K fused
+        self.output_norm = nn.LayerNorm(num_heads * v_dim, elementwise_affine=False)
+        self.f2 = nn.Linear(num_heads * v_dim, embedding_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.relative_bias = RelativeBiasTables(rab, max_seq_len, num_time_buckets, time_bucket_fn)
+
+    def split_streams(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Eq. 1: [T, d] -> U [T, H*dv], V [T, H, dv], Q [T, H, dqk], K [T, H, dqk]."""
+        hv, hqk = self.num_heads * self.v_dim, self.num_heads * self.qk_dim
+        u, v, q, k = torch.split(F.silu(self.f1(self.input_norm(x))), [hv, hv, hqk, hqk], dim=-1)
+        tokens = x.shape[0]
+        return (
+            u,
+            v.reshape(tokens, self.num_heads, self.v_dim),
+            q.reshape(tokens, self.num_heads, self.qk_dim),
+            k.reshape(tokens, self.num_heads, self.qk_dim),
+        )
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences) -> Tensor:
+        """Eq. 2 over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H * dv]."""
+        pointwise = self.attention == "pointwise"
+        out = jagged_attention(
+            q, k, v, sequences.offsets,
+            max_seq_len=self.max_seq_len,
+            activation="silu" if pointwise else "softmax",
+            # Eq. 2 has no 1/sqrt(d) for pointwise attention; the softmax ablation keeps the usual one.
+            scale=1.0 if pointwise else 1.0 / math.sqrt(self.qk_dim),
+            bias=self.relative_bias.bias_for(sequences),
+            num_targets=sequences.num_targets,
+            backend=self.attention_backend,
+        )
+        return out.reshape(out.shape[0], self.num_heads * self.v_dim)
+
+    def transform(self, attended: Tensor, u: Tensor) -> Tensor:
+        """Eq. 3: f2(LayerNorm(A V) * U)."""
+        return self.f2(self.dropout(self.output_norm(attended) * u))
+
+    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        u, v, q, k = self.split_streams(x)
+        return x + self.transform(self.attend(q, k, v, sequences), u)
+
+
+class HSTUEncoder(nn.Module):
+    """A residual stack of :class:`HSTULayer`; no final norm (the retrieval head L2-normalises)."""
+
+    def __init__(self, layers: list[HSTULayer]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, sequences)
+        return x

@@ -1,0 +1,46 @@
+"""``scaling train CONFIG.yaml [--set key=value ...] [--out DIR]``: one run, one result.json."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+HELP = "train and evaluate one configuration; writes OUT/result.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="YAML run config (see `scaling config --keys`)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.lr=0.0005 (repeatable)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/NAME-TIMESTAMP)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def format_metrics_table(result: dict) -> str:
+    """A small two-column table of the best-validation and test metrics."""
+    names = list(result["test"])
+    width = max(len(n) for n in names)
+    lines = [f"{'metric':<{width}}  {'valid':>8}  {'test':>8}"]
+    for name in names:
+        valid = result["valid"].get(name, float("nan"))
+        lines.append(f"{name:<{width}}  {valid:8.4f}  {result['test'][name]:8.4f}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling.config import load_run_config
+    from scaling.train import train
+
+    config = load_run_config(args.config, args.overrides)
+    out_dir = args.out or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = train(config, out_dir=out_dir, progress=not args.quiet)
+    params = result["params"]
+    print(
+        f"{config.model.name} on {config.data.dataset}: {result['epochs_run']} epochs, best epoch {result['best_epoch']}, "
+        f"{params['non_embedding']:,} non-embedding + {params['embedding']:,} embedding parameters, "
+        f"{result['wall_seconds']:.1f} s on {result['device']}"
+    )
+    print(format_metrics_table(result))
+    print(f"wrote {out_dir / 'result.json'}")
+    return 0

@@ -1,0 +1,55 @@
+"""Retrieval metrics over the full catalogue, computed from each target's 0-based rank.
+
+rank = number of competing items scored strictly above the target, plus the number tied with
+it (ties are broken against the target, so a constant scorer gets no credit). Competing items
+are every catalogue item except padding, the target itself and, optionally, the user's
+history. HR@K = [rank < K]; NDCG@K = 1 / log2(rank + 2) if rank < K else 0 (one relevant
+item, so the ideal DCG is 1); MRR = 1 / (rank + 1). All are means over users.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+HIT_RATE_CUTOFFS = (1, 10, 50, 100, 200, 500)
+NDCG_CUTOFFS = (10, 50, 200)
+
+
+def target_ranks(scores: Tensor, target_ids: Tensor, excluded: Tensor | None = None) -> Tensor:
+    """[B] ranks of ``target_ids`` among ``scores`` [B, num_items + 1] (column 0 is padding).
+
+    ``excluded`` [B, num_items + 1] marks items that do not compete (e.g. history items).
+    """
+    target_scores = scores.gather(1, target_ids.unsqueeze(1))  # [B, 1]
+    competes = torch.ones_like(scores, dtype=torch.bool)
+    competes[:, 0] = False
+    if excluded is not None:
+        competes &= ~excluded
+    competes.scatter_(1, target_ids.unsqueeze(1), False)
+    return ((scores >= target_scores) & competes).sum(dim=1)
+
+
+def retrieval_metrics(ranks: Tensor) -> dict[str, float]:
+    """HR@K, NDCG@K and MRR averaged over the given [U] ranks."""
+    ranks = ranks.to(torch.float64)
+    metrics: dict[str, float] = {}
+    for cutoff in HIT_RATE_CUTOFFS:
+        metrics[f"hr@{cutoff}"] = (ranks < cutoff).to(torch.float64).mean().item()
+    gains = 1.0 / torch.log2(ranks + 2.0)
+    for cutoff in NDCG_CUTOFFS:
+        metrics[f"ndcg@{cutoff}"] = torch.where(ranks < cutoff, gains, 0.0).mean().item()
+    metrics["mrr"] = (1.0 / (ranks + 1.0)).mean().item()
+    return metrics
+
+
+def random_ranker_expectation(num_candidates: int) -> dict[str, float]:
+    """What a uniformly random ranker scores on average with ``num_candidates`` competing items + target."""
+    n = num_candidates + 1  # the target's rank is uniform over 0..n-1
+    metrics = {f"hr@{k}": min(k, n) / n for k in HIT_RATE_CUTOFFS}
+    for k in NDCG_CUTOFFS:
+        metrics[f"ndcg@{k}"] = sum(1 / math.log2(r + 2) for r in range(min(k, n))) / n
+    metrics["mrr"] = sum(1 / (r + 1) for r in range(n)) / n
+    return metrics

@@ -1,0 +1,77 @@
+"""HSTU follows Eq. 1-3 and is causal; both encoders are independent of batch neighbours."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from model.config import ModelConfig
+from model.hstu import HSTULayer
+from model.inputs import JaggedSequences
+from model.registry import build_model
+
+
+def sequences_of(lengths: list[int], num_items: int = 30, seed: int = 0) -> JaggedSequences:
+    generator = torch.Generator().manual_seed(seed)
+    total = sum(lengths)
+    offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(torch.tensor(lengths), 0)
+    stamps = torch.cumsum(torch.randint(1, 10_000, (total,), generator=generator), 0)
+    return JaggedSequences(
+        item_ids=torch.randint(1, num_items + 1, (total,), generator=generator),
+        timestamps=stamps,
+        query_timestamps=stamps + 500,
+        offsets=offsets,
+    )
+
+
+def test_layer_matches_equations_1_to_3_written_out():
+    torch.manual_seed(0)
+    d, heads, dqk, dv, n = 6, 2, 3, 4, 8
+    layer = HSTULayer(d, heads, dqk, dv, dropout=0.0, max_seq_len=n, rab="pos").eval()
+    sequences = sequences_of([5])
+    x = torch.randn(5, d)
+    got = layer(x, sequences)
+
+    projected = F.silu(F.linear(F.layer_norm(x, (d,)), layer.f1.weight, layer.f1.bias))  # Eq. 1
+    u, v, q, k = projected.split([heads * dv, heads * dv, heads * dqk, heads * dqk], dim=-1)
+    heads_out = []
+    for h in range(heads):
+        qh, kh, vh = q[:, h * dqk:(h + 1) * dqk], k[:, h * dqk:(h + 1) * dqk], v[:, h * dv:(h + 1) * dv]
+        rab = torch.stack([torch.stack([layer.relative_bias.position_weights[j - i + n - 1] for j in range(5)]) for i in range(5)])
+        weights = F.silu(qh @ kh.T + rab) / n * torch.tril(torch.ones(5, 5))  # Eq. 2, causal, no softmax
+        heads_out.append(weights @ vh)
+    attended = torch.cat(heads_out, dim=-1)
+    want = x + F.linear(F.layer_norm(attended, (heads * dv,)) * u, layer.f2.weight, layer.f2.bias)  # Eq. 3
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_future_tokens_never_change_earlier_outputs():
+    for name in ("hstu", "sasrec"):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(name=name, num_layers=2, num_heads=2, embedding_dim=8, dropout=0.0), 30, 16).eval()
+        sequences = sequences_of([9])
+        before = model(sequences)
+        changed_ids = sequences.item_ids.clone()
+        changed_ids[6:] = (changed_ids[6:] % 30) + 1
+        changed_stamps = sequences.timestamps.clone()
+        changed_stamps[6:] += 12345
+        after = model(JaggedSequences(changed_ids, changed_stamps, sequences.query_timestamps, sequences.offsets))
+        torch.testing.assert_close(before[:6], after[:6])
+        assert not torch.allclose(before[6:], after[6:])
+
+
+def test_outputs_do_not_depend_on_batch_neighbours():
+    for name in ("hstu", "sasrec"):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(name=name, num_heads=2, embedding_dim=8, dropout=0.0), 30, 16).eval()
+        both = sequences_of([4, 7])
+        alone = JaggedSequences(both.item_ids[:4], both.timestamps[:4], both.query_timestamps[:4], both.offsets[:2])
+        torch.testing.assert_close(model(both)[:4], model(alone))
+
+
+def test_rab_switches_remove_the_tables():
+    for mode, has_position, has_time in (("pos_time", True, True), ("pos", True, False), ("none", False, False)):
+        layer = HSTULayer(8, 1, 8, 8, 0.0, 16, rab=mode)
+        assert (layer.relative_bias.position_weights is not None) == has_position
+        assert (layer.relative_bias.time_weights is not None) == has_time

@@ -1,0 +1,58 @@
+"""Config validation: unknown keys and bad values are one-line errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaling.config import load_run_config
+from scaling.configtools import ConfigError
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=abc", "config key 'train.lr': must be a number; got 'abc'"),
+        ("train.lr=-1", "config key 'train.lr': must be > 0"),
+        ("model.nam=x", "config key 'model.nam': unknown key; allowed keys here:"),
+        ("model.name=gpt", "config key 'model.name': must be one of"),
+        ("data.synthetic_dp.num_items=0", "config key 'data.synthetic_dp.num_items': must be >= 1"),
+        ("train.epochs=1.5", "config key 'train.epochs': must be an integer"),
+        ("eval.exclude_history=maybe", "config key 'eval.exclude_history': must be true or false"),
+        ("train=3", "config key 'train': must be a section"),
+        ("data.min_user_interactions=2", "config key 'data.min_user_interactions': must be >= 3"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_run_config(None, [override])
+    text = str(error.value)
+    assert text.startswith(message) and "\n" not in text
+
+
+def test_cross_field_check_says_how_to_fix():
+    with pytest.raises(ConfigError, match="divisible by num_heads"):
+        load_run_config(None, ["model.embedding_dim=50", "model.num_heads=3"])
+
+
+def test_yaml_file_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  name: hstu\n  num_layers: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: invalid YAML"):
+        load_run_config(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_run_config(tmp_path / "missing.yaml")
+
+
+def test_overrides_apply_in_order_and_exponent_floats_parse(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  lr: 1e-3\nmodel:\n  num_layers: 4\n")
+    config = load_run_config(path, ["model.num_layers=8", "train.weight_decay=1e-2"])
+    assert config.train.lr == pytest.approx(1e-3)
+    assert config.model.num_layers == 8
+    assert config.train.weight_decay == pytest.approx(1e-2)
+
+
+def test_relative_data_path_becomes_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_run_config(None, ["data.path=some/dir"])
+    assert config.data.path == str(tmp_path / "some" / "dir")
