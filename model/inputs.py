@@ -39,3 +39,27 @@ class JaggedSequences:
             if isinstance(getattr(self, f.name), Tensor)
         }
         return replace(self, **moved)
+
+
+@dataclass(frozen=True)
+class ImpressionFeatures:
+    """What a DLRM sees for N (user, candidate item) impressions, all computed causally.
+
+    Every feature of impression n uses only events strictly before it (the user's earlier
+    events; global counts over earlier timestamps): the target's own action and anything later
+    never leak in. GR models get none of this; they read the raw sequence.
+    """
+
+    target_item_ids: Tensor  # [N] int64 candidate item
+    target_categories: Tensor  # [N] int64 candidate's category (0 when the dataset has none)
+    dense: Tensor  # [N, F] float32 hand-crafted numeric features (rates, counts, recency, popularity)
+    sparse: Tensor  # [N, S] int64 categorical features, column s drawn from its own vocabulary
+    history_item_ids: Tensor  # [N, K] int64 most recent K earlier items, right-aligned, 0 = padding
+    history_actions: Tensor  # [N, K] int64 action token of each history item, 0 = padding
+
+    @property
+    def num_impressions(self) -> int:
+        return self.target_item_ids.numel()
+
+    def to(self, device: torch.device | str) -> "ImpressionFeatures":
+        return ImpressionFeatures(*(getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)))
