@@ -84,6 +84,9 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    passes: int = 0  # training passes completed (epochs, or streaming windows)
+    train_wall_seconds: float = 0.0  # inside training passes only (no evaluation)
+    train_cpu_seconds: float = 0.0  # process CPU time (all threads) inside training passes
 
     def out_of_steps(self) -> bool:
         return self.config.train.max_steps is not None and self.step >= self.config.train.max_steps
@@ -131,6 +134,16 @@ def build_run(config: RunConfig) -> Run:
 
 def train_pass(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float:
     """One pass of AdamW steps over ``chunks``; returns the mean training loss."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        return _steps(run, chunks, order, progress)
+    finally:
+        run.passes += 1
+        run.train_wall_seconds += time.perf_counter() - wall
+        run.train_cpu_seconds += time.process_time() - cpu
+
+
+def _steps(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float:
     losses = []
     run.model.train()
     for batch in run.batcher.batches(chunks, run.config.train.batch_size, order, run.shuffle_rng):
@@ -254,6 +267,13 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
         "valid": valid,
         "test": test,
         "history": run.history,
+        "timing": {
+            "passes": run.passes,
+            "train_wall_seconds": run.train_wall_seconds,
+            "train_cpu_seconds": run.train_cpu_seconds,
+            "wall_seconds_per_pass": run.train_wall_seconds / max(run.passes, 1),
+            "cpu_seconds_per_pass": run.train_cpu_seconds / max(run.passes, 1),
+        },
         "wall_seconds": time.perf_counter() - run.started,
     }
     if out_dir is not None:
