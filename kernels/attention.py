@@ -23,6 +23,11 @@ time its prediction is requested (the next event's time), known at serving time.
 
 Dividing by ``max_seq_len`` (the configured N, not the batch's longest sequence) keeps a
 sequence's output independent of what it is batched with.
+
+:func:`cached_target_attention` is the same operator restricted to the target rows, reading the
+history's keys and values from a cache (M-FALCON's encoder-level KV cache, Appendix H): since
+history queries never see targets, a history can be encoded once and its K, V reused by every
+microbatch of candidates.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from torch import Tensor
 from kernels.bias import TimeBucketFn
 
 AttentionBackend = Literal["auto", "reference", "triton"]
+CachedAttentionBackend = Literal["auto", "reference"]
 AttentionActivation = Literal["silu", "softmax"]
 
 
@@ -90,6 +96,81 @@ def jagged_attention(
             num_targets=num_targets, contextual_len=contextual_len,
         )
     raise ValueError(f"unknown attention backend {backend!r}; choose 'auto', 'reference' or 'triton'")
+
+
+@dataclass(frozen=True)
+class CachedKeyValues:
+    """One layer's keys and values of B histories (jagged), computed once and reused for every candidate."""
+
+    k: Tensor  # [Tn, H, Dqk]
+    v: Tensor  # [Tn, H, Dv]
+    offsets: Tensor  # [B+1] int64 history offsets
+    timestamps: Tensor | None = None  # [Tn] int64 seconds of each history token; required with time_weights
+
+
+def cached_target_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    target_offsets: Tensor,
+    history: CachedKeyValues,
+    *,
+    max_seq_len: int,
+    activation: AttentionActivation = "silu",
+    scale: float = 1.0,
+    bias: RelativeAttentionBias | None = None,
+    backend: CachedAttentionBackend = "auto",
+) -> Tensor:
+    """Attention of target (candidate) tokens over their cached history; returns [M, H, Dv].
+
+    q, k: [M, H, Dqk] and v: [M, H, Dv] of the candidates only; ``target_offsets`` [B+1] gives
+    user b the candidates ``target_offsets[b]:target_offsets[b+1]`` and ``history`` its cached
+    history (same B). Row for row this equals the target rows of :func:`jagged_attention` over
+    the sequences ``[history_b ; candidates_b]`` with ``num_targets[b]`` = the candidate count:
+    each candidate sees every history token (the contextual prefix included, so
+    ``contextual_len`` plays no part) and itself, never another candidate; for rab^{p,t} it sits
+    at position ``h_b`` (the history length), ``bias.query_timestamps`` [M] are the candidates'
+    request times and ``bias.key_timestamps`` [M] their own timestamps, history keys use
+    ``history.timestamps``. Only a PyTorch reference exists ('auto' means it on every device).
+    """
+    _check_cached_inputs(q, k, v, target_offsets, history, max_seq_len, bias, activation)
+    if backend not in ("auto", "reference"):
+        raise ValueError(f"cached_target_attention has no {backend!r} backend; choose 'auto' or 'reference'")
+    from kernels.reference import reference_cached_target_attention
+
+    return reference_cached_target_attention(
+        q, k, v, target_offsets, history, max_seq_len=max_seq_len, activation=activation, scale=scale, bias=bias,
+    )
+
+
+def _check_cached_inputs(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    target_offsets: Tensor,
+    history: CachedKeyValues,
+    max_seq_len: int,
+    bias: RelativeAttentionBias | None,
+    activation: str,
+) -> None:
+    if history.k.dim() != 3 or history.k.shape[1:] != q.shape[1:] or history.v.shape[1:] != v.shape[1:] \
+            or history.v.shape[0] != history.k.shape[0]:
+        raise ValueError(
+            f"cached history k, v must be [Tn, H, Dqk], [Tn, H, Dv] matching the candidates' heads and widths; got "
+            f"{tuple(history.k.shape)}, {tuple(history.v.shape)} for q {tuple(q.shape)}, v {tuple(v.shape)}"
+        )
+    if history.offsets.shape != target_offsets.shape:
+        raise ValueError(
+            f"history offsets {tuple(history.offsets.shape)} and target_offsets {tuple(target_offsets.shape)} "
+            "must both be [B+1] for the same B users"
+        )
+    if history.k.dtype != q.dtype or history.k.device != q.device or history.offsets.device != q.device:
+        raise ValueError(f"cached history is {history.k.dtype} on {history.k.device}; candidates are {q.dtype} on {q.device}")
+    _check_inputs(q, k, v, target_offsets, max_seq_len, bias, None, 0, activation)
+    if bias is not None and bias.time_weights is not None and (
+        history.timestamps is None or history.timestamps.shape != history.k.shape[:1]
+    ):
+        raise ValueError(f"time_weights need history timestamps of shape [Tn] = [{history.k.shape[0]}]")
 
 
 def resolve_backend(backend: AttentionBackend, device: torch.device) -> str:

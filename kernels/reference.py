@@ -109,3 +109,85 @@ def reference_jagged_attention(
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
     padded_out = torch.einsum("bhij,bjhd->bihd", weights, padded_v)  # [B, L, H, Dv]
     return padded_to_jagged(padded_out, offsets, coordinates=coordinates)
+
+
+def cached_relative_attention_bias(
+    bias, history_timestamps: Tensor | None, history_offsets: Tensor, target_offsets: Tensor,
+    max_seq_len: int, max_history: int, max_targets: int,
+) -> tuple[Tensor | None, Tensor | None]:
+    """rab^{p,t} of candidates over a cached history: ([B, 1, M, Nh] to history keys, [M] to themselves).
+
+    Every candidate sits at position h_b (right after its history), so its position bias to history
+    key j is ``position_weights[j - h_b + N - 1]`` and to itself ``position_weights[N - 1]``.
+    """
+    history_lengths = lengths_from_offsets(history_offsets)
+    to_history: Tensor | None = None
+    to_itself: Tensor | None = None
+    num_candidates = int(target_offsets[-1].item())
+    if bias.position_weights is not None:
+        key = torch.arange(max_history, device=history_offsets.device).view(1, 1, 1, max_history)
+        relative = key - history_lengths.view(-1, 1, 1, 1) + max_seq_len - 1  # [B, 1, 1, Nh]
+        to_history = bias.position_weights[relative.clamp(0, 2 * max_seq_len - 2)]
+        to_itself = bias.position_weights[max_seq_len - 1].expand(num_candidates)
+    if bias.time_weights is not None:
+        num_buckets = bias.time_weights.numel() - 1
+        query_time = jagged_to_padded(bias.query_timestamps, target_offsets, max_targets)  # [B, M]
+        key_time = jagged_to_padded(history_timestamps, history_offsets, max_history)  # [B, Nh]
+        gaps = query_time.unsqueeze(2) - key_time.unsqueeze(1)  # [B, M, Nh]
+        time_part = bias.time_weights[bucketize_time_gaps(gaps, num_buckets, bias.time_bucket_fn)].unsqueeze(1)
+        own_gaps = bias.query_timestamps - bias.key_timestamps  # [M]
+        own_part = bias.time_weights[bucketize_time_gaps(own_gaps, num_buckets, bias.time_bucket_fn)]
+        to_history = time_part if to_history is None else to_history + time_part
+        to_itself = own_part if to_itself is None else to_itself + own_part
+    return to_history, to_itself
+
+
+def reference_cached_target_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    target_offsets: Tensor,
+    history,
+    *,
+    max_seq_len: int,
+    activation: str = "silu",
+    scale: float = 1.0,
+    bias=None,
+) -> Tensor:
+    """Reference for :func:`kernels.attention.cached_target_attention`: [M, H, Dv].
+
+    Cost per candidate: one row of scores against its history, O(h H (Dqk + Dv)), plus its own
+    key; no history row is recomputed.
+    """
+    target_offsets = target_offsets.to(torch.int64)
+    history_offsets = history.offsets.to(torch.int64)
+    if q.shape[0] == 0:
+        return v.new_zeros(v.shape)
+    history_lengths = lengths_from_offsets(history_offsets)  # [B]
+    max_history = max(int(history_lengths.max().item()), 1)
+    max_targets = int(lengths_from_offsets(target_offsets).max().item())
+    targets_at = token_coordinates(target_offsets)
+    padded_q = jagged_to_padded(q, target_offsets, max_targets, coordinates=targets_at)  # [B, M, H, Dqk]
+    history_k = jagged_to_padded(history.k, history_offsets, max_history)  # [B, Nh, H, Dqk]
+    history_v = jagged_to_padded(history.v, history_offsets, max_history)  # [B, Nh, H, Dv]
+    to_history = torch.einsum("bihd,bjhd->bhij", padded_q, history_k) * scale  # [B, H, M, Nh]
+    to_itself = (q * k).sum(-1) * scale  # [M, H]
+    if bias is not None:
+        rab_history, rab_itself = cached_relative_attention_bias(
+            bias, history.timestamps, history_offsets, target_offsets, max_seq_len, max_history, max_targets
+        )
+        if rab_history is not None:
+            to_history = to_history + rab_history.to(to_history.dtype)
+            to_itself = to_itself + rab_itself.to(to_itself.dtype).unsqueeze(1)
+    key_exists = (torch.arange(max_history, device=q.device).view(1, -1) < history_lengths.view(-1, 1)).view(-1, 1, 1, max_history)
+    if activation == "silu":
+        history_weights = (F.silu(to_history) / max_seq_len).masked_fill(~key_exists, 0.0)
+        own_weight = F.silu(to_itself) / max_seq_len  # [M, H]
+    else:
+        own_padded = jagged_to_padded(to_itself, target_offsets, max_targets, coordinates=targets_at)  # [B, M, H]
+        logits = torch.cat([to_history.masked_fill(~key_exists, float("-inf")), own_padded.permute(0, 2, 1).unsqueeze(-1)], -1)
+        weights = torch.softmax(logits, dim=-1)  # [B, H, M, Nh + 1]
+        history_weights = weights[..., :-1]
+        own_weight = padded_to_jagged(weights[..., -1].permute(0, 2, 1), target_offsets, coordinates=targets_at)  # [M, H]
+    padded_out = torch.einsum("bhij,bjhd->bihd", history_weights, history_v)  # [B, M, H, Dv]
+    return padded_to_jagged(padded_out, target_offsets, coordinates=targets_at) + own_weight.unsqueeze(-1) * v

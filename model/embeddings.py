@@ -43,10 +43,26 @@ class InputLayer(nn.Module):
             nn.init.trunc_normal_(self.positions.weight, std=0.02, a=-0.04, b=0.04)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, token_embeddings: Tensor, offsets: Tensor) -> Tensor:
+    def forward(self, token_embeddings: Tensor, offsets: Tensor, num_targets: Tensor | None = None) -> Tensor:
         """[T, d] token embeddings of a jagged batch -> [T, d] encoder inputs."""
+        return self.at_positions(token_embeddings, token_positions(offsets, num_targets))
+
+    def at_positions(self, token_embeddings: Tensor, positions: Tensor) -> Tensor:
+        """[T, d] token embeddings placed at ``positions`` [T] -> [T, d] encoder inputs."""
         x = token_embeddings * self.scale
         if self.positions is not None:
-            _, position = token_coordinates(offsets)
-            x = x + self.positions(position.clamp(max=self.positions.num_embeddings - 1))
+            x = x + self.positions(positions.clamp(max=self.positions.num_embeddings - 1))
         return self.dropout(x)
+
+
+def token_positions(offsets: Tensor, num_targets: Tensor | None) -> Tensor:
+    """[T] position of each token in its sequence, every target at the history's end.
+
+    The last ``num_targets[b]`` tokens are candidates each scored as if alone right after the
+    history (M-FALCON, Appendix H), the same convention rab^{p,t} follows in kernels/attention.py.
+    """
+    sequence, position = token_coordinates(offsets)
+    if num_targets is None:
+        return position
+    history_end = (offsets[1:] - offsets[:-1]) - num_targets.to(offsets.dtype)  # [B]
+    return torch.minimum(position, history_end[sequence])

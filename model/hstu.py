@@ -97,15 +97,22 @@ class HSTULayer(nn.Module):
             k.reshape(tokens, self.num_heads, self.qk_dim),
         )
 
+    @property
+    def activation(self) -> Literal["silu", "softmax"]:
+        return "silu" if self.attention == "pointwise" else "softmax"
+
+    @property
+    def scale(self) -> float:
+        # Eq. 2 has no 1/sqrt(d) for pointwise attention; the softmax ablation keeps the usual one.
+        return 1.0 if self.attention == "pointwise" else 1.0 / math.sqrt(self.qk_dim)
+
     def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences) -> Tensor:
         """Eq. 2 over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H * dv]."""
-        pointwise = self.attention == "pointwise"
         out = jagged_attention(
             q, k, v, sequences.offsets,
             max_seq_len=self.max_seq_len,
-            activation="silu" if pointwise else "softmax",
-            # Eq. 2 has no 1/sqrt(d) for pointwise attention; the softmax ablation keeps the usual one.
-            scale=1.0 if pointwise else 1.0 / math.sqrt(self.qk_dim),
+            activation=self.activation,
+            scale=self.scale,
             bias=self.relative_bias.bias_for(sequences),
             num_targets=sequences.num_targets,
             backend=self.attention_backend,

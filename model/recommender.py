@@ -56,7 +56,7 @@ class SequenceBackbone(nn.Module):
         self.encoder = encoder
 
     def forward(self, sequences: JaggedSequences) -> Tensor:
-        x = self.input_layer(self.embedding(sequences), sequences.offsets)
+        x = self.input_layer(self.embedding(sequences), sequences.offsets, sequences.num_targets)
         return self.encoder(x, sequences)
 
 

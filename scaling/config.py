@@ -73,6 +73,26 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class StochasticLengthConfig:
+    """Stochastic Length (Section 3.2, Eq. 4): randomly shorten long training sequences (never evaluation)."""
+
+    alpha: float | None = option(
+        None,
+        "Eq. 4 exponent in (1, 2]: a training sequence of n > N^(alpha/2) tokens (N = data.max_seq_len) is cut "
+        "to floor(N^(alpha/2)) tokens with probability 1 - N^alpha / n^2 (null: off; 2.0 never cuts)",
+    )
+    selection: Literal["greedy", "random", "weighted"] = option(
+        "greedy",
+        "which events a cut sequence keeps (Appendix F.1): greedy = most recent, random = uniform, "
+        "weighted = sampled with weights 1 - f_i / sum_j f_j, f_i = time elapsed since event i",
+    )
+
+    def __post_init__(self) -> None:
+        require(self.alpha is None or 1.0 < self.alpha <= 2.0, "alpha",
+                f"must be in (1, 2] (Eq. 4), or null to switch Stochastic Length off; got {self.alpha}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = option(100, "passes over the training users")
     batch_size: int = option(128, "users (sequences) per step")
@@ -90,6 +110,7 @@ class TrainConfig:
         "each evaluated on the next window (Tables 2 and 5)",
     )
     num_windows: int = option(10, "streaming: consecutive time windows of about equal event counts; the last is the test window")
+    stochastic_length: StochasticLengthConfig = option(StochasticLengthConfig, "Stochastic Length (Eq. 4) on training batches")
 
     def __post_init__(self) -> None:
         require(self.regime != "streaming" or self.epochs == 1, "epochs",

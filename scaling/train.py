@@ -35,9 +35,10 @@ from model.params import parameter_counts
 from model.registry import build_model, model_family
 from scaling.config import RunConfig
 from scaling.configtools import to_dict
-from scaling.data.batching import Chunks, SequenceBatcher
+from scaling.data.batching import Chunks, SequenceBatch, SequenceBatcher
 from scaling.data.sequences import SequenceDataset
 from scaling.data.splits import leave_one_out_events, streaming_windows
+from scaling.data.stochastic_length import LengthTally, stochastic_length
 from scaling.data.tokens import build_token_stream
 from scaling.errors import UserError
 from scaling.metrics import higher_is_better
@@ -45,6 +46,7 @@ from scaling.objectives import Objective, RankingObjective, RetrievalObjective
 from scaling.results import write_json_atomic
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
+STOCHASTIC_LENGTH_STREAM = 5  # names the random stream of Stochastic Length among those seeded by config.seed
 
 
 class RunFailed(UserError):
@@ -87,6 +89,8 @@ class Run:
     passes: int = 0  # training passes completed (epochs, or streaming windows)
     train_wall_seconds: float = 0.0  # inside training passes only (no evaluation)
     train_cpu_seconds: float = 0.0  # process CPU time (all threads) inside training passes
+    trained_lengths: LengthTally = field(default_factory=LengthTally)  # sequences trained on (after SL), whole run
+    lengths_since_record: LengthTally = field(default_factory=LengthTally)  # the same since the last history entry
 
     def out_of_steps(self) -> bool:
         return self.config.train.max_steps is not None and self.step >= self.config.train.max_steps
@@ -147,6 +151,7 @@ def _steps(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float
     losses = []
     run.model.train()
     for batch in run.batcher.batches(chunks, run.config.train.batch_size, order, run.shuffle_rng):
+        batch = shorten(run, batch)
         loss = run.objective.loss(run.model, batch.to(run.device), run.negatives_generator)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -163,6 +168,17 @@ def _steps(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def shorten(run: Run, batch: SequenceBatch) -> SequenceBatch:
+    """Stochastic Length (Eq. 4) on a training batch, seeded by (seed, step); tallies the lengths trained on."""
+    settings = run.config.train.stochastic_length
+    if settings.alpha is not None:
+        rng = np.random.default_rng((run.config.seed, STOCHASTIC_LENGTH_STREAM, run.step))
+        batch = stochastic_length(batch, run.config.data.max_seq_len, settings.alpha, settings.selection, rng)
+    for tally in (run.trained_lengths, run.lengths_since_record):
+        tally.add(batch.sequences.offsets)
+    return batch
+
+
 def evaluate(run: Run, chunks: Chunks) -> dict[str, float]:
     run.model.eval()
     batches = run.batcher.batches(chunks, run.config.eval.batch_size, "time")
@@ -173,7 +189,10 @@ def evaluate(run: Run, chunks: Chunks) -> dict[str, float]:
 
 def record(run: Run, metrics: dict[str, float], train_loss: float, on_evaluation: EvaluationCallback | None, **where: Any) -> None:
     entry = {**where, "step": run.step, "train_loss": train_loss,
-             "elapsed_seconds": time.perf_counter() - run.started, "valid": metrics}
+             "elapsed_seconds": time.perf_counter() - run.started, "valid": metrics,
+             # Table 3's sparsity and s2 of the sequences trained on since the previous entry
+             **run.lengths_since_record.sparsity(run.config.data.max_seq_len).as_dict()}
+    run.lengths_since_record = LengthTally()
     run.history.append(entry)
     if on_evaluation is not None:
         on_evaluation(entry)
@@ -274,6 +293,7 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
             "wall_seconds_per_pass": run.train_wall_seconds / max(run.passes, 1),
             "cpu_seconds_per_pass": run.train_cpu_seconds / max(run.passes, 1),
         },
+        "training_sparsity": run.trained_lengths.sparsity(config.data.max_seq_len).as_dict(),
         "wall_seconds": time.perf_counter() - run.started,
     }
     if out_dir is not None:
