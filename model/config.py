@@ -14,7 +14,9 @@ DHENModuleName = Literal["attention", "cross", "linear", "mlp", "dot"]
 @dataclass(frozen=True)
 class ModelConfig:
     name: ModelName = option("hstu", "registry name of the network")
-    num_layers: int = option(2, "number of stacked encoder layers")
+    num_layers: int = option(
+        2, "stacked layers: encoder layers (GR), cross layers (dcnv2), ensemble layers (dhen), blocks per tower (two_tower)"
+    )
     num_heads: int = option(1, "attention heads per layer")
     embedding_dim: int = option(50, "item embedding and model width d")
     qk_dim: int | None = option(None, "query/key width per head d_qk (null: embedding_dim / num_heads)")
@@ -32,8 +34,8 @@ class ModelConfig:
     attention_backend: Literal["auto", "reference", "triton"] = option(
         "auto", "attention kernel: auto (Triton on CUDA, PyTorch reference on CPU), reference or triton"
     )
-    # DLRM family (dlrm, dcnv2, dhen, mmoe, din, two_tower). num_layers counts cross layers (dcnv2),
-    # ensemble layers (dhen) or residual blocks per tower (two_tower); num_heads is DHEN's attention.
+    # DLRM family (dlrm, dcnv2, dhen, mmoe, din, two_tower); they also read num_layers (above),
+    # embedding_dim, dropout (on MLP hidden activations) and, for DHEN's attention, num_heads.
     hidden_dim: int = option(256, "DLRM family: width of MLP hidden layers (bottom, top, deep, experts, towers)")
     mlp_layers: int = option(2, "DLRM family: hidden layers of the top MLP / deep network / each MMoE expert")
     top: Literal["mlp", "mmoe"] = option("mlp", "DLRM family: multi-task top, a shared MLP or MMoE (the mmoe model is always MMoE)")

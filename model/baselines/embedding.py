@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from model.baselines.mlp import TopFactory
 from model.flops import ImpressionWorkload
 from model.inputs import FeatureSpec, ImpressionFeatures
-from model.baselines.mlp import TopFactory
 
 
 def _table(rows: int, dim: int) -> nn.Embedding:

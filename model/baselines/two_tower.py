@@ -118,10 +118,9 @@ class TwoTower(nn.Module):
     def forward_flops(self, workload: SequenceWorkload) -> float:
         """User tower at every token, item tower once per compared item, and the scores.
 
-        Each scored token is compared with ``items_per_scored`` item vectors, each computed by
-        the item tower (in sampled training every negative is its own tower pass; for the full
-        catalogue pass items_per_scored = catalogue size and count the tower per scored token,
-        an upper bound since the catalogue is shared across a batch).
+        Sampled training runs the item tower on every positive and negative of every scored
+        token, num_scored * items_per_scored rows. (Full-catalogue evaluation computes the
+        catalogue once per pass and shares it, so this formula over-counts there.)
         """
         compared = workload.num_scored * workload.items_per_scored
         return (

@@ -69,6 +69,7 @@ def feature_spec(
     """The :class:`FeatureSpec` a model needs to consume this dataset's impression features."""
     if not dataset.has_actions:
         raise ValueError("DLRM ranking features need SequenceDataset.labels and action_tokens; this dataset has none")
+    _check_vocabularies(dataset)
     names = dense_feature_names(dataset, windows_seconds)
     return FeatureSpec(
         num_items=dataset.num_items,
@@ -436,6 +437,16 @@ def _exclusive_cumsum(values: np.ndarray) -> np.ndarray:
     out = np.zeros((len(values) + 1, *values.shape[1:]), dtype=np.float64)
     np.cumsum(values, axis=0, out=out[1:])
     return out
+
+
+def _check_vocabularies(dataset: SequenceDataset) -> None:
+    """Ids beyond the declared vocabularies would index past the models' embedding tables."""
+    if dataset.item_categories is not None and int(np.max(dataset.item_categories)) > dataset.num_categories:
+        raise ValueError(f"item_categories go up to {int(np.max(dataset.item_categories))} but num_categories is "
+                         f"{dataset.num_categories}; set num_categories to the largest category id")
+    if dataset.num_interactions and int(np.max(dataset.action_tokens)) > dataset.num_action_tokens:
+        raise ValueError(f"action_tokens go up to {int(np.max(dataset.action_tokens))} but num_action_tokens is "
+                         f"{dataset.num_action_tokens}; set num_action_tokens to the largest action token")
 
 
 def _check_chronological(timestamps: np.ndarray, owners: np.ndarray, what: str = "timestamps") -> None:

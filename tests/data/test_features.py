@@ -250,6 +250,8 @@ def test_bad_inputs_are_rejected_with_a_fix():
         ImpressionFeaturizer(replace(dataset, timestamps=np.array([5, 0])), HISTORY)
     with pytest.raises(ValueError, match="need SequenceDataset.labels"):
         ImpressionFeaturizer(replace(dataset, labels=None), HISTORY)
+    with pytest.raises(ValueError, match="set num_categories to the largest category id"):
+        ImpressionFeaturizer(replace(dataset, num_categories=1), HISTORY)
 
 
 def test_a_hundred_thousand_impressions_are_featurised_without_python_loops():
