@@ -43,36 +43,37 @@ def mixed_negatives_softmax_loss(
     negatives: Tensor | None = None,
     negative_ids: Tensor | None = None,
     item_frequencies: Tensor | None = None,
+    in_batch_rows: Tensor | None = None,
 ) -> Tensor:
     """Mean over N targets of -log softmax of the positive among in-batch and sampled negatives.
 
-    Mixed negative sampling (Yang et al., WWW 2020): row i's candidates are its positive, the
-    other rows' positives (in-batch negatives: [N, N] logits, so pass at most a few thousand
-    rows) and its own R uniformly sampled ``negatives`` [N, R, d] (optional). Candidates with
-    the positive's id are masked: they are not negatives.
+    Mixed negative sampling (Yang et al., WWW 2020). query, positive: [N, d]; positive_ids: [N].
+    Row i's candidates are its positive, the positives of the rows ``in_batch_rows`` (default:
+    all N, which costs [N, N] logits; pass a subset of B' rows for long jagged batches) and its
+    own R sampled ``negatives`` [N, R, d] with ``negative_ids`` [N, R] (optional). A candidate
+    with the positive's id is masked: it is not a negative.
 
-    In-batch negatives are drawn in proportion to popularity, so popular items are
-    over-penalised. With ``item_frequencies`` [num_items + 1] (p_j: the share of training
-    targets that are item j), every candidate's logit, the positive's included, is corrected by
-    the log of its expected number of draws under the mixed proposal, log(N p_j + R / num_items)
-    (the logQ correction of Yi et al., RecSys 2019, Section 3.2, extended to the mixture).
+    In-batch negatives are drawn in proportion to popularity, which over-penalises popular
+    items. With ``item_frequencies`` [num_items + 1] (p_j: the share of training targets that
+    are item j) every logit, the positive's included, is corrected by the log of the item's
+    expected number of draws under the mixed proposal, log(B' p_j + R / num_items): the logQ
+    correction of Yi et al. (RecSys 2019, Section 3.2) extended to uniform negatives.
     """
-    num_rows = query.shape[0]
-    logits = query @ positive.T / temperature  # [N, N]; diagonal = each row's positive
-    candidate_ids = positive_ids.unsqueeze(0).expand(num_rows, -1)  # [N, N]
+    shared_rows = torch.arange(query.shape[0], device=query.device) if in_batch_rows is None else in_batch_rows
+    logits = [(query * positive).sum(-1, keepdim=True), query @ positive[shared_rows].T]  # [N, 1], [N, B']
+    candidate_ids = [positive_ids.unsqueeze(1), positive_ids[shared_rows].unsqueeze(0).expand(query.shape[0], -1)]
     if negatives is not None:
         if negative_ids is None:
             raise ValueError("negative_ids are needed with negatives (to mask accidental hits and correct logQ)")
-        sampled = torch.einsum("nd,nrd->nr", query, negatives) / temperature  # [N, R]
-        logits = torch.cat([logits, sampled], dim=1)
-        candidate_ids = torch.cat([candidate_ids, negative_ids], dim=1)
+        logits.append(torch.einsum("nd,nrd->nr", query, negatives))  # [N, R]
+        candidate_ids.append(negative_ids)
+    scores = torch.cat(logits, dim=1) / temperature  # [N, 1 + B' + R]; column 0 is the positive
+    ids = torch.cat(candidate_ids, dim=1)
     if item_frequencies is not None:
         num_sampled = 0 if negatives is None else negatives.shape[1]
-        expected_draws = num_rows * item_frequencies + num_sampled / (item_frequencies.numel() - 1)
-        logits = logits - torch.log(expected_draws.clamp(min=1e-12))[candidate_ids]
-    rows = torch.arange(num_rows, device=query.device)
-    is_positive = torch.zeros_like(logits, dtype=torch.bool)
-    is_positive[rows, rows] = True
-    accidental_hit = (candidate_ids == positive_ids.unsqueeze(1)) & ~is_positive
-    logits = logits.masked_fill(accidental_hit, float("-inf"))
-    return (torch.logsumexp(logits, dim=1) - logits[rows, rows]).mean()
+        expected_draws = len(shared_rows) * item_frequencies + num_sampled / (item_frequencies.numel() - 1)
+        scores = scores - torch.log(expected_draws.clamp(min=1e-12))[ids]
+    accidental_hit = ids == positive_ids.unsqueeze(1)
+    accidental_hit[:, 0] = False
+    scores = scores.masked_fill(accidental_hit, float("-inf"))
+    return (torch.logsumexp(scores, dim=1) - scores[:, 0]).mean()

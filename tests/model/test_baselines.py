@@ -291,6 +291,11 @@ def test_mixed_negatives_loss_masks_accidental_hits_and_applies_log_q():
     torch.testing.assert_close(mixed_negatives_softmax_loss(query, positive, ids, 0.5, negatives, negative_ids, uniform), plain)
     skewed = torch.tensor([0.0, 0.5, 0.2, 0.1, 0.05, 0.05, 0.04, 0.03, 0.03])
     assert not torch.isclose(mixed_negatives_softmax_loss(query, positive, ids, 0.5, negatives, negative_ids, skewed), plain)
+    # In-batch negatives from a subset of rows: row 3's positive is the only shared candidate.
+    subset = mixed_negatives_softmax_loss(query, positive, ids, 0.5, in_batch_rows=torch.tensor([3]))
+    pairs = torch.stack([(query * positive).sum(-1), query @ positive[3]], dim=1) / 0.5
+    pairs[3, 1] = float("-inf")
+    torch.testing.assert_close(subset, F.cross_entropy(pairs, torch.zeros(4, dtype=torch.int64)))
 
 
 # --- Registry and config ------------------------------------------------------------------------
