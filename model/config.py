@@ -38,7 +38,9 @@ class ModelConfig:
     # embedding_dim, dropout (on MLP hidden activations) and, for DHEN's attention, num_heads.
     hidden_dim: int = option(256, "DLRM family: width of MLP hidden layers (bottom, top, deep, experts, towers)")
     mlp_layers: int = option(2, "DLRM family: hidden layers of the top MLP / deep network / each MMoE expert")
-    top: Literal["mlp", "mmoe"] = option("mlp", "DLRM family: multi-task top, a shared MLP or MMoE (the mmoe model is always MMoE)")
+    top: Literal["mlp", "mmoe"] = option(
+        "mlp", "DLRM family: multi-task top, a shared MLP or MMoE (the mmoe model is always MMoE)"
+    )
     num_experts: int = option(4, "MMoE: experts shared by the tasks")
     sequence_module: Literal["mean", "din"] = option(
         "mean", "DLRM family: history pooling, mean or DIN target attention (the din model is always DIN)"

@@ -142,7 +142,9 @@ def _build_dhen(config: ModelConfig, features: FeatureSpec) -> nn.Module:
 
 def _build_mmoe(config: ModelConfig, features: FeatureSpec) -> nn.Module:
     hidden = (config.hidden_dim,) * config.mlp_layers
-    return MMoEModel(features, config.embedding_dim, _pooling(config), config.num_experts, hidden, config.hidden_dim, config.dropout)
+    return MMoEModel(
+        features, config.embedding_dim, _pooling(config), config.num_experts, hidden, config.hidden_dim, config.dropout
+    )
 
 
 def _build_din(config: ModelConfig, features: FeatureSpec) -> nn.Module:
@@ -177,7 +179,9 @@ def build_ranking_model(config: ModelConfig, features: FeatureSpec) -> nn.Module
     """The ranking network ``config.name`` names, for impressions described by ``features``."""
     spec = MODELS[config.name]
     if spec.build_ranking is None:
-        raise ValueError(f"model '{config.name}' is a retrieval model; build it with build_model(config, num_items, max_seq_len)")
+        raise ValueError(
+            f"model '{config.name}' is a retrieval model; build it with build_model(config, num_items, max_seq_len)"
+        )
     return spec.build_ranking(config, features)
 
 

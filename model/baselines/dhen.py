@@ -174,13 +174,14 @@ class DHEN(nn.Module):
         self.num_vectors = self.embedding.num_fields + 1
         qk_dim = qk_dim if qk_dim is not None else embedding_dim // num_heads
         v_dim = v_dim if v_dim is not None else embedding_dim // num_heads
-        self.layers = nn.ModuleList(
-            DHENLayer(
-                [make_interaction(kind, self.num_vectors, embedding_dim, hidden_dim, rank, num_heads, qk_dim, v_dim) for kind in modules],
-                embedding_dim,
-            )
-            for _ in range(num_layers)
-        )
+        def layer() -> DHENLayer:
+            interactions = [
+                make_interaction(kind, self.num_vectors, embedding_dim, hidden_dim, rank, num_heads, qk_dim, v_dim)
+                for kind in modules
+            ]
+            return DHENLayer(interactions, embedding_dim)
+
+        self.layers = nn.ModuleList(layer() for _ in range(num_layers))
         self.top = top_factory(self.num_vectors * embedding_dim)
 
     def forward(self, features: ImpressionFeatures) -> Tensor:

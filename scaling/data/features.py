@@ -176,7 +176,9 @@ class ImpressionFeaturizer:
             columns += self._category_columns(events, q, user_rate, global_rate)
         return np.concatenate([c.astype(np.float64) for c in columns], axis=1)
 
-    def _category_columns(self, events: np.ndarray, q: "_Queries", user_rate: np.ndarray, global_rate: np.ndarray) -> list[np.ndarray]:
+    def _category_columns(
+        self, events: np.ndarray, q: "_Queries", user_rate: np.ndarray, global_rate: np.ndarray
+    ) -> list[np.ndarray]:
         index, alpha = self._index, self.prior_strength
         count = index.user_category_count[events]
         has_history = count > 0
@@ -453,7 +455,9 @@ def _check_chronological(timestamps: np.ndarray, owners: np.ndarray, what: str =
     decreasing = (np.diff(timestamps) < 0) & (owners[1:] == owners[:-1])
     if decreasing.any():
         first = int(np.flatnonzero(decreasing)[0]) + 1
-        raise ValueError(f"{what} decrease within user {int(owners[first])} at row {first}; sort each user's rows by time (stable)")
+        raise ValueError(
+            f"{what} decrease within user {int(owners[first])} at row {first}; sort each user's rows by time (stable)"
+        )
 
 
 def _checked_index(dataset: SequenceDataset, event_index: np.ndarray) -> np.ndarray:
@@ -461,7 +465,9 @@ def _checked_index(dataset: SequenceDataset, event_index: np.ndarray) -> np.ndar
     if events.ndim != 1 or not np.issubdtype(events.dtype, np.integer):
         raise ValueError(f"event_index must be a 1-D integer array; got dtype {events.dtype}, shape {events.shape}")
     if len(events) and (events.min() < 0 or events.max() >= dataset.num_interactions):
-        raise ValueError(f"event_index must lie in [0, {dataset.num_interactions}); got values in [{events.min()}, {events.max()}]")
+        raise ValueError(
+            f"event_index must lie in [0, {dataset.num_interactions}); got values in [{events.min()}, {events.max()}]"
+        )
     return events.astype(np.int64, copy=False)
 
 

@@ -206,7 +206,8 @@ def test_forward_flops_match_the_flop_counter(name, options, num, history_len, w
 def test_two_tower_flops_match_the_flop_counter(num_layers, with_categories):
     categories = torch.randint(0, 4, (31,)) if with_categories else None
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name="two_tower", num_layers=num_layers, embedding_dim=8, hidden_dim=12), 30, 20, categories)
+    config = ModelConfig(name="two_tower", num_layers=num_layers, embedding_dim=8, hidden_dim=12)
+    model = build_model(config, 30, 20, categories)
     sequences = jagged([5, 3, 7], 30)
     scored, compared = 4, 6
     ids = torch.randint(1, 31, (scored, compared))
