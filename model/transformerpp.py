@@ -87,7 +87,7 @@ class TransformerPPLayer(nn.Module):
     ) -> None:
         super().__init__()
         if qk_dim % 2:
-            raise ValueError(f"Transformer++ applies RoPE to channel pairs: the per-head qk_dim must be even; got {qk_dim}")
+            raise ValueError(f"Transformer++ rotates channel pairs (RoPE): per-head qk_dim must be even; got {qk_dim}")
         self.num_heads, self.qk_dim, self.v_dim = num_heads, qk_dim, v_dim
         self.max_seq_len = max_seq_len
         self.rope_base = rope_base

@@ -100,7 +100,6 @@ class Catalogue:
     device_cdf: np.ndarray  # [D] float64
     locale_cdf: np.ndarray  # [L] float64
     device_offsets: np.ndarray  # [D, num_events] float64 logit offset per (device, task)
-    initial_items: int  # ids 1..initial_items are released at time 0
 
 
 def generate_synthetic_industrial(config: SyntheticIndustrialConfig, seed: int) -> SequenceDataset:
@@ -162,7 +161,8 @@ def build_catalogue(config: SyntheticIndustrialConfig, rng: np.random.Generator)
     num_items, num_categories = config.num_items, config.num_categories
     item_ids = np.arange(1, num_items + 1, dtype=np.int64)
     # Ids 1..C seed one category each, so every category has an item released at time 0.
-    categories = np.concatenate([item_ids[:num_categories], rng.integers(1, num_categories + 1, num_items - num_categories)])
+    others = rng.integers(1, num_categories + 1, num_items - num_categories)
+    categories = np.concatenate([item_ids[:num_categories], others])  # [N]
     sorted_keys = categories * (num_items + 1) + item_ids
     order = np.argsort(sorted_keys, kind="stable")
     sorted_keys, sorted_items = sorted_keys[order], item_ids[order]
@@ -173,6 +173,7 @@ def build_catalogue(config: SyntheticIndustrialConfig, rng: np.random.Generator)
     rho = config.quality_popularity_correlation
     quality = rho * standardised + math.sqrt(1.0 - rho * rho) * rng.standard_normal(num_items)
     cumulative = np.concatenate([[0.0], np.cumsum(np.exp(log_popularity)[sorted_items - 1])])  # [N + 1]
+    traits = rng.standard_normal((num_items, config.taste_dim), dtype=np.float32)  # [N, r]
     # Inside a category rows are in id (= release) order, so the released items are a prefix.
     limits = released_item_limit(np.arange(release_days(config) + 1), config)  # [days + 1]
     category_keys = np.arange(num_categories + 1)[:, None] * (num_items + 1)  # [C + 1, 1]
@@ -180,9 +181,7 @@ def build_catalogue(config: SyntheticIndustrialConfig, rng: np.random.Generator)
     return Catalogue(
         item_categories=np.concatenate([[0], categories]).astype(np.int64),
         item_quality=np.concatenate([[0.0], quality]),
-        item_traits=np.concatenate(
-            [np.zeros((1, config.taste_dim), np.float32), rng.standard_normal((num_items, config.taste_dim), dtype=np.float32)]
-        ),
+        item_traits=np.concatenate([np.zeros((1, config.taste_dim), np.float32), traits]),
         sorted_items=sorted_items,
         cumulative_weight=cumulative,
         category_start=category_start,
@@ -191,7 +190,6 @@ def build_catalogue(config: SyntheticIndustrialConfig, rng: np.random.Generator)
         device_cdf=zipf_cdf(config.num_devices, _CONTEXT_ZIPF_EXPONENT, rng),
         locale_cdf=zipf_cdf(config.num_locales, _CONTEXT_ZIPF_EXPONENT, rng),
         device_offsets=rng.normal(0.0, config.device_effect_std, (config.num_devices, len(EVENT_NAMES))),
-        initial_items=initial_released_items(config),
     )
 
 
@@ -560,7 +558,9 @@ def binary_entropy(rate: np.ndarray) -> np.ndarray:
     return -(rate * np.log(rate) + (1.0 - rate) * np.log1p(-rate))
 
 
-def _assemble(config: SyntheticIndustrialConfig, catalogue: Catalogue, blocks: list[_Block], seed: int) -> SequenceDataset:
+def _assemble(
+    config: SyntheticIndustrialConfig, catalogue: Catalogue, blocks: list[_Block], seed: int
+) -> SequenceDataset:
     lengths = np.concatenate([block.lengths for block in blocks])
     labels = np.concatenate([block.labels for block in blocks])
     context_lengths = np.concatenate([block.contexts.lengths for block in blocks])

@@ -31,7 +31,7 @@ SMALL = SyntheticIndustrialConfig(
     max_events_per_user=500,
     time_span_days=120.0,
 )
-CLICK, LIKE, SHARE, COMPLETE, SKIP = (EVENT_NAMES.index(name) for name in ("click", "like", "share", "complete", "skip"))
+CLICK, LIKE, SHARE, COMPLETE, SKIP = (EVENT_NAMES.index(task) for task in ("click", "like", "share", "complete", "skip"))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,9 @@ from scaling.config import load_run_config
 from scaling.configtools import ConfigError
 
 
-def sequences_of(lengths: list[int], num_items: int = 30, seed: int = 0, num_targets: list[int] | None = None) -> JaggedSequences:
+def sequences_of(
+    lengths: list[int], num_items: int = 30, seed: int = 0, num_targets: list[int] | None = None
+) -> JaggedSequences:
     generator = torch.Generator().manual_seed(seed)
     total = sum(lengths)
     offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
