@@ -56,7 +56,9 @@ class SyntheticIndustrialConfig:
     num_categories: int = option(200, "item categories; each item belongs to exactly one")
     category_zipf_exponent: float = option(0.8, "Zipf exponent of global category popularity (interests, exploration)")
     item_zipf_exponent: float = option(0.8, "Zipf exponent of item popularity within a category")
-    initial_item_fraction: float = option(0.5, "fraction of item ids released at time 0; the rest arrive in equal daily batches over the span")
+    initial_item_fraction: float = option(
+        0.5, "fraction of item ids released at time 0; the rest arrive in equal daily batches over the span"
+    )
     quality_popularity_correlation: float = option(0.5, "correlation of an item's quality with its standardised log popularity")
     # Sequence lengths and timestamps.
     mean_events_per_user: float = option(200.0, "mean of the lognormal events-per-user distribution (before clipping)")
