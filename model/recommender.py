@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.embeddings import InputLayer, ItemEmbedding
+from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences, Vocabulary
 
 
@@ -59,6 +60,17 @@ class SequenceBackbone(nn.Module):
         x = self.input_layer(self.embedding(sequences), sequences.offsets, sequences.num_targets)
         return self.encoder(x, sequences)
 
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding.items.table.embedding_dim
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Encoder FLOPs (embedding lookups and the input layer's elementwise work count 0)."""
+        encoder_flops = getattr(self.encoder, "forward_flops", None)
+        if encoder_flops is None:
+            raise NotImplementedError(f"{type(self.encoder).__name__} does not implement forward_flops(workload)")
+        return encoder_flops(workload)
+
 
 class SequentialRetrievalModel(nn.Module):
     """Next-item retrieval: cosine similarity between the token's output and item embeddings."""
@@ -82,6 +94,15 @@ class SequentialRetrievalModel(nn.Module):
     def catalogue_vectors(self) -> Tensor:
         """[num_items + 1, d] L2-normalised embeddings of every item (row 0 is padding)."""
         return F.normalize(self.backbone.embedding.items.table.weight, dim=-1)
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Encoder FLOPs plus scoring: each scored token's [d] vector against ``items_per_scored`` items.
+
+        Scoring is one [1, d] x [d, items_per_scored] product per scored token, 2 d items_per_scored
+        FLOPs; embedding lookups and L2 normalisation count 0 (:mod:`model.flops`).
+        """
+        scoring = workload.num_scored * matmul_flops(1, self.backbone.embedding_dim, workload.items_per_scored)
+        return self.backbone.forward_flops(workload) + scoring
 
 
 class TaskHeads(nn.Module):
