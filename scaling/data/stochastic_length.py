@@ -151,15 +151,20 @@ def selection_order(unit_times: np.ndarray, selection: Selection, rng: np.random
     raise ValueError(f"stochastic length selection must be one of {', '.join(SELECTIONS)}; got {selection!r}")
 
 
+def recency_weights(unit_times: np.ndarray) -> np.ndarray:
+    """[U] Appendix F.1's feature weights w_i = 1 - f_i / sum_j f_j, f_i = t_n - t_i (all 1 if every f_i is 0)."""
+    elapsed = (unit_times.max() - unit_times).astype(np.float64)  # f_i >= 0
+    total = elapsed.sum()
+    return 1.0 - elapsed / total if total > 0 else np.ones_like(elapsed)
+
+
 def _weighted_order(unit_times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Successive sampling without replacement, P(next = i) proportional to w_i = 1 - f_i / sum_j f_j.
+    """Successive sampling without replacement, P(next = i) proportional to :func:`recency_weights`.
 
     Efraimidis & Spirakis (2006): sorting log(u_i) / w_i (u_i ~ U(0, 1)) in decreasing order draws
     that sequence in one pass. A zero weight sorts last.
     """
-    elapsed = (unit_times.max() - unit_times).astype(np.float64)  # f_i >= 0
-    total = elapsed.sum()
-    weights = 1.0 - elapsed / total if total > 0 else np.ones_like(elapsed)
+    weights = recency_weights(unit_times)
     with np.errstate(divide="ignore"):
         keys = np.log(rng.random(len(unit_times))) / weights  # -inf where the weight is 0
     return np.argsort(-keys, kind="stable")
