@@ -10,6 +10,7 @@ HELP = "reproduce a paper table (trains several models; minutes to hours)"
 # reproduction name -> module implementing it
 REPRODUCTIONS: dict[str, str] = {
     "table4": "scaling.reproduce.table4",
+    "stochastic-length": "scaling.reproduce.stochastic_length",
 }
 
 
