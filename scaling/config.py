@@ -52,6 +52,9 @@ class DataConfig:
     task: Literal["retrieval"] = option("retrieval", "retrieval: next-item prediction over the catalogue")
     min_user_interactions: int = option(3, "users with fewer interactions are dropped (leave-one-out needs 3)")
     min_item_interactions: int = option(1, "items with fewer interactions are dropped before users are counted")
+    k_core: bool = option(
+        False, "repeat the item then user filters until neither drops anything (a k-core); false: one pass"
+    )
     download: bool = option(True, "download a known public dataset that is missing from disk")
     cache_dir: str | None = option(None, "preprocessed-data cache (null: $GR_SCALING_CACHE or ~/.cache/gr-scaling)")
     synthetic_dp: SyntheticDPConfig = option(SyntheticDPConfig, "synthetic-dp generator settings")
