@@ -89,8 +89,9 @@ def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, int]:
     """([E] codes 0..K-1 in sorted order of ``ids``, K distinct ids)."""
     if len(ids) and np.issubdtype(ids.dtype, np.integer):
         low, high = int(ids.min()), int(ids.max())
+        low = min(low, 0)  # non-negative ids index the table directly, saving an [E] temporary
         if high - low < _COUNTING_TABLE_LIMIT:
-            shifted = ids - low
+            shifted = ids - low if low else ids
             present = np.bincount(shifted, minlength=high - low + 1) > 0
             code_of = np.cumsum(present) - 1
             return code_of[shifted], int(present.sum())
@@ -129,7 +130,12 @@ def chronological_order(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray
     same_user = users[1:] == users[:-1]
     if np.all(users[1:] >= users[:-1]) and np.all(timestamps[1:][same_user] >= timestamps[:-1][same_user]):
         return None
-    # Two stable sorts, minor key first: equal (user, timestamp) rows keep their input order.
+    # Stable sorts only, so equal (user, timestamp) rows keep their input order.
+    if np.issubdtype(timestamps.dtype, np.integer):
+        low, span = int(timestamps.min()), int(timestamps.max()) - int(timestamps.min()) + 1
+        if (int(users.max()) + 1) * span < 1 << 62:
+            # one sort of a combined (user, timestamp) key: ~4x faster than two sorts on ML-20M
+            return np.argsort(users.astype(np.int64) * span + (timestamps - low), kind="stable")
     order = np.argsort(timestamps, kind="stable")
     return order[np.argsort(users[order], kind="stable")]
 

@@ -214,8 +214,8 @@ def _check_header(path: Path, fmt: LineFormat) -> None:
     """Check the first line of ``path`` against ``fmt.header``."""
     with open(path, "rb") as file:
         first = file.readline()
-    found = tuple(_split_fields(first.rstrip(b"\r\n"), fmt))
-    if tuple(f.strip() for f in found) != fmt.header:
+    found = tuple(field.decode("latin-1").strip() for field in _split_fields(first.rstrip(b"\r\n"), fmt))
+    if found != fmt.header:
         expected = fmt.separator.join(fmt.header)
         raise DataError(f"{path}:1: expected the header '{expected}', got '{first.decode('latin-1').rstrip()}'")
 
@@ -432,7 +432,7 @@ def _flexible_ids(column: pa.ChunkedArray, name: str, locate_row: Callable[[int]
         values = column.to_numpy()
         bad = np.flatnonzero(~np.isfinite(values) | (values != np.floor(values)))
         if len(bad):
-            raise DataError(f"{locate_row(int(bad[0]))}: {name} id must be an integer or a string, got {values[bad[0]]!r}")
+            raise DataError(f"{locate_row(int(bad[0]))}: {name} id must be an integer or a string, got {float(values[bad[0]])!r}")
         return values.astype(np.int64)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
         try:
@@ -449,5 +449,5 @@ def _numeric_column(column: pa.ChunkedArray, name: str, locate_row: Callable[[in
     if np.issubdtype(values.dtype, np.floating):
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
-            raise DataError(f"{locate_row(int(bad[0]))}: {name} must be a finite number, got {values[bad[0]]!r}")
+            raise DataError(f"{locate_row(int(bad[0]))}: {name} must be a finite number, got {float(values[bad[0]])!r}")
     return values
