@@ -41,12 +41,12 @@ def build_sequences(
     user_codes, num_raw_users = dense_codes(raw.users)
     item_codes, num_raw_items = dense_codes(raw.items)
     keep = frequency_filter(user_codes, item_codes, min_user_interactions, min_item_interactions, k_core)
-    if not keep.any():
+    if keep is not None and not keep.any():
         raise DataError(
             f"{_sources(raw)}: no interactions left after filtering (min_item_interactions={min_item_interactions}, "
             f"min_user_interactions={min_user_interactions} removed all {len(raw):,}); lower the minimums"
         )
-    kept_rows = np.flatnonzero(keep) if not keep.all() else None
+    kept_rows = None if keep is None else np.flatnonzero(keep)
     users = _renumber(user_codes, kept_rows, num_raw_users, first_id=0)
     items = _renumber(item_codes, kept_rows, num_raw_items, first_id=1)
     timestamps = raw.timestamps if kept_rows is None else raw.timestamps[kept_rows]
@@ -93,6 +93,8 @@ def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, int]:
         if high - low < _COUNTING_TABLE_LIMIT:
             shifted = ids - low if low else ids
             present = np.bincount(shifted, minlength=high - low + 1) > 0
+            if present.all():  # already 0..K-1 (records as users): no [E] gather needed
+                return shifted, len(present)
             code_of = np.cumsum(present) - 1
             return code_of[shifted], int(present.sum())
     distinct, codes = np.unique(ids, return_inverse=True)
@@ -105,17 +107,21 @@ def frequency_filter(
     min_user_interactions: int,
     min_item_interactions: int,
     k_core: bool,
-) -> np.ndarray:
-    """[E] bool rows to keep: items below their minimum out, then users (repeated if ``k_core``)."""
+) -> np.ndarray | None:
+    """[E] bool rows to keep (items below their minimum out, then users; repeated if ``k_core``).
+
+    ``None`` when every row is kept, decided from the per-user and per-item counts alone.
+    """
+    item_counts = np.bincount(item_codes)
+    user_counts = np.bincount(user_codes)
+    if item_counts.min() >= min_item_interactions and user_counts.min() >= min_user_interactions:
+        return None
     keep = np.ones(len(user_codes), dtype=bool)
-    if min_user_interactions <= 1 and min_item_interactions <= 1:
-        return keep
-    num_users, num_items = int(user_codes.max()) + 1, int(item_codes.max()) + 1
     while True:
         before = int(keep.sum())
-        item_counts = np.bincount(item_codes, weights=keep, minlength=num_items)
+        item_counts = np.bincount(item_codes, weights=keep, minlength=len(item_counts))
         keep &= item_counts[item_codes] >= min_item_interactions
-        user_counts = np.bincount(user_codes, weights=keep, minlength=num_users)
+        user_counts = np.bincount(user_codes, weights=keep, minlength=len(user_counts))
         keep &= user_counts[user_codes] >= min_user_interactions
         if not k_core or int(keep.sum()) == before:
             return keep
@@ -127,8 +133,7 @@ def chronological_order(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray
     ``None`` when the rows are already in that order (common: per-user files, synthetic data),
     which saves two sorts of the whole dataset.
     """
-    same_user = users[1:] == users[:-1]
-    if np.all(users[1:] >= users[:-1]) and np.all(timestamps[1:][same_user] >= timestamps[:-1][same_user]):
+    if np.all(users[1:] >= users[:-1]) and np.all((timestamps[1:] >= timestamps[:-1]) | (users[1:] != users[:-1])):
         return None
     # Stable sorts only, so equal (user, timestamp) rows keep their input order.
     if np.issubdtype(timestamps.dtype, np.integer):

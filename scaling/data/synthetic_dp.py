@@ -159,25 +159,27 @@ def _distinct_ranks(population: np.ndarray, count: np.ndarray, width: int, rng: 
 
 def _dirichlet_process_slots(categories: np.ndarray, config: SyntheticDPConfig, rng: np.random.Generator) -> np.ndarray:
     """[B, L] which of the record's category slots each position uses (the Pólya-urn draws)."""
-    num_records = len(categories)
+    num_records, length = len(categories), config.record_length
     active = categories >= 0
-    num_active = active.sum(axis=1)
     prior = rng.standard_exponential(categories.shape) * active  # Dirichlet(1,...,1) via normalised Exp(1)
-    prior_cdf = np.cumsum(prior / prior.sum(axis=1, keepdims=True), axis=1)
+    prior_cdf = np.cumsum(prior / prior.sum(axis=1, keepdims=True), axis=1)  # [B, M]
     alpha = rng.uniform(config.alpha_low, config.alpha_high, size=num_records)
-    rows = np.arange(num_records)
-    slots = np.empty((num_records, config.record_length), dtype=np.int8)
-    for position in range(config.record_length):  # 0-based; the paper's n = position + 1
-        from_prior = np.minimum((prior_cdf < rng.random(num_records)[:, None]).sum(axis=1), num_active - 1)
-        if position == 0:
-            slots[:, 0] = from_prior
-            continue
-        # new draw w.p. alpha / (alpha + n - 1); else repeat category c w.p. n_c / (alpha + n - 1),
-        # i.e. copy the category of a uniformly chosen earlier position
-        new_draw = rng.random(num_records) < alpha / (alpha + position)
-        earlier = np.floor(rng.random(num_records) * position).astype(np.int64)
-        slots[:, position] = np.where(new_draw, from_prior, slots[rows, earlier])
-    return slots
+    # Every random number up front, so the sequential part below is one gather per position.
+    # Position-major [L, B] arrays, so each step of the sequential loop reads contiguous rows.
+    uniforms = rng.random((length, num_records))
+    slots = np.zeros((length, num_records), dtype=np.int8)  # a draw from H_c for every position
+    for slot in range(categories.shape[1] - 1):
+        slots += uniforms > prior_cdf[:, slot]
+    np.minimum(slots, (active.sum(axis=1) - 1).astype(np.int8), out=slots)  # float rounding at the top
+    position = np.arange(length)[:, None]  # 0-based; the paper's n = position + 1
+    # new draw w.p. alpha / (alpha + n - 1); else repeat category c w.p. n_c / (alpha + n - 1),
+    # i.e. copy the category of a uniformly chosen earlier position
+    new_draw = rng.random((length, num_records)) * (alpha + position) < alpha
+    earlier = (rng.random((length, num_records)) * position).astype(np.int64)  # uniform in 0..position-1
+    records = np.arange(num_records)
+    for n in range(1, length):
+        slots[n] = np.where(new_draw[n], slots[n], slots[earlier[n], records])
+    return slots.T
 
 
 def _draw_items(
@@ -188,8 +190,9 @@ def _draw_items(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """[B, L] an item uniformly among the released items of each position's category."""
-    released = catalogue.released_counts(categories, limits)  # [B, M]
-    start = catalogue.category_start[np.maximum(categories, 0)]  # [B, M]
-    count = np.take_along_axis(released, slots.astype(np.int64), axis=1)  # [B, L]
-    offset = np.floor(rng.random(slots.shape) * count).astype(np.int64)
-    return catalogue.items_by_category[np.take_along_axis(start, slots.astype(np.int64), axis=1) + offset]
+    width = categories.shape[1]
+    released = catalogue.released_counts(categories, limits).reshape(-1)  # [B * M]
+    start = catalogue.category_start[np.maximum(categories, 0)].reshape(-1)  # [B * M]
+    slot_index = np.arange(len(categories), dtype=np.int64)[:, None] * width + slots  # [B, L] into [B * M]
+    offset = (rng.random(slots.shape) * released[slot_index]).astype(np.int64)
+    return catalogue.items_by_category[start[slot_index] + offset]
