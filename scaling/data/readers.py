@@ -37,6 +37,7 @@ _INTEGER = re.compile(rb"\s*[+-]?\d+\s*")
 # A byte that never occurs in MovieLens files, substituted for the two-byte '::' separator
 # because pyarrow only splits on a single byte.
 _UNIT_SEPARATOR = b"\x1f"
+_UTF8_BOM = b"\xef\xbb\xbf"  # tolerated at the start of a header line (spreadsheet exports add it)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ def _parse_delimited(path: Path, fmt: LineFormat) -> pa.Table:
     except pa.ArrowInvalid as error:
         raise _located_error(path, fmt, str(error)) from None
     if table.num_rows == 0:
-        raise DataError(f"{path}: no interactions (the file has {'only a header' if fmt.header else 'only blank lines'})")
+        content = "only a header" if fmt.header else "only blank lines"
+        raise DataError(f"{path}: no interactions (the file has {content})")
     if not all(_column_valid(table.column(name), kind) for name, kind in fmt.columns if kind != "ignored"):
         raise _located_error(path, fmt, "a non-finite number or an empty id")
     return table
@@ -213,7 +215,7 @@ def _check_readable(path: Path) -> None:
 def _check_header(path: Path, fmt: LineFormat) -> None:
     """Check the first line of ``path`` against ``fmt.header``."""
     with open(path, "rb") as file:
-        first = file.readline()
+        first = file.readline().removeprefix(_UTF8_BOM)
     found = tuple(field.decode("latin-1").strip() for field in _split_fields(first.rstrip(b"\r\n"), fmt))
     if found != fmt.header:
         expected = fmt.separator.join(fmt.header)
@@ -229,13 +231,13 @@ def _arrow_source(path: Path, fmt: LineFormat) -> str | io.BytesIO:
 
 def _located_error(path: Path, fmt: LineFormat, parser_message: str) -> DataError:
     """The first bad line of ``path`` as a DataError (the parser's message if no line is found)."""
-    problem = first_bad_line(path, fmt)
+    problem = _first_bad_line(path, fmt)
     if problem is not None:
         return DataError(problem)
     return DataError(f"{path}: could not be parsed as {_describe(fmt)} ({parser_message.splitlines()[0]})")
 
 
-def first_bad_line(path: Path, fmt: LineFormat) -> str | None:
+def _first_bad_line(path: Path, fmt: LineFormat) -> str | None:
     """Scan ``path`` line by line and describe its first malformed line as ``file:line: problem``."""
     for line_number, fields in _iter_fields(path, fmt):
         if line_number == 1 and fmt.header is not None:
@@ -338,7 +340,9 @@ def _read_id_lists(path: Path, what: str) -> list[tuple[int, int, list[int]]]:
             if not fields:
                 continue
             if len(fields) < 2:
-                raise DataError(f"{path}:{line_number}: expected a user id followed by at least one {what}, got 1 field")
+                raise DataError(
+                    f"{path}:{line_number}: expected a user id followed by at least one {what}, got 1 field"
+                )
             try:
                 values = [int(field) for field in fields]
             except ValueError:
@@ -360,13 +364,14 @@ _RATING_COLUMNS = ("rating", "action")
 def _read_generic_csv(path: Path) -> RawInteractions:
     _check_readable(path)
     with open(path, "rb") as file:
-        header = [field.decode("latin-1").strip() for field in _split_fields(file.readline().rstrip(b"\r\n"), _CSV_PROBE)]
+        first_line = file.readline().removeprefix(_UTF8_BOM).rstrip(b"\r\n")
+    header = [field.decode("latin-1").strip() for field in _split_fields(first_line, _CSV_PROBE)]
     rating_column = _pick_columns(path, header)
     kinds: dict[str, FieldKind] = {"user": "text", "item": "text", "timestamp": "number"}
     if rating_column is not None:
         kinds[rating_column] = "number"
-    fmt = LineFormat(",", tuple((name, kinds.get(name, "ignored")) for name in header), header=tuple(header), quoted=True)
-    table = _parse_delimited(path, fmt)
+    columns = tuple((name, kinds.get(name, "ignored")) for name in header)
+    table = _parse_delimited(path, LineFormat(",", columns, header=tuple(header), quoted=True))
     # every line-level problem was caught by the parser and its line scanner; what is left
     # (a column of an unexpected type) has no single line to point at
     return _table_interactions(table, path, rating_column, lambda row: f"{path}: data row {row + 1}")
@@ -410,7 +415,9 @@ def _pick_columns(path: Path, names: list[str]) -> str | None:
     return ratings[0] if ratings else None
 
 
-def _table_interactions(table: pa.Table, path: Path, rating_column: str | None, locate_row: Callable[[int], str]) -> RawInteractions:
+def _table_interactions(
+    table: pa.Table, path: Path, rating_column: str | None, locate_row: Callable[[int], str]
+) -> RawInteractions:
     """Ids (ints or ranked strings), numeric timestamps and ratings from a parsed table."""
     users = _flexible_ids(table.column("user"), "user", locate_row)
     items = _flexible_ids(table.column("item"), "item", locate_row)
@@ -425,6 +432,8 @@ def _table_interactions(table: pa.Table, path: Path, rating_column: str | None, 
 
 def _flexible_ids(column: pa.ChunkedArray, name: str, locate_row: Callable[[int], str]) -> np.ndarray:
     """int64 ids from an integer, integral-float or string column (strings: int if all parse, else ranked)."""
+    if pa.types.is_dictionary(column.type):  # e.g. a pandas categorical written to Parquet
+        column = pc.cast(column, column.type.value_type)
     kind = column.type
     if pa.types.is_integer(kind):
         return column.to_numpy().astype(np.int64)
@@ -432,7 +441,8 @@ def _flexible_ids(column: pa.ChunkedArray, name: str, locate_row: Callable[[int]
         values = column.to_numpy()
         bad = np.flatnonzero(~np.isfinite(values) | (values != np.floor(values)))
         if len(bad):
-            raise DataError(f"{locate_row(int(bad[0]))}: {name} id must be an integer or a string, got {float(values[bad[0]])!r}")
+            shown = float(values[bad[0]])
+            raise DataError(f"{locate_row(int(bad[0]))}: {name} id must be an integer or a string, got {shown!r}")
         return values.astype(np.int64)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
         try:
@@ -443,11 +453,17 @@ def _flexible_ids(column: pa.ChunkedArray, name: str, locate_row: Callable[[int]
 
 
 def _numeric_column(column: pa.ChunkedArray, name: str, locate_row: Callable[[int], str]) -> np.ndarray:
+    """Numbers as int64/float64 (Parquet timestamp columns as unix seconds); NaN/inf rejected."""
+    if pa.types.is_timestamp(column.type):
+        ticks_per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[column.type.unit]
+        ticks = pc.cast(column, pa.int64()).to_numpy()
+        return ticks if ticks_per_second == 1 else ticks / ticks_per_second
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
         raise DataError(f"{locate_row(0)}: {name} column has type {column.type}; expected numbers")
     values = column.to_numpy()
     if np.issubdtype(values.dtype, np.floating):
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
-            raise DataError(f"{locate_row(int(bad[0]))}: {name} must be a finite number, got {float(values[bad[0]])!r}")
+            shown = float(values[bad[0]])
+            raise DataError(f"{locate_row(int(bad[0]))}: {name} must be a finite number, got {shown!r}")
     return values

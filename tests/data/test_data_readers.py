@@ -124,6 +124,29 @@ def test_generic_parquet(tmp_path: Path) -> None:
     assert raw.ratings.tolist() == [1.0, 2.0, 3.0]
 
 
+def test_generic_parquet_with_datetime_timestamps_and_categorical_ids(tmp_path: Path) -> None:
+    import pandas as pd
+
+    path = tmp_path / "log.parquet"
+    frame = pd.DataFrame(
+        {
+            "user": pd.Categorical(["b", "a", "b"]),
+            "item": [7, 8, 7],
+            "timestamp": pd.to_datetime(["2020-01-01 00:00:01.5", "1970-01-01 00:00:10", "2020-01-01"], format="ISO8601"),
+        }
+    )
+    frame.to_parquet(path)
+    raw = read_interaction_table(path)
+    assert raw.users.tolist() == [1, 0, 1]
+    assert raw.timestamps.tolist() == [1577836801.5, 10.0, 1577836800.0]
+
+
+def test_generic_csv_tolerates_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"\xef\xbb\xbfuser,item,timestamp\n1,2,3\n")
+    assert read_interaction_table(path).items.tolist() == [2]
+
+
 # --- bad input: one line naming the file and the 1-based line -----------------------------------
 
 
