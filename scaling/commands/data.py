@@ -52,17 +52,16 @@ def format_stats(dataset: SequenceDataset, max_seq_len: int) -> str:
         ("items", f"{dataset.num_items:,}"),
         ("interactions", f"{dataset.num_interactions:,}"),
         ("history length", f"min {lengths.min():,} | {spread} | max {lengths.max():,} | mean {lengths.mean():,.1f}"),
-        (f"longer than {max_seq_len}", f"{longer:,} users ({longer / dataset.num_users:.1%}); only the most recent are fed"),
+        (
+            f"longer than {max_seq_len}",
+            f"{longer:,} users ({longer / dataset.num_users:.1%}); only their most recent {max_seq_len} are fed",
+        ),
         ("timestamp ties", f"{counts.get('timestamp_tie_fraction', 0.0):.1%} of consecutive pairs within a user"),
         ("ratings", "yes" if dataset.ratings is not None else "no"),
     ]
     if "raw_interactions" in counts:
-        rows.append(
-            (
-                "before filters",
-                f"{counts['raw_users']:,} users, {counts['raw_items']:,} items, {counts['raw_interactions']:,} interactions",
-            )
-        )
+        raw = f"{counts['raw_users']:,} users, {counts['raw_items']:,} items"
+        rows.append(("before filters", f"{raw}, {counts['raw_interactions']:,} interactions"))
     for name, digest in fingerprint.get("sources", {}).items():
         rows.append((f"source {name}", f"sha256 {digest}"))
     rows.append(("cache key", str(fingerprint.get("cache_key", "?"))))

@@ -191,7 +191,8 @@ def download_dataset(dataset: KnownDataset, directory: Path) -> tuple[Path, ...]
             raise DataError(f"{missing_dataset_message(dataset, directory)} (download failed: {reason})") from None
     files = locate_files(dataset, directory)
     if files is None:
-        raise DataError(f"{dataset.name}: the download finished but {directory} still lacks {' or '.join(dataset.files)}")
+        missing = " or ".join(dataset.files)
+        raise DataError(f"{dataset.name}: the download finished but {directory} still lacks {missing}")
     return files
 
 

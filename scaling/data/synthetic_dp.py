@@ -103,6 +103,9 @@ class _Catalogue:
     category_start: np.ndarray  # [C + 1] int64 offsets of each category in items_by_category
     category_order: np.ndarray  # [C] int64 categories sorted by their smallest item id
     first_release: np.ndarray  # [C] int64 smallest item id per category, ascending (order above)
+    # [N] int64 category * (N + 1) + id along items_by_category: ascending, so one searchsorted
+    # counts the ids <= a limit inside any category
+    category_id_keys: np.ndarray
 
     @staticmethod
     def assign(num_items: int, num_categories: int, rng: np.random.Generator) -> _Catalogue:
@@ -113,21 +116,21 @@ class _Catalogue:
         non_empty = start[1:] > start[:-1]
         smallest[non_empty] = by_category[start[:-1][non_empty]] + 1
         order = np.argsort(smallest, kind="stable")
+        items_by_category = by_category.astype(np.int64) + 1
         return _Catalogue(
             item_categories=np.concatenate([[-1], categories]).astype(np.int32),
-            items_by_category=by_category.astype(np.int64) + 1,
+            items_by_category=items_by_category,
             category_start=start.astype(np.int64),
             category_order=order,
             first_release=smallest[order],
+            category_id_keys=categories[by_category].astype(np.int64) * (num_items + 1) + items_by_category,
         )
 
     def released_counts(self, categories: np.ndarray, limits: np.ndarray) -> np.ndarray:
         """[B, M] released items (ids <= the record's limit) in each category slot (0 for -1)."""
         num_items = len(self.items_by_category)
-        safe = np.maximum(categories, 0)
-        # (category, id) pairs as one ascending key, so one searchsorted counts ids <= limit per category
-        keys = self.item_categories[self.items_by_category].astype(np.int64) * (num_items + 1) + self.items_by_category
-        bound = np.searchsorted(keys, safe * (num_items + 1) + limits[:, None], side="right")
+        safe = np.maximum(categories, 0).astype(np.int64)  # int64: category * (N + 1) overflows int32
+        bound = np.searchsorted(self.category_id_keys, safe * (num_items + 1) + limits[:, None], side="right")
         return np.where(categories >= 0, bound - self.category_start[safe], 0)
 
 
@@ -167,10 +170,11 @@ def _dirichlet_process_slots(categories: np.ndarray, config: SyntheticDPConfig, 
     # Every random number up front, so the sequential part below is one gather per position.
     # Position-major [L, B] arrays, so each step of the sequential loop reads contiguous rows.
     uniforms = rng.random((length, num_records))
-    slots = np.zeros((length, num_records), dtype=np.int8)  # a draw from H_c for every position
+    slot_type = np.int8 if categories.shape[1] <= np.iinfo(np.int8).max else np.int32
+    slots = np.zeros((length, num_records), dtype=slot_type)  # a draw from H_c for every position
     for slot in range(categories.shape[1] - 1):
         slots += uniforms > prior_cdf[:, slot]
-    np.minimum(slots, (active.sum(axis=1) - 1).astype(np.int8), out=slots)  # float rounding at the top
+    np.minimum(slots, (active.sum(axis=1) - 1).astype(slot_type), out=slots)  # float rounding at the top
     position = np.arange(length)[:, None]  # 0-based; the paper's n = position + 1
     # new draw w.p. alpha / (alpha + n - 1); else repeat category c w.p. n_c / (alpha + n - 1),
     # i.e. copy the category of a uniformly chosen earlier position

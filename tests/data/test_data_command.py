@@ -36,6 +36,8 @@ def test_stats_prints_counts_and_length_percentiles(tmp_path: Path, capsys: pyte
 
 
 def test_stats_on_missing_data_raises_the_one_line_error(tmp_path: Path) -> None:
-    args = parse("stats", "--set", "data.dataset=ml-20m", "--set", "data.download=false", "--set", f"data.cache_dir={tmp_path}")
+    args = parse(
+        "stats", "--set", "data.dataset=ml-20m", "--set", "data.download=false", "--set", f"data.cache_dir={tmp_path}"
+    )
     with pytest.raises(DataError, match="^ml-20m not found: put ratings.csv in "):
         data_command.run(args)

@@ -104,7 +104,8 @@ def test_missing_upstream_file_gives_the_manual_instructions(tmp_path: Path) -> 
     with pytest.raises(DataError) as caught:
         download_dataset(known, tmp_path / "datasets" / "ml-1m")
     message = str(caught.value)
-    assert message.startswith(f"ml-1m not found: put ratings.dat in {tmp_path / 'datasets' / 'ml-1m'}/ (download file://")
+    folder = tmp_path / "datasets" / "ml-1m"
+    assert message.startswith(f"ml-1m not found: put ratings.dat in {folder}/ (download file://")
     assert "(download failed:" in message and "\n" not in message
 
 

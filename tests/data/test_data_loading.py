@@ -193,7 +193,8 @@ def test_rank_pair_from_either_file(tmp_path: Path) -> None:
 
 
 def test_generic_csv_dataset(tmp_path: Path) -> None:
-    source = write(tmp_path / "log.csv", "user,item,timestamp,rating\nb,x,3,1\na,y,1,0\nb,z,2,1\na,x,2,1\nb,x,9,0\na,z,0,1\n")
+    rows = "b,x,3,1\na,y,1,0\nb,z,2,1\na,x,2,1\nb,x,9,0\na,z,0,1\n"
+    source = write(tmp_path / "log.csv", "user,item,timestamp,rating\n" + rows)
     dataset = load_dataset(config(tmp_path, dataset="csv", path=str(source)), seed=0)
     assert dataset.item_ids.tolist() == [3, 2, 1, 3, 1, 1]  # a: z, y, x; b: z, x, x
     assert dataset.ratings.tolist() == [1, 0, 1, 1, 1, 0]

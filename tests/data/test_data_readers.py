@@ -132,7 +132,9 @@ def test_generic_parquet_with_datetime_timestamps_and_categorical_ids(tmp_path: 
         {
             "user": pd.Categorical(["b", "a", "b"]),
             "item": [7, 8, 7],
-            "timestamp": pd.to_datetime(["2020-01-01 00:00:01.5", "1970-01-01 00:00:10", "2020-01-01"], format="ISO8601"),
+            "timestamp": pd.to_datetime(
+                ["2020-01-01 00:00:01.5", "1970-01-01 00:00:10", "2020-01-01"], format="ISO8601"
+            ),
         }
     )
     frame.to_parquet(path)
@@ -172,7 +174,10 @@ def test_movielens_1m_errors_name_file_and_line(tmp_path: Path, text: str, expec
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("userId,movieId,rating,timestamp\n1,2,3.5,4\n1,2,3.5\n", r"ratings\.csv:3: expected 4 fields separated by ',', got 3$"),
+        (
+            "userId,movieId,rating,timestamp\n1,2,3.5,4\n1,2,3.5\n",
+            r"ratings\.csv:3: expected 4 fields separated by ',', got 3$",
+        ),
         ("userId,movieId,rating\n1,2,3\n", r"ratings\.csv:1: expected the header 'userId,movieId,rating,timestamp'"),
         ("1,2,3.5,4\n", r"ratings\.csv:1: expected the header"),
         ("userId,movieId,rating,timestamp\n", r"ratings\.csv: no interactions \(the file has only a header\)$"),
@@ -203,7 +208,8 @@ def test_amazon_ratings_csv_errors(tmp_path: Path) -> None:
     path = write(tmp_path / "r.csv", "A1,0001,5.0,1000\n,0002,5.0,1000\n")
     assert error_of(read_amazon_ratings_csv, path).endswith("r.csv:2: user id is empty")
     path = write(tmp_path / "r.csv", "A1,0001,5.0,1000\nA1,0002,5.0,yesterday\n")
-    assert error_of(read_amazon_ratings_csv, path).endswith("r.csv:2: timestamp must be an integer (unix seconds), got 'yesterday'")
+    expected = "r.csv:2: timestamp must be an integer (unix seconds), got 'yesterday'"
+    assert error_of(read_amazon_ratings_csv, path).endswith(expected)
 
 
 def test_rank_pair_disagreements_are_located_in_both_files(tmp_path: Path) -> None:

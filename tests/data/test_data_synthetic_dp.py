@@ -110,7 +110,8 @@ def test_unreleased_categories_are_never_chosen() -> None:
         num_items=300, num_categories=60, num_records=500, record_length=8, initial_item_fraction=0.02
     )
     stream = generate_dirichlet_process(config, seed=6)
-    first_id = {c: int(np.flatnonzero(stream.item_categories == c).min()) for c in set(stream.item_categories[1:].tolist())}
+    categories = set(stream.item_categories[1:].tolist())
+    first_id = {c: int(np.flatnonzero(stream.item_categories == c).min()) for c in categories}
     for record in range(config.num_records):
         for category in stream.record_categories[record][stream.record_categories[record] >= 0]:
             assert first_id[int(category)] <= stream.released_limits[record]
@@ -133,7 +134,9 @@ def test_twenty_thousand_records_take_about_a_second() -> None:
 
 @pytest.mark.parametrize("fraction", [1.0, 1e-6])
 def test_extreme_release_fractions(fraction: float) -> None:
-    config = SyntheticDPConfig(num_items=100, num_categories=10, num_records=50, record_length=5, initial_item_fraction=fraction)
+    config = SyntheticDPConfig(
+        num_items=100, num_categories=10, num_records=50, record_length=5, initial_item_fraction=fraction
+    )
     stream = generate_dirichlet_process(config, seed=0)
     assert np.all(stream.items <= stream.released_limits[:, None])
     assert stream.released_limits[0] == (100 if fraction == 1.0 else 1)
