@@ -46,7 +46,9 @@ class SyntheticDPConfig:
 class DataConfig:
     dataset: DatasetName = option("synthetic-dp", "dataset format and name")
     path: str | None = option(
-        None, "raw data file or folder (null: $GR_SCALING_DATA/<dataset>, downloaded there if allowed)"
+        None,
+        "raw data file or folder (null: $GR_SCALING_DATA/<dataset>, else <cache_dir>/datasets/<dataset>;"
+        " a missing known dataset is downloaded there if allowed)",
     )
     max_seq_len: int = option(200, "longest history fed to the model, in items (most recent kept)")
     task: Literal["retrieval"] = option("retrieval", "retrieval: next-item prediction over the catalogue")

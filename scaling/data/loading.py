@@ -14,6 +14,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from scaling.config import DataConfig
@@ -34,14 +35,14 @@ from scaling.data.synthetic_dp import SYNTHETIC_CLOCK, generate_dirichlet_proces
 from scaling.errors import DataError
 
 # dataset name -> reader taking the resolved source files in KnownDataset.files order
-_READERS: Mapping[str, Callable[..., RawInteractions]] = {
+_READERS: Mapping[str, Callable[..., RawInteractions]] = MappingProxyType({
     "ml-1m": read_movielens_1m,
     "ml-20m": read_movielens_20m,
     "ml-100k": read_movielens_100k,
     "amazon-beauty": read_amazon_rank_pair,
     "amazon-books": read_amazon_ratings_csv,
     "csv": read_interaction_table,
-}
+})
 
 _ITEM_RANK_SUFFIX = "_item_org_rank.txt"
 _TIME_RANK_SUFFIX = "_time_org_rank.txt"

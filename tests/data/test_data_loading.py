@@ -56,7 +56,7 @@ def test_second_load_is_a_cache_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def must_not_read(*args, **kwargs):
         raise AssertionError("the reader ran on a cache hit")
 
-    monkeypatch.setitem(loading._READERS, "ml-100k", must_not_read)
+    monkeypatch.setattr(loading, "_READERS", {**loading._READERS, "ml-100k": must_not_read})
     second = load_dataset(config(tmp_path, path=str(source)), seed=123)  # the seed does not matter for real data
     assert np.array_equal(first.item_ids, second.item_ids)
     assert np.array_equal(first.offsets, second.offsets)
