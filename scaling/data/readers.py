@@ -238,44 +238,89 @@ def _located_error(path: Path, fmt: LineFormat, parser_message: str) -> DataErro
 
 
 def _first_bad_line(path: Path, fmt: LineFormat) -> str | None:
-    """Scan ``path`` line by line and describe its first malformed line as ``file:line: problem``."""
-    for line_number, fields in _iter_fields(path, fmt):
-        if line_number == 1 and fmt.header is not None:
-            continue
-        if len(fields) != len(fmt.columns):
-            return (
-                f"{path}:{line_number}: expected {len(fmt.columns)} fields separated by {fmt.separator!r}, "
-                f"got {len(fields)}"
-            )
-        for (name, kind), value in zip(fmt.columns, fields):
-            problem = _field_problem(name, kind, value)
-            if problem is not None:
-                return f"{path}:{line_number}: {problem}"
+    """Describe the first malformed line of ``path`` as ``file:line: problem`` (None if none is found).
+
+    A vectorised pass matches every line against the format's regular expression (seconds for
+    ML-20M's 20M lines, where a Python loop takes minutes); the lines it flags are then checked
+    exactly, in order. The pattern never accepts a line the exact check rejects, so when it flags
+    nothing real there is no line-level problem. Only files it cannot read as lines at all are
+    scanned in Python.
+    """
+    suspects = _suspect_lines(path, fmt)
+    candidates = suspects if suspects is not None else _numbered_lines(path, first=2 if fmt.header else 1)
+    for line_number, line in candidates:
+        problem = _line_problem(line, fmt)
+        if problem is not None:
+            return f"{path}:{line_number}: {problem}"
     return None
 
 
-def _iter_fields(path: Path, fmt: LineFormat) -> Iterator[tuple[int, list[bytes]]]:
-    """(1-based line number, fields) of every non-empty line, the way the fast parser splits it."""
+_MAX_SUSPECTS = 10_000
+def _suspect_lines(path: Path, fmt: LineFormat) -> list[tuple[int, bytes]] | None:
+    """(line number, line) of the first lines not matching ``fmt``'s pattern; None if unreadable as lines."""
+    try:
+        lines = pa_csv.read_csv(
+            str(path),
+            read_options=pa_csv.ReadOptions(column_names=["line"], block_size=1 << 24),
+            parse_options=pa_csv.ParseOptions(delimiter="\x1f", quote_char=False, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(column_types={"line": pa.binary()}),
+        ).column("line")
+    except pa.ArrowInvalid:  # e.g. a line holding the 0x1f byte used as the (absent) delimiter
+        return None
+    matches = pc.or_(pc.match_substring_regex(lines, _line_pattern(fmt)), pc.equal(pc.binary_length(lines), 0))
+    flagged = np.flatnonzero(~matches.to_numpy(zero_copy_only=False))
+    if fmt.header is not None:
+        flagged = flagged[flagged > 0]
+    return [(int(row) + 1, lines[int(row)].as_py()) for row in flagged[:_MAX_SUSPECTS]]
+
+
+def _line_pattern(fmt: LineFormat) -> str:
+    """An RE2 pattern for one well-formed line of ``fmt`` (a superset test: see _first_bad_line)."""
+    separator = re.escape(fmt.separator)
+    if fmt.quoted:
+        text, anything = r'(?:"(?:[^"]|"")+"|[^,"]+)', r'(?:"(?:[^"]|"")*"|[^,"]*)'
+    elif len(fmt.separator) == 1:
+        text, anything = f"[^{separator}]+", f"[^{separator}]*"
+    else:
+        text, anything = ".+?", ".*?"
+    # spaces only around numbers: a wider class could swallow a tab separator
+    fields = {
+        "int": r" *[+-]?\d+ *",
+        "number": r" *[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)? *",
+        "text": text,
+        "ignored": anything,
+    }
+    return "^" + separator.join(fields[kind] for _, kind in fmt.columns) + "$"
+
+
+def _numbered_lines(path: Path, first: int) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, line without its end) of every non-empty line from line ``first`` on."""
     with open(path, "rb") as file:
-        if fmt.quoted:
-            text = io.TextIOWrapper(file, encoding="latin-1", newline="")
-            reader = csv.reader(text, delimiter=fmt.separator, strict=True)
-            try:
-                for row in reader:
-                    if row:
-                        yield reader.line_num, [field.encode("latin-1") for field in row]
-            except csv.Error as error:
-                yield reader.line_num, [f"<unparseable CSV: {error}>".encode()]
-            return
         for line_number, line in enumerate(file, start=1):
             line = line.rstrip(b"\r\n")
-            if line:
-                yield line_number, _split_fields(line, fmt)
+            if line_number >= first and line:
+                yield line_number, line
+
+
+def _line_problem(line: bytes, fmt: LineFormat) -> str | None:
+    """What is wrong with one line of ``fmt`` (None if nothing), checked field by field."""
+    try:
+        fields = _split_fields(line, fmt)
+    except csv.Error as error:
+        return f"not a valid CSV line ({error})"
+    if len(fields) != len(fmt.columns):
+        return f"expected {len(fmt.columns)} fields separated by {fmt.separator!r}, got {len(fields)}"
+    for (name, kind), value in zip(fmt.columns, fields):
+        problem = _field_problem(name, kind, value)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _split_fields(line: bytes, fmt: LineFormat) -> list[bytes]:
     if fmt.quoted:
-        return [field.encode("latin-1") for field in next(csv.reader([line.decode("latin-1")]), [])]
+        reader = csv.reader([line.decode("latin-1")], delimiter=fmt.separator, strict=True)
+        return [field.encode("latin-1") for field in next(reader, [])]
     return line.split(fmt.separator.encode())
 
 
