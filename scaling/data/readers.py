@@ -2,10 +2,11 @@
 
 Every reader returns :class:`RawInteractions` (users, items, timestamps, optional ratings),
 one row per interaction in the order of the file. Parsing is vectorised (pyarrow) so that
-ML-20M's 20M lines take seconds; when the fast parser rejects a file, or a value turns out
-to be invalid, the file is scanned line by line once to raise a :class:`DataError` naming
-the file and the 1-based line of the first problem, e.g.
-``.../ratings.dat:1234: expected 4 fields separated by '::', got 3``.
+ML-20M's 20M lines take seconds. When the fast parser rejects a file, or a value turns out
+to be invalid (NaN, an empty id), the file is read once more as lines to find the first bad
+one and raise a :class:`DataError` naming the file and its 1-based line, e.g.
+``.../ratings.dat:1234: expected 4 fields separated by '::', got 3``. Nothing is skipped:
+one bad line stops the load.
 
 String ids (Amazon's ``A2...`` users, ``0000000116`` ASINs) are replaced by their rank in
 sorted order of the raw strings, so ids stay integers and "sorted raw-id order" is the
