@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -204,3 +205,34 @@ def test_cache_root_precedence(tmp_path: Path) -> None:
     assert cache_module.cache_root("/x", environ={"GR_SCALING_CACHE": "/y"}) == Path("/x")
     assert cache_module.cache_root(None, environ={"GR_SCALING_CACHE": "/y"}) == Path("/y")
     assert cache_module.cache_root(None, environ={}) == Path("~/.cache/gr-scaling").expanduser()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "files", "expected"),
+    [
+        ("ml-1m", {"ratings.dat": "1::2::3::4\n1::2::3::4::5\n"}, r"ratings\.dat:2: expected 4 fields separated by '::'"),
+        ("ml-20m", {"ratings.csv": "userId,movieId,rating,timestamp\n1,x,3,4\n"}, r"ratings\.csv:2: item must be an"),
+        ("ml-100k", {"u.data": "1\t2\t3\t4\n1\t2\t3\tlate\n"}, r"u\.data:2: timestamp must be an integer"),
+        ("amazon-books", {"ratings_Books.csv": "A,1,5.0,9\nB,2,five,9\n"}, r"ratings_Books\.csv:2: rating must be a"),
+        (
+            "amazon-beauty",
+            {"Beauty_item_org_rank.txt": "1 2 3\n", "Beauty_time_org_rank.txt": "1 5\n"},
+            r"Beauty_time_org_rank\.txt:1: user 1 has 1 timestamps but .*Beauty_item_org_rank\.txt:1 lists 2 items",
+        ),
+        ("csv", {"log.csv": "user,item,timestamp\na,b,1\na,b\n"}, r"log\.csv:3: expected 3 fields separated by ','"),
+        ("ml-100k", {"u.data": ""}, r"u\.data: file is empty$"),
+    ],
+)
+def test_bad_input_of_every_format_is_one_line_and_caches_nothing(
+    tmp_path: Path, dataset: str, files: dict[str, str], expected: str
+) -> None:
+    folder = tmp_path / "raw"
+    for name, text in files.items():
+        write(folder / name, text)
+    path = folder / next(iter(files)) if dataset == "csv" else folder
+    with pytest.raises(DataError) as caught:
+        load_dataset(config(tmp_path, dataset=dataset, path=str(path)), seed=0)
+    message = str(caught.value)
+    assert re.search(expected, message) and message.startswith(str(folder)) and "\n" not in message, message
+    assert entries(tmp_path) == []
+    assert not [p for p in (tmp_path / "cache").rglob("*.tmp")]
