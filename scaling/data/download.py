@@ -202,7 +202,7 @@ def fetch(url: str, destination: Path, checksum: Checksum | None) -> Path:
     with urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response, atomic_file(destination) as file:
         digest = hashlib.new(checksum.algorithm if checksum else "sha256")
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, disable=None) as progress:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {destination.name}") as progress:
             while chunk := response.read(_CHUNK_BYTES):
                 file.write(chunk)
                 digest.update(chunk)
