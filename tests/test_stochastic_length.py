@@ -234,3 +234,73 @@ def test_config_validates_alpha_and_selection():
         load_run_config(None, ["train.stochastic_length.alpha=2.5"])
     with pytest.raises(ConfigError, match="train.stochastic_length.selection"):
         load_run_config(None, ["train.stochastic_length.selection=oldest"])
+
+
+LONG_RECORDS = [
+    "data.dataset=synthetic-dp",
+    "data.synthetic_dp.num_items=200",
+    "data.synthetic_dp.num_categories=10",
+    "data.synthetic_dp.num_records=60",
+    "data.synthetic_dp.record_length=64",
+    "data.max_seq_len=64",
+    "model.embedding_dim=16",
+    "model.num_heads=2",
+    "train.batch_size=16",
+    "train.num_negatives=16",
+    "train.epochs=1",
+    "eval.batch_size=64",
+]
+
+
+@pytest.fixture
+def one_thread():
+    """Two threads on a busy 2-core machine make training many times slower, not faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_training_batches_are_shortened_and_evaluation_batches_are_not(one_thread):
+    from scaling.train import build_run, evaluate, train_pass
+
+    config = load_run_config(None, [*LONG_RECORDS, "train.stochastic_length.alpha=1.5"])
+    budget = subsequence_length(64, 1.5)  # 22 tokens
+    lengths: dict[str, list[int]] = {"train": [], "eval": []}
+    runs = []
+    for _ in range(2):
+        run = build_run(config)
+        loss, evaluate_all = run.objective.loss, run.objective.evaluate
+
+        def recording_loss(model, batch, generator, _loss=loss):
+            lengths["train"].extend(lengths_of(batch).tolist())
+            return _loss(model, batch, generator)
+
+        def recording_evaluate(model, batches, device, _evaluate=evaluate_all):
+            batches = list(batches)
+            lengths["eval"].extend(n for batch in batches for n in lengths_of(batch).tolist())
+            return _evaluate(model, batches, device)
+
+        run.objective.loss, run.objective.evaluate = recording_loss, recording_evaluate
+        train_pass(run, run.batcher.chunks(run.split.train), "shuffle", None)
+        evaluate(run, run.batcher.chunks(run.split.valid))
+        runs.append(run)
+    trained, evaluated = np.array(lengths["train"]), np.array(lengths["eval"])
+    half = len(trained) // 2
+    assert np.array_equal(trained[:half], trained[half:])  # the same seed gives the same subsequences
+    assert np.mean(trained[:half] == budget) > 0.5  # records are long: most training chunks are cut to L
+    assert np.all(evaluated[:len(evaluated) // 2] > budget)  # evaluation sees full-length sequences
+    tally = runs[0].trained_lengths
+    assert tally.num_sequences == half and tally.sum_lengths == trained[:half].sum()
+
+
+def test_history_and_result_report_sparsity(one_thread):
+    from scaling.train import train
+
+    off = train(load_run_config(None, LONG_RECORDS), progress=False)
+    on = train(load_run_config(None, [*LONG_RECORDS, "train.stochastic_length.alpha=1.5"]), progress=False)
+    for result in (off, on):
+        assert set(result["training_sparsity"]) == {"sparsity", "s2"}
+        assert {"sparsity", "s2"} <= set(result["history"][0])
+    assert on["training_sparsity"]["sparsity"] > off["training_sparsity"]["sparsity"] + 0.3
+    assert on["training_sparsity"]["s2"] > on["training_sparsity"]["sparsity"]
