@@ -47,7 +47,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from model.inputs import JaggedSequences
 from scaling.data.batching import SequenceBatch
 
 Selection = Literal["greedy", "random", "weighted"]
