@@ -304,3 +304,13 @@ def test_history_and_result_report_sparsity(one_thread):
         assert {"sparsity", "s2"} <= set(result["history"][0])
     assert on["training_sparsity"]["sparsity"] > off["training_sparsity"]["sparsity"] + 0.3
     assert on["training_sparsity"]["s2"] > on["training_sparsity"]["sparsity"]
+
+
+def test_reproduction_runs_the_baseline_first_and_rejects_bad_alphas():
+    from scaling.cli import main
+    from scaling.reproduce.stochastic_length import variants
+
+    runs = variants([1.6, 2.0, 1.8], ["greedy", "weighted"])
+    assert list(runs) == ["alpha2.0", "alpha1.8-greedy", "alpha1.8-weighted", "alpha1.6-greedy", "alpha1.6-weighted"]
+    assert runs["alpha2.0"] == ["train.stochastic_length.alpha=null"]
+    assert main(["reproduce", "stochastic-length", "--alphas", "1.0", "2.0"]) == 2  # one-line error, no training
