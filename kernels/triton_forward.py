@@ -1,0 +1,195 @@
+"""Triton forward of HSTU jagged attention: out = (SiLU(scale q k^T + rab^{p,t}) / N, masked) v.
+
+Design (FlashAttention-style tiling over a jagged batch, paper Section 3.2 and Appendix G):
+
+* One program owns BLOCK_M query rows of one sequence and one head and walks that sequence's
+  keys in BLOCK_N tiles, accumulating the [BLOCK_M, Dv] output in fp32 registers. The N x N
+  score matrix exists only one tile at a time. Programs come from the jagged work table of
+  kernels/triton_launch.py, so work is proportional to sum_i n_i^2 / 2, not B * max_len^2.
+  The program index is head-fastest: the heaviest blocks of all heads start in the first wave.
+* Pointwise SiLU needs no running max or normaliser (unlike softmax), so tiles are independent
+  and the 1/N factor is applied once to the accumulator at the end.
+* Key tiles fall into three ranges per query block: fully visible tiles with no mask and no
+  bounds checks (the bulk of the work); tiles cut by the causal diagonal, the sequence end, the
+  contextual prefix or the history/target boundary, which evaluate the mask; and fully masked
+  tiles, which are skipped: keys after the diagonal and the targets that precede the block
+  (candidates only see themselves).
+* rab^{p,t} is gathered per tile from the tiny position/time tables (kernels/triton_helpers.py);
+  the tables stay in L1/L2, the [N, N] bias is never built.
+* Both matmuls run with fp32 accumulation (tl.dot); P is cast to the value dtype before P V as
+  in FlashAttention. fp32 inputs use IEEE fp32 dots, not tf32.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from kernels.triton_helpers import (
+    load_rows,
+    position_bias_index,
+    sequence_of_program,
+    sigmoid,
+    time_bucket_index,
+    visibility_mask,
+)
+from kernels.triton_launch import (
+    INTERPRETER_BLOCK,
+    INTERPRETER_CHUNK,
+    WORK_CHUNK,
+    AttentionProblem,
+    build_work_table,
+    forward_configs,
+    kernel_flags,
+    length_bucket,
+    placeholder,
+)
+
+
+@triton.jit
+def _forward_tile(acc, q, start_n, k_base, v_base, key_time_base, stride_kt, stride_vt, offs_m,
+                  seq_len, history_end, contextual_len, query_time, POSITION_WEIGHTS, TIME_WEIGHTS,
+                  scale, max_seq_len, num_buckets,
+                  HEAD_DIM_QK: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D_QK: tl.constexpr,
+                  BLOCK_D_V: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr,
+                  HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr, HAS_POSITION: tl.constexpr,
+                  HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """acc + (SiLU(S) masked) v for one key tile; MASKED=False tiles are known fully visible."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    k = load_rows(k_base, offs_n, tl.arange(0, BLOCK_D_QK), stride_kt, seq_len, HEAD_DIM_QK,
+                  MASKED, BLOCK_D_QK != HEAD_DIM_QK)  # [BN, Dqk]
+    scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale  # [BM, BN]
+    if HAS_POSITION:
+        relative = position_bias_index(offs_m, offs_n, history_end, max_seq_len)
+        scores += tl.load(POSITION_WEIGHTS + relative).to(tl.float32)
+    if HAS_TIME:
+        key_time = tl.load(key_time_base + offs_n, mask=offs_n < seq_len, other=0)
+        bucket = time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN)
+        scores += tl.load(TIME_WEIGHTS + bucket).to(tl.float32)
+    weights = scores * sigmoid(scores)  # SiLU; the 1/N is applied to the accumulator
+    if MASKED:
+        allowed = visibility_mask(offs_m, offs_n, seq_len, history_end, contextual_len,
+                                  HAS_TARGETS, HAS_CONTEXT)
+        weights = tl.where(allowed, weights, 0.0)
+    v = load_rows(v_base, offs_n, tl.arange(0, BLOCK_D_V), stride_vt, seq_len, HEAD_DIM_V,
+                  MASKED, BLOCK_D_V != HEAD_DIM_V)  # [BN, Dv]
+    return tl.dot(weights.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+
+
+@triton.jit
+def _forward_key_ranges(block_start, seq_len, history_end, contextual_len,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Key tile bounds for one query block: [0, full_end) unmasked, [full_end, cut_end) and
+    [target_start, key_end) masked; keys in between are targets before the block (invisible)."""
+    key_end = tl.minimum(seq_len, tl.maximum(block_start + BLOCK_M, contextual_len))
+    # Keys every row of the block sees: the prefix, and history keys up to the block's first row.
+    fully_visible = tl.maximum(tl.minimum(contextual_len, seq_len),
+                               tl.minimum(history_end, block_start + 1))
+    full_end = (fully_visible // BLOCK_N) * BLOCK_N
+    # Keys at or after max(prefix, history) are targets: visible to themselves only.
+    non_target_end = tl.minimum(key_end, tl.maximum(contextual_len, history_end))
+    cut_end = tl.maximum(full_end, tl.cdiv(non_target_end, BLOCK_N) * BLOCK_N)
+    target_start = tl.maximum(cut_end, (block_start // BLOCK_N) * BLOCK_N)
+    return full_end, cut_end, target_start, key_end
+
+
+@triton.jit
+def hstu_attention_forward_kernel(
+    Q, K, V, OUT, SEQ_OFFSETS, NUM_TARGETS, POSITION_WEIGHTS, TIME_WEIGHTS, QUERY_TIME, KEY_TIME,
+    WORK_SEQUENCE, WORK_START,
+    stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
+    num_heads, scale, inv_max_seq_len, max_seq_len, contextual_len, num_buckets, length_bucket,
+    HEAD_DIM_QK: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D_QK: tl.constexpr,
+    BLOCK_D_V: tl.constexpr, HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr,
+    HAS_POSITION: tl.constexpr, HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, CHUNK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """One (query block, head) of the jagged batch; length_bucket only keys the autotuner."""
+    pid = tl.program_id(0)
+    head = pid % num_heads
+    sequence, block_start, seq_start, seq_len = sequence_of_program(
+        pid // num_heads, WORK_SEQUENCE, WORK_START, SEQ_OFFSETS, CHUNK, BLOCK_M)
+    if (sequence >= 0) & (block_start < seq_len):
+        history_end = seq_len
+        if HAS_TARGETS:
+            history_end = seq_len - tl.load(NUM_TARGETS + sequence).to(tl.int32)
+        offs_m = block_start + tl.arange(0, BLOCK_M)
+        q = load_rows(Q + seq_start * stride_qt + head * stride_qh, offs_m, tl.arange(0, BLOCK_D_QK),
+                      stride_qt, seq_len, HEAD_DIM_QK, True, BLOCK_D_QK != HEAD_DIM_QK)  # [BM, Dqk]
+        query_time = offs_m
+        if HAS_TIME:
+            query_time = tl.load(QUERY_TIME + seq_start + offs_m, mask=offs_m < seq_len, other=0)
+        k_base = K + seq_start * stride_kt + head * stride_kh
+        v_base = V + seq_start * stride_vt + head * stride_vh
+        key_time_base = KEY_TIME + seq_start
+        full_end, cut_end, target_start, key_end = _forward_key_ranges(
+            block_start, seq_len, history_end, contextual_len, BLOCK_M, BLOCK_N)
+        acc = tl.zeros([BLOCK_M, BLOCK_D_V], dtype=tl.float32)
+        for start_n in range(0, full_end, BLOCK_N):
+            acc = _forward_tile(acc, q, start_n, k_base, v_base, key_time_base, stride_kt, stride_vt,
+                                offs_m, seq_len, history_end, contextual_len, query_time,
+                                POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
+                                HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, False,
+                                HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
+                                DOT_PRECISION)
+        for start_n in range(full_end, cut_end, BLOCK_N):
+            acc = _forward_tile(acc, q, start_n, k_base, v_base, key_time_base, stride_kt, stride_vt,
+                                offs_m, seq_len, history_end, contextual_len, query_time,
+                                POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
+                                HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, True,
+                                HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
+                                DOT_PRECISION)
+        for start_n in range(target_start, key_end, BLOCK_N):
+            acc = _forward_tile(acc, q, start_n, k_base, v_base, key_time_base, stride_kt, stride_vt,
+                                offs_m, seq_len, history_end, contextual_len, query_time,
+                                POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
+                                HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, True,
+                                HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
+                                DOT_PRECISION)
+        offs_dv = tl.arange(0, BLOCK_D_V)
+        out_pointers = (OUT + seq_start * stride_ot + head * stride_oh
+                        + offs_m[:, None] * stride_ot + offs_dv[None, :])
+        out_mask = (offs_m[:, None] < seq_len) & (offs_dv[None, :] < HEAD_DIM_V)
+        tl.store(out_pointers, (acc * inv_max_seq_len).to(OUT.dtype.element_ty), mask=out_mask)
+
+
+_tuned_forward_kernel = triton.autotune(
+    configs=forward_configs(),
+    key=["HEAD_DIM_QK", "HEAD_DIM_V", "length_bucket", "HAS_TARGETS", "HAS_CONTEXT", "HAS_POSITION",
+         "HAS_TIME", "BUCKET_FN"],
+)(hstu_attention_forward_kernel)
+
+
+def attention_forward(problem: AttentionProblem) -> Tensor:
+    """[T, H, Dv] output of the forward kernel (same dtype as v)."""
+    q, k, v = problem.q, problem.k, problem.v
+    total_tokens, num_heads = q.shape[0], q.shape[1]
+    out = torch.empty_like(v)  # [T, H, Dv]
+    if total_tokens == 0 or num_heads == 0:
+        return out
+    chunk = INTERPRETER_CHUNK if problem.interpreted else WORK_CHUNK
+    table = build_work_table(problem.offsets, total_tokens, chunk, by="forward")
+    args = (
+        q, k, v, out, problem.offsets, placeholder(problem, problem.num_targets),
+        placeholder(problem, problem.position_weights), placeholder(problem, problem.time_weights),
+        placeholder(problem, problem.query_timestamps), placeholder(problem, problem.key_timestamps),
+        table.sequence, table.start,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
+        out.stride(0), out.stride(1),
+        num_heads, problem.scale, 1.0 / problem.max_seq_len, problem.max_seq_len,
+        problem.contextual_len, problem.num_buckets, length_bucket(problem.max_seq_len),
+    )
+    flags = kernel_flags(problem)
+    pieces = table.sequence.numel()
+    if problem.interpreted:
+        grid = (num_heads * pieces * (chunk // INTERPRETER_BLOCK),)
+        hstu_attention_forward_kernel[grid](
+            *args, **flags, CHUNK=chunk, BLOCK_M=INTERPRETER_BLOCK, BLOCK_N=INTERPRETER_BLOCK)
+    else:
+        def grid(meta: dict) -> tuple[int]:
+            return (num_heads * pieces * (chunk // meta["BLOCK_M"]),)
+
+        _tuned_forward_kernel[grid](*args, **flags, CHUNK=chunk)
+    return out

@@ -1,0 +1,169 @@
+"""Host-side launch glue shared by the Triton HSTU attention forward and backward: the problem
+description, the jagged work table and the tuning configs.
+
+Jagged work table
+    A jagged batch is cut into CHUNK-token pieces per sequence (``WORK_CHUNK`` = 128, the largest
+    block size any config uses). The table lists, for every piece, its sequence and its start row
+    inside that sequence; a kernel whose block is smaller than CHUNK runs CHUNK // BLOCK programs
+    per piece. So one table serves every autotuning config, programs never straddle two
+    sequences, and at most CHUNK // BLOCK - 1 programs per sequence find nothing to do (versus a
+    [B, max_len / BLOCK] grid, which idles on every short sequence of a skewed batch).
+
+    The table is built on the device from ``offsets`` without a host synchronisation: its length
+    is the upper bound ``T // CHUNK + B`` (sum of ceil(n_b / CHUNK) never exceeds it) and unused
+    slots carry sequence -1. Pieces are sorted by decreasing work (longest-processing-time-first)
+    so that the heavy causal blocks of long sequences start in the first wave and the short ones
+    fill the tail; the forward's work grows with the block's end row, the backward's (which walks
+    the queries after a key block) with the rows left after the block's start.
+
+Tuning
+    Block sizes, warps and pipeline stages are chosen by ``triton.autotune`` keyed on the head
+    dims and a power-of-two length bucket of ``max_seq_len`` (the configured N: known on the host
+    without reading lengths back from the GPU). Under ``TRITON_INTERPRET=1`` (CPU tensors) a
+    single tiny config is used so that tests stay fast and still cross block boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+from torch import Tensor
+
+WORK_CHUNK = 128  # rows per work-table entry; every config's block sizes divide it
+INTERPRETER_CHUNK = 32  # interpreter chunk: two 16-row programs per entry exercise the split
+
+
+@dataclass(frozen=True)
+class AttentionProblem:
+    """Everything both passes need, already checked and made contiguous by kernels/triton_attention.py."""
+
+    q: Tensor  # [T, H, Dqk]
+    k: Tensor  # [T, H, Dqk]
+    v: Tensor  # [T, H, Dv]
+    offsets: Tensor  # [B+1] int64
+    num_targets: Tensor | None  # [B] integer, or None: no candidates
+    position_weights: Tensor | None  # [2 * max_seq_len - 1]
+    time_weights: Tensor | None  # [num_buckets + 1]
+    query_timestamps: Tensor | None  # [T] integer seconds; set iff time_weights is
+    key_timestamps: Tensor | None  # [T] integer seconds; set iff time_weights is
+    bucket_fn: str  # 'log' or 'sqrt'
+    max_seq_len: int  # N of the semantics: SiLU(.) / N and the position table's size
+    scale: float  # multiplies q k^T before the bias is added
+    contextual_len: int  # prefix tokens every token sees
+
+    @property
+    def interpreted(self) -> bool:
+        """CPU tensors can only run under TRITON_INTERPRET=1, which gets the tiny fixed config."""
+        return self.q.device.type != "cuda"
+
+    @property
+    def num_buckets(self) -> int:
+        return 0 if self.time_weights is None else self.time_weights.numel() - 1
+
+
+def kernel_flags(problem: AttentionProblem) -> dict[str, object]:
+    """Compile-time switches shared by both kernels: each absent feature costs nothing."""
+    return {
+        "HEAD_DIM_QK": problem.q.shape[2],
+        "HEAD_DIM_V": problem.v.shape[2],
+        "BLOCK_D_QK": head_dim_block(problem.q.shape[2]),
+        "BLOCK_D_V": head_dim_block(problem.v.shape[2]),
+        "HAS_TARGETS": problem.num_targets is not None,
+        "HAS_CONTEXT": problem.contextual_len > 0,
+        "HAS_POSITION": problem.position_weights is not None,
+        "HAS_TIME": problem.time_weights is not None,
+        "BUCKET_FN": 0 if problem.bucket_fn == "log" else 1,
+        "DOT_PRECISION": dot_precision(problem.q.dtype),
+    }
+
+
+def placeholder(problem: AttentionProblem, tensor: Tensor | None) -> Tensor:
+    """A real pointer for an absent optional input; the kernel never reads it (its flag is off)."""
+    return problem.offsets if tensor is None else tensor
+
+
+@dataclass(frozen=True)
+class WorkTable:
+    """Per-program (sequence, start row) pieces of a jagged batch, heaviest first."""
+
+    sequence: Tensor  # [C] int32 sequence index, -1 for idle slots
+    start: Tensor  # [C] int32 first row of the piece inside its sequence
+    chunk: int  # rows per piece
+
+
+def build_work_table(offsets: Tensor, total_tokens: int, chunk: int, by: str) -> WorkTable:
+    """Cut every sequence into ``chunk``-row pieces; ``by`` is 'forward' or 'backward' work order."""
+    num_sequences = offsets.numel() - 1
+    lengths = offsets[1:] - offsets[:-1]  # [B]
+    pieces_per_sequence = (lengths + chunk - 1) // chunk  # [B]
+    pieces_end = torch.cumsum(pieces_per_sequence, 0)  # [B] exclusive end of each sequence's pieces
+    capacity = total_tokens // chunk + num_sequences
+    slot = torch.arange(capacity, device=offsets.device, dtype=pieces_end.dtype)  # [C]
+    sequence = torch.searchsorted(pieces_end, slot, right=True)  # [C]; == B for idle slots
+    idle = sequence >= num_sequences
+    safe = sequence.clamp(max=max(num_sequences - 1, 0))
+    start = (slot - (pieces_end[safe] - pieces_per_sequence[safe])) * chunk  # [C]
+    length = lengths[safe]
+    if by == "forward":
+        work = torch.minimum(start + chunk, length)  # keys a query block scans grow with its end
+    elif by == "backward":
+        work = length - start  # queries a key block is seen by
+    else:
+        raise ValueError(f"work order must be 'forward' or 'backward'; got {by!r}")
+    work = torch.where(idle, torch.full_like(work, -1), work)
+    order = torch.argsort(work, descending=True, stable=True)
+    sequence = torch.where(idle, torch.full_like(sequence, -1), sequence)[order]
+    return WorkTable(sequence=sequence.to(torch.int32), start=start[order].to(torch.int32), chunk=chunk)
+
+
+def length_bucket(max_seq_len: int) -> int:
+    """Autotune key for sequence length: the next power of two of N, at least 64."""
+    return max(64, triton.next_power_of_2(max_seq_len))
+
+
+def head_dim_block(head_dim: int) -> int:
+    """Register width of a head dim: a power of two, at least 16 (the smallest tl.dot operand)."""
+    return max(16, triton.next_power_of_2(head_dim))
+
+
+def forward_configs() -> list[triton.Config]:
+    """Forward (BLOCK_M queries x BLOCK_N keys) candidates for Hopper/Ampere.
+
+    Large query blocks amortise the q tile over more keys; BLOCK_N trades registers for
+    pipelining depth (num_stages) of the K/V loads. 8 warps pair with 128-row tiles (two
+    warpgroups for wgmma on H100).
+    """
+    shapes = [
+        (128, 64, 8, 3), (128, 64, 4, 3), (128, 64, 8, 4), (128, 128, 8, 3), (128, 128, 8, 2),
+        (128, 32, 4, 4), (64, 64, 4, 3), (64, 64, 4, 4), (64, 128, 4, 3), (64, 32, 4, 4),
+    ]
+    return [
+        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=warps, num_stages=stages)
+        for m, n, warps, stages in shapes
+    ]
+
+
+def backward_configs() -> list[triton.Config]:
+    """Backward (BLOCK_N keys held in registers x BLOCK_M queries streamed) candidates.
+
+    The key block holds dK and dV accumulators, so it is the large side (as in FlashAttention-2's
+    dK/dV pass); query blocks are small to keep the five per-tile matmul operands in registers.
+    """
+    shapes = [
+        (32, 128, 4, 3), (32, 128, 8, 3), (64, 128, 8, 3), (64, 128, 8, 2), (32, 64, 4, 3),
+        (64, 64, 4, 3), (64, 64, 4, 2), (16, 128, 4, 3), (16, 64, 4, 4),
+    ]
+    return [
+        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=warps, num_stages=stages)
+        for m, n, warps, stages in shapes
+    ]
+
+
+INTERPRETER_BLOCK = 16  # BLOCK_M = BLOCK_N under TRITON_INTERPRET=1: small, still several per sequence
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """tl.dot input precision: full fp32 for fp32 inputs (tf32 would lose ~3 digits), native otherwise."""
+    return "ieee" if dtype == torch.float32 else "tf32"
