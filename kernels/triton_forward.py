@@ -31,7 +31,6 @@ from kernels.triton_helpers import (
     load_rows,
     position_bias_index,
     sequence_of_program,
-    sigmoid,
     time_bucket_index,
     visibility_mask,
 )
@@ -68,7 +67,7 @@ def _forward_tile(acc, q, start_n, k_base, v_base, key_time_base, stride_kt, str
         key_time = tl.load(key_time_base + offs_n, mask=offs_n < seq_len, other=0)
         bucket = time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN)
         scores += tl.load(TIME_WEIGHTS + bucket).to(tl.float32)
-    weights = scores * sigmoid(scores)  # SiLU; the 1/N is applied to the accumulator
+    weights = scores / (1.0 + tl.exp(-scores))  # SiLU; the 1/N is applied to the accumulator
     if MASKED:
         allowed = visibility_mask(offs_m, offs_n, seq_len, history_end, contextual_len,
                                   HAS_TARGETS, HAS_CONTEXT)
