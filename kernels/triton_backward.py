@@ -31,14 +31,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.triton_helpers import (
-    load_rows,
-    position_bias_index,
-    sequence_of_program,
-    sigmoid,
-    time_bucket_index,
-    visibility_mask,
-)
+from kernels.triton_helpers import add_relative_bias, load_rows, sequence_of_program, sigmoid, visibility_mask
 from kernels.triton_launch import (
     INTERPRETER_BLOCK,
     INTERPRETER_CHUNK,
@@ -74,8 +67,12 @@ def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_b
                    BLOCK_D_V: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr,
                    HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr, HAS_POSITION: tl.constexpr,
                    HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr, POSITION_GRAD: tl.constexpr,
-                   TIME_GRAD: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """Accumulate one query tile's contribution into (dk, dv), dq and the bias partial sums."""
+                   TIME_GRAD: tl.constexpr, DOT_PRECISION: tl.constexpr, NEWTON_STEPS: tl.constexpr):
+    """Accumulate one query tile's contribution into (dk, dv), dq and the bias partial sums.
+
+    Tiles are computed transposed, [BN keys, BM queries], so that P^T and dS^T come out of the
+    element-wise math in the layout the dV and dK matmuls consume; only dQ needs dS^T transposed.
+    """
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_dqk = tl.arange(0, BLOCK_D_QK)
     q = load_rows(q_base, offs_m, offs_dqk, stride_qt, seq_len, HEAD_DIM_QK,
@@ -83,42 +80,42 @@ def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_b
     # Rows past the sequence read dO = 0, which zeroes their dS and P^T dO terms.
     grad_out = load_rows(do_base, offs_m, tl.arange(0, BLOCK_D_V), stride_dot, seq_len, HEAD_DIM_V,
                          MASKED, BLOCK_D_V != HEAD_DIM_V)  # [BM, Dv]
-    scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale  # [BM, BN]
-    relative = offs_m
-    bucket = offs_m
-    if HAS_POSITION:
-        relative = position_bias_index(offs_m, offs_n, history_end, max_seq_len)
-        scores += tl.load(POSITION_WEIGHTS + relative).to(tl.float32)
+    query = offs_m[None, :]  # [1, BM]
+    key = offs_n[:, None]  # [BN, 1]
+    query_time = query
     if HAS_TIME:
-        query_time = tl.load(query_time_base + offs_m, mask=offs_m < seq_len, other=0)
-        bucket = time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN)
-        scores += tl.load(TIME_WEIGHTS + bucket).to(tl.float32)
-    gate = sigmoid(scores)
-    weights = scores * gate * inv_max_seq_len  # P
-    grad_weights = tl.dot(grad_out, tl.trans(v), input_precision=DOT_PRECISION)  # dP [BM, BN]
-    grad_scores = grad_weights * (gate * (1.0 + scores * (1.0 - gate))) * inv_max_seq_len  # dS
-    allowed = offs_m[:, None] < seq_len  # placeholder; only read when MASKED
+        query_time = tl.load(query_time_base + offs_m, mask=offs_m < seq_len, other=0)[None, :]
+    scores = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * scale  # S^T [BN, BM]
+    scores, relative, bucket = add_relative_bias(
+        scores, query, key, history_end, query_time, key_time, POSITION_WEIGHTS, TIME_WEIGHTS,
+        max_seq_len, num_buckets, HAS_POSITION, HAS_TIME, BUCKET_FN)
+    gate = sigmoid(scores, NEWTON_STEPS)
+    weights = scores * gate * inv_max_seq_len  # P^T
+    grad_weights = tl.dot(v, tl.trans(grad_out), input_precision=DOT_PRECISION)  # dP^T [BN, BM]
+    grad_scores = grad_weights * (gate * (1.0 + scores * (1.0 - gate))) * inv_max_seq_len  # dS^T
+    allowed = query < seq_len  # placeholder; only read when MASKED
     if MASKED:
-        allowed = visibility_mask(offs_m, offs_n, seq_len, history_end, contextual_len,
-                                  HAS_TARGETS, HAS_CONTEXT)
+        allowed = visibility_mask(query, key, seq_len, history_end, contextual_len, HAS_TARGETS, HAS_CONTEXT)
         weights = tl.where(allowed, weights, 0.0)
         grad_scores = tl.where(allowed, grad_scores, 0.0)
-    dv = tl.dot(tl.trans(weights.to(grad_out.dtype)), grad_out, dv, input_precision=DOT_PRECISION)
+    dv = tl.dot(weights.to(grad_out.dtype), grad_out, dv, input_precision=DOT_PRECISION)
     grad_scores_low = grad_scores.to(q.dtype)
-    dk = tl.dot(tl.trans(grad_scores_low), q, dk, input_precision=DOT_PRECISION)
-    dq = tl.dot(grad_scores_low, k, input_precision=DOT_PRECISION) * scale  # [BM, Dqk]
+    dk = tl.dot(grad_scores_low, q, dk, input_precision=DOT_PRECISION)
+    dq = tl.dot(tl.trans(grad_scores_low), k, input_precision=DOT_PRECISION) * scale  # [BM, Dqk]
     dq_pointers = dq_base + offs_m[:, None] * stride_dqt + offs_dqk[None, :]
-    tl.atomic_add(dq_pointers, dq, mask=(offs_m[:, None] < seq_len) & (offs_dqk[None, :] < HEAD_DIM_QK))
+    # Relaxed: these are pure accumulations, nothing reads them before the kernel ends.
+    tl.atomic_add(dq_pointers, dq, mask=(offs_m[:, None] < seq_len) & (offs_dqk[None, :] < HEAD_DIM_QK),
+                  sem="relaxed")
     if POSITION_GRAD:
         if MASKED:
-            tl.atomic_add(position_grad_slot + relative, grad_scores, mask=allowed)
+            tl.atomic_add(position_grad_slot + relative, grad_scores, mask=allowed, sem="relaxed")
         else:
-            tl.atomic_add(position_grad_slot + relative, grad_scores)
+            tl.atomic_add(position_grad_slot + relative, grad_scores, sem="relaxed")
     if TIME_GRAD:
         if MASKED:
-            tl.atomic_add(time_grad_slot + bucket, grad_scores, mask=allowed)
+            tl.atomic_add(time_grad_slot + bucket, grad_scores, mask=allowed, sem="relaxed")
         else:
-            tl.atomic_add(time_grad_slot + bucket, grad_scores)
+            tl.atomic_add(time_grad_slot + bucket, grad_scores, sem="relaxed")
     return dk, dv
 
 
@@ -156,7 +153,7 @@ def hstu_attention_backward_kernel(
     BLOCK_D_V: tl.constexpr, HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr,
     HAS_POSITION: tl.constexpr, HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr,
     POSITION_GRAD: tl.constexpr, TIME_GRAD: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    CHUNK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    NEWTON_STEPS: tl.constexpr, CHUNK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One (key block, head) of the jagged batch; length_bucket only keys the autotuner."""
     pid = tl.program_id(0)
@@ -174,9 +171,9 @@ def hstu_attention_backward_kernel(
                       seq_len, HEAD_DIM_QK, True, BLOCK_D_QK != HEAD_DIM_QK)  # [BN, Dqk]
         v = load_rows(V + seq_start * stride_vt + head * stride_vh, offs_n, offs_dv, stride_vt,
                       seq_len, HEAD_DIM_V, True, BLOCK_D_V != HEAD_DIM_V)  # [BN, Dv]
-        key_time = offs_n
+        key_time = offs_n[:, None]  # [BN, 1]
         if HAS_TIME:
-            key_time = tl.load(KEY_TIME + seq_start + offs_n, mask=offs_n < seq_len, other=0)
+            key_time = tl.load(KEY_TIME + seq_start + offs_n, mask=offs_n < seq_len, other=0)[:, None]
         q_base = Q + seq_start * stride_qt + head * stride_qh
         do_base = DOUT + seq_start * stride_dot + head * stride_doh
         dq_base = DQ + seq_start * stride_dqt + head * stride_dqh
@@ -194,7 +191,7 @@ def hstu_attention_backward_kernel(
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, True, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS)
         for start_m in range(full_start, full_end, BLOCK_M):
             dk, dv = _backward_tile(
                 dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_base, key_time,
@@ -202,7 +199,7 @@ def hstu_attention_backward_kernel(
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, False, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS)
         for start_m in range(full_end, query_end, BLOCK_M):
             dk, dv = _backward_tile(
                 dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_base, key_time,
@@ -210,7 +207,7 @@ def hstu_attention_backward_kernel(
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, True, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS)
         row_mask = offs_n[:, None] < seq_len
         dk_pointers = DK + seq_start * stride_dkt + head * stride_dkh + offs_n[:, None] * stride_dkt + offs_dqk[None, :]
         tl.store(dk_pointers, (dk * scale).to(DK.dtype.element_ty),

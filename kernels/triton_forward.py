@@ -27,13 +27,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.triton_helpers import (
-    load_rows,
-    position_bias_index,
-    sequence_of_program,
-    time_bucket_index,
-    visibility_mask,
-)
+from kernels.triton_helpers import add_relative_bias, load_rows, sequence_of_program, sigmoid, visibility_mask
 from kernels.triton_launch import (
     INTERPRETER_BLOCK,
     INTERPRETER_CHUNK,
@@ -54,22 +48,22 @@ def _forward_tile(acc, q, start_n, k_base, v_base, key_time_base, stride_kt, str
                   HEAD_DIM_QK: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D_QK: tl.constexpr,
                   BLOCK_D_V: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr,
                   HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr, HAS_POSITION: tl.constexpr,
-                  HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr, DOT_PRECISION: tl.constexpr):
+                  HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                  NEWTON_STEPS: tl.constexpr):
     """acc + (SiLU(S) masked) v for one key tile; MASKED=False tiles are known fully visible."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
     k = load_rows(k_base, offs_n, tl.arange(0, BLOCK_D_QK), stride_kt, seq_len, HEAD_DIM_QK,
                   MASKED, BLOCK_D_QK != HEAD_DIM_QK)  # [BN, Dqk]
     scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale  # [BM, BN]
-    if HAS_POSITION:
-        relative = position_bias_index(offs_m, offs_n, history_end, max_seq_len)
-        scores += tl.load(POSITION_WEIGHTS + relative).to(tl.float32)
+    key_time = offs_n[None, :]
     if HAS_TIME:
-        key_time = tl.load(key_time_base + offs_n, mask=offs_n < seq_len, other=0)
-        bucket = time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN)
-        scores += tl.load(TIME_WEIGHTS + bucket).to(tl.float32)
-    weights = scores / (1.0 + tl.exp(-scores))  # SiLU; the 1/N is applied to the accumulator
+        key_time = tl.load(key_time_base + offs_n, mask=offs_n < seq_len, other=0)[None, :]
+    scores, _, _ = add_relative_bias(scores, offs_m[:, None], offs_n[None, :], history_end, query_time,
+                                     key_time, POSITION_WEIGHTS, TIME_WEIGHTS, max_seq_len, num_buckets,
+                                     HAS_POSITION, HAS_TIME, BUCKET_FN)
+    weights = scores * sigmoid(scores, NEWTON_STEPS)  # SiLU; the 1/N is applied to the accumulator
     if MASKED:
-        allowed = visibility_mask(offs_m, offs_n, seq_len, history_end, contextual_len,
+        allowed = visibility_mask(offs_m[:, None], offs_n[None, :], seq_len, history_end, contextual_len,
                                   HAS_TARGETS, HAS_CONTEXT)
         weights = tl.where(allowed, weights, 0.0)
     v = load_rows(v_base, offs_n, tl.arange(0, BLOCK_D_V), stride_vt, seq_len, HEAD_DIM_V,
@@ -103,7 +97,8 @@ def hstu_attention_forward_kernel(
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D_QK: tl.constexpr,
     BLOCK_D_V: tl.constexpr, HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr,
     HAS_POSITION: tl.constexpr, HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr,
-    DOT_PRECISION: tl.constexpr, CHUNK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, NEWTON_STEPS: tl.constexpr, CHUNK: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
 ):
     """One (query block, head) of the jagged batch; length_bucket only keys the autotuner."""
     pid = tl.program_id(0)
@@ -117,9 +112,9 @@ def hstu_attention_forward_kernel(
         offs_m = block_start + tl.arange(0, BLOCK_M)
         q = load_rows(Q + seq_start * stride_qt + head * stride_qh, offs_m, tl.arange(0, BLOCK_D_QK),
                       stride_qt, seq_len, HEAD_DIM_QK, True, BLOCK_D_QK != HEAD_DIM_QK)  # [BM, Dqk]
-        query_time = offs_m
+        query_time = offs_m[:, None]  # [BM, 1]
         if HAS_TIME:
-            query_time = tl.load(QUERY_TIME + seq_start + offs_m, mask=offs_m < seq_len, other=0)
+            query_time = tl.load(QUERY_TIME + seq_start + offs_m, mask=offs_m < seq_len, other=0)[:, None]
         k_base = K + seq_start * stride_kt + head * stride_kh
         v_base = V + seq_start * stride_vt + head * stride_vh
         key_time_base = KEY_TIME + seq_start
@@ -132,21 +127,21 @@ def hstu_attention_forward_kernel(
                                 POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
                                 HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, False,
                                 HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
-                                DOT_PRECISION)
+                                DOT_PRECISION, NEWTON_STEPS)
         for start_n in range(full_end, cut_end, BLOCK_N):
             acc = _forward_tile(acc, q, start_n, k_base, v_base, key_time_base, stride_kt, stride_vt,
                                 offs_m, seq_len, history_end, contextual_len, query_time,
                                 POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
                                 HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, True,
                                 HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
-                                DOT_PRECISION)
+                                DOT_PRECISION, NEWTON_STEPS)
         for start_n in range(target_start, key_end, BLOCK_N):
             acc = _forward_tile(acc, q, start_n, k_base, v_base, key_time_base, stride_kt, stride_vt,
                                 offs_m, seq_len, history_end, contextual_len, query_time,
                                 POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
                                 HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, True,
                                 HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
-                                DOT_PRECISION)
+                                DOT_PRECISION, NEWTON_STEPS)
         offs_dv = tl.arange(0, BLOCK_D_V)
         out_pointers = (OUT + seq_start * stride_ot + head * stride_oh
                         + offs_m[:, None] * stride_ot + offs_dv[None, :])

@@ -23,17 +23,20 @@ from kernels.bias import LOG_BUCKET_DIVISOR
 # the GPU has in hardware, and the product replaces a division. It can differ from the PyTorch
 # reference in the last float32 bit, so a gap whose value sits within ~1e-5 of a bucket
 # boundary may land in the neighbouring bucket (tests draw timestamps away from boundaries).
-LOG2_TO_LOG_BUCKET: tl.constexpr = math.log(2.0) / LOG_BUCKET_DIVISOR
-LOG_BUCKETS: tl.constexpr = 0
-SQRT_BUCKETS: tl.constexpr = 1
+LOG2_TO_LOG_BUCKET = tl.constexpr(math.log(2.0) / LOG_BUCKET_DIVISOR)
+# BUCKET_FN values (kernels/triton_launch.py maps 'log' and 'sqrt' to them).
+LOG_BUCKETS = tl.constexpr(0)
+SQRT_BUCKETS = tl.constexpr(1)
 
 
 @triton.jit
-def visibility_mask(offs_m, offs_n, seq_len, history_end, contextual_len,
+def visibility_mask(query, key, seq_len, history_end, contextual_len,
                     HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr):
-    """[BM, BN] bool: may query ``offs_m`` attend to key ``offs_n`` (rules of kernels/attention.py)."""
-    query = offs_m[:, None]
-    key = offs_n[None, :]
+    """May query i attend to key j (rules of kernels/attention.py).
+
+    ``query`` and ``key`` are broadcastable int32 index tiles: [BM, 1] and [1, BN] give a
+    [BM, BN] mask (forward), [1, BM] and [BN, 1] its transpose (backward).
+    """
     if HAS_TARGETS or HAS_CONTEXT:
         in_history = (key >= contextual_len) & (key < history_end)
         # Targets (query >= history_end) see the whole history; history queries only their past.
@@ -46,19 +49,20 @@ def visibility_mask(offs_m, offs_n, seq_len, history_end, contextual_len,
 
 
 @triton.jit
-def position_bias_index(offs_m, offs_n, history_end, max_seq_len):
-    """[BM, BN] int32 index into position_weights: p_j - p_i + N - 1 with p = min(index, history_end)."""
-    query_position = tl.minimum(offs_m, history_end)
-    key_position = tl.minimum(offs_n, history_end)
-    relative = key_position[None, :] - query_position[:, None] + (max_seq_len - 1)
+def position_bias_index(query, key, history_end, max_seq_len):
+    """int32 index into position_weights: p_j - p_i + N - 1 with p = min(index, history_end).
+
+    Broadcastable index tiles as in :func:`visibility_mask`.
+    """
+    relative = tl.minimum(key, history_end) - tl.minimum(query, history_end) + (max_seq_len - 1)
     # The reference clamps too; it only matters for sequences longer than max_seq_len.
     return tl.minimum(tl.maximum(relative, 0), 2 * max_seq_len - 2)
 
 
 @triton.jit
 def time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN: tl.constexpr):
-    """[BM, BN] int32 bucket of query_time[i] - key_time[j], as kernels.bias.bucketize_time_gaps."""
-    gap = query_time[:, None] - key_time[None, :]  # int64: epoch seconds do not fit int32 gaps
+    """int32 bucket of query_time - key_time (broadcastable int64 tiles), as bucketize_time_gaps."""
+    gap = query_time - key_time  # int64: epoch seconds do not fit int32 gaps
     magnitude = tl.maximum(tl.abs(gap), 1).to(tl.float32)
     if BUCKET_FN == LOG_BUCKETS:
         bucket = tl.log2(magnitude) * LOG2_TO_LOG_BUCKET
@@ -70,25 +74,47 @@ def time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN: tl.constexpr
 
 
 @triton.jit
-def scores_with_bias(q, k, scale, offs_m, offs_n, history_end, query_time, key_time,
-                     POSITION_WEIGHTS, TIME_WEIGHTS, max_seq_len, num_buckets,
-                     HAS_POSITION: tl.constexpr, HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr,
-                     DOT_PRECISION: tl.constexpr):
-    """[BM, BN] fp32 S = scale * q k^T + rab^{p,t}; the bias tables are gathered, never materialised."""
-    scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale
+def add_relative_bias(scores, query, key, history_end, query_time, key_time, POSITION_WEIGHTS,
+                      TIME_WEIGHTS, max_seq_len, num_buckets, HAS_POSITION: tl.constexpr,
+                      HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr):
+    """(scores + rab^{p,t}, position index, time bucket): the tables are gathered per element and
+    the [N, N] bias never exists. The indices (placeholders when a part is off) let the backward
+    scatter dS to the same entries."""
+    relative = query
+    bucket = key
     if HAS_POSITION:
-        relative = position_bias_index(offs_m, offs_n, history_end, max_seq_len)
+        relative = position_bias_index(query, key, history_end, max_seq_len)
         scores += tl.load(POSITION_WEIGHTS + relative).to(tl.float32)
     if HAS_TIME:
         bucket = time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN)
         scores += tl.load(TIME_WEIGHTS + bucket).to(tl.float32)
-    return scores
+    return scores, relative, bucket
 
 
 @triton.jit
-def sigmoid(x):
-    """fp32 logistic function; exp overflows to inf for very negative x, giving an exact 0."""
-    return 1.0 / (1.0 + tl.exp(-x))
+def reciprocal(denominator, NEWTON_STEPS: tl.constexpr):
+    """1 / denominator for denominator in [1, 2^126), on the FMA pipe instead of the SFU.
+
+    SiLU needs exp and a division per score; both would run on the SFU (MUFU), 16 results per
+    clock per SM on H100, which caps a d=64 forward near 500 TFLOP/s on its own. A bit-trick
+    seed (5% error) and Newton steps y <- y (2 - d y) need only FMAs: relative error 7e-6
+    after 2 steps (ample before rounding P to 16 bits), float32-exact (1.5e-7) after 3.
+    """
+    seed = (0x7EF311C3 - denominator.to(tl.int32, bitcast=True)).to(tl.float32, bitcast=True)
+    result = seed * (2.0 - denominator * seed)
+    for _ in tl.static_range(NEWTON_STEPS - 1):
+        result = result * (2.0 - denominator * result)
+    return result
+
+
+@triton.jit
+def sigmoid(x, NEWTON_STEPS: tl.constexpr):
+    """fp32 logistic function 1 / (1 + e^-x).
+
+    e^-x is capped at e^80 so the denominator stays finite for the reciprocal; below x = -80
+    sigmoid is < 2e-35 either way.
+    """
+    return reciprocal(1.0 + tl.exp(tl.minimum(-x, 80.0)), NEWTON_STEPS)
 
 
 @triton.jit
