@@ -42,6 +42,7 @@ from kernels.triton_launch import (
     kernel_flags,
     length_bucket,
     placeholder,
+    prune_configs,
 )
 
 PARTIAL_SUM_BUDGET = 2**22  # fp32 entries (16 MiB) per bias-gradient partial-sum buffer
@@ -218,6 +219,7 @@ def hstu_attention_backward_kernel(
 
 _tuned_backward_kernel = triton.autotune(
     configs=backward_configs(),
+    prune_configs_by={"early_config_prune": prune_configs},
     key=["HEAD_DIM_QK", "HEAD_DIM_V", "length_bucket", "HAS_TARGETS", "HAS_CONTEXT", "HAS_POSITION",
          "HAS_TIME", "BUCKET_FN", "POSITION_GRAD", "TIME_GRAD"],
     # Atomic accumulators must start from zero for every timed candidate and the final run.
@@ -242,15 +244,16 @@ def attention_backward(problem: AttentionProblem, grad_out: Tensor, *, position_
     position_grad = position_grad and problem.position_weights is not None
     time_grad = time_grad and problem.time_weights is not None
     dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)  # atomics accumulate in fp32
-    dk, dv = torch.empty_like(k), torch.empty_like(v)
+    dk, dv = torch.zeros_like(k), torch.zeros_like(v)
     chunk = INTERPRETER_CHUNK if problem.interpreted else WORK_CHUNK
-    table = build_work_table(problem.offsets, total_tokens, chunk, by="backward")
-    # Upper bound over configs (smallest BLOCK_N): enough slots however the autotuner splits.
-    num_programs = num_heads * table.sequence.numel() * (chunk // 16)
+    # Upper bound on programs over configs (smallest BLOCK_N is 16): enough partial-sum slots
+    # however the autotuner splits the work.
+    num_programs = num_heads * (total_tokens // chunk + problem.offsets.numel() - 1) * (chunk // 16)
     position_partial, position_slots = _partial_sum_buffer(num_programs, problem.position_weights,
                                                            position_grad, q)
     time_partial, time_slots = _partial_sum_buffer(num_programs, problem.time_weights, time_grad, q)
     if total_tokens > 0 and num_heads > 0:
+        table = build_work_table(problem.offsets, total_tokens, chunk, by="backward")
         _launch(problem, grad_out, dq, dk, dv, position_partial, time_partial, position_slots,
                 time_slots, table, position_grad, time_grad)
     return AttentionGradients(

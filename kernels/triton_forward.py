@@ -38,6 +38,7 @@ from kernels.triton_launch import (
     kernel_flags,
     length_bucket,
     placeholder,
+    prune_configs,
 )
 
 
@@ -151,6 +152,7 @@ def hstu_attention_forward_kernel(
 
 _tuned_forward_kernel = triton.autotune(
     configs=forward_configs(),
+    prune_configs_by={"early_config_prune": prune_configs},
     key=["HEAD_DIM_QK", "HEAD_DIM_V", "length_bucket", "HAS_TARGETS", "HAS_CONTEXT", "HAS_POSITION",
          "HAS_TIME", "BUCKET_FN"],
 )(hstu_attention_forward_kernel)
