@@ -2,12 +2,10 @@
 
 The forward kernel lives in kernels/triton_forward.py, the backward in kernels/triton_backward.py,
 device helpers they share in kernels/triton_helpers.py and host launch planning in
-kernels/triton_launch.py. Autograd saves only q, k, v, offsets, num_targets, the timestamps and
-the two small bias tables: the backward recomputes scores and rab^{p,t} tile by tile
-(FlashAttention-style), so no O(N^2) tensor is kept between the passes.
-
-Only ``activation="silu"`` (HSTU's pointwise attention) has a Triton kernel; softmax raises
-NotImplementedError here and runs with ``backend="reference"``.
+kernels/triton_launch.py. For SiLU, autograd saves only q, k, v, offsets, num_targets, the
+timestamps and the two small bias tables: the backward recomputes scores and rab^{p,t} tile by
+tile (FlashAttention-style), so no O(N^2) tensor is kept between the passes. Softmax also keeps
+the output and each row's log-sum-exp ([T, H] fp32), as FlashAttention-2 does.
 """
 
 from __future__ import annotations
@@ -37,16 +35,17 @@ class _JaggedHstuAttention(torch.autograd.Function):
             time_weights=time_weights, query_timestamps=query_timestamps,
             key_timestamps=key_timestamps, **settings,
         )
+        out, log_sum_exp = attention_forward(problem)
+        softmax_state = (out, log_sum_exp) if log_sum_exp is not None else (None, None)
         ctx.save_for_backward(q, k, v, position_weights, time_weights, offsets, num_targets,
-                              query_timestamps, key_timestamps)
+                              query_timestamps, key_timestamps, *softmax_state)
         ctx.settings = settings
-        return attention_forward(problem)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        q, k, v, position_weights, time_weights, offsets, num_targets, query_timestamps, key_timestamps = (
-            ctx.saved_tensors
-        )
+        (q, k, v, position_weights, time_weights, offsets, num_targets, query_timestamps, key_timestamps,
+         out, log_sum_exp) = ctx.saved_tensors
         problem = AttentionProblem(
             q=q, k=k, v=v, offsets=offsets, num_targets=num_targets, position_weights=position_weights,
             time_weights=time_weights, query_timestamps=query_timestamps,
@@ -55,6 +54,7 @@ class _JaggedHstuAttention(torch.autograd.Function):
         grads = attention_backward(
             problem, grad_out.contiguous(),
             position_grad=ctx.needs_input_grad[3], time_grad=ctx.needs_input_grad[4],
+            out=out, log_sum_exp=log_sum_exp,
         )
         return (grads.q, grads.k, grads.v, grads.position_weights, grads.time_weights,
                 None, None, None, None, None)
@@ -78,11 +78,8 @@ def triton_jagged_attention(
     Shapes and dtypes common to every backend were checked by the dispatcher; this adds what the
     kernels themselves need and makes every tensor contiguous in its last dimension.
     """
-    if activation != "silu":
-        raise NotImplementedError(
-            f"the triton attention backend implements activation='silu' only (got {activation!r}); "
-            "use backend='reference' for softmax attention"
-        )
+    if activation not in ("silu", "softmax"):
+        raise ValueError(f"activation must be 'silu' or 'softmax'; got {activation!r}")
     _check_kernel_inputs(q, v, offsets, bias, num_targets)
     q, k, v = (tensor.contiguous() for tensor in (q, k, v))
     position_weights = time_weights = query_timestamps = key_timestamps = None
@@ -95,7 +92,7 @@ def triton_jagged_attention(
             key_timestamps = bias.key_timestamps.contiguous()
         bucket_fn = bias.time_bucket_fn
     settings = {"bucket_fn": bucket_fn, "max_seq_len": max_seq_len, "scale": float(scale),
-                "contextual_len": contextual_len}
+                "contextual_len": contextual_len, "activation": activation}
     return _JaggedHstuAttention.apply(
         q, k, v, position_weights, time_weights, offsets.to(torch.int64).contiguous(),
         None if num_targets is None else num_targets.contiguous(), query_timestamps, key_timestamps,

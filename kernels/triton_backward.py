@@ -11,6 +11,8 @@ Design (FlashAttention-2's key-block-stationary backward over a jagged batch):
       dK += scale dS^T Q        dQ += scale dS K   (fp32 atomic add: other key blocks add too)
 
   Nothing of size N x N is stored; only q, k, v, offsets, timestamps and the tables were saved.
+  Softmax (compile-time SOFTMAX) follows FlashAttention-2 instead: P = exp(S - LSE) from the
+  forward's saved row log-sum-exp, dS = P * (dP - delta) with delta = rowsum(dO * O).
 * Query ranges per key block mirror the forward's key ranges: prefix keys are seen by every query;
   history keys by queries at or after them; target keys by themselves only (one diagonal tile).
   Query tiles entirely past the diagonal and inside the sequence skip the mask and bounds checks.
@@ -37,6 +39,7 @@ from kernels.triton_launch import (
     INTERPRETER_CHUNK,
     WORK_CHUNK,
     AttentionProblem,
+    WorkTable,
     backward_configs,
     build_work_table,
     kernel_flags,
@@ -61,6 +64,7 @@ class AttentionGradients:
 
 @triton.jit
 def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_base, key_time,
+                   log_sum_exp_base, delta_base, num_heads,
                    stride_qt, stride_dot, stride_dqt, offs_n, seq_len, history_end, contextual_len,
                    POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                    scale, inv_max_seq_len, max_seq_len, num_buckets,
@@ -68,7 +72,8 @@ def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_b
                    BLOCK_D_V: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr,
                    HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr, HAS_POSITION: tl.constexpr,
                    HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr, POSITION_GRAD: tl.constexpr,
-                   TIME_GRAD: tl.constexpr, DOT_PRECISION: tl.constexpr, NEWTON_STEPS: tl.constexpr):
+                   TIME_GRAD: tl.constexpr, DOT_PRECISION: tl.constexpr, NEWTON_STEPS: tl.constexpr,
+                   SOFTMAX: tl.constexpr):
     """Accumulate one query tile's contribution into (dk, dv), dq and the bias partial sums.
 
     Tiles are computed transposed, [BN keys, BM queries], so that P^T and dS^T come out of the
@@ -90,10 +95,17 @@ def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_b
     scores, relative, bucket = add_relative_bias(
         scores, query, key, history_end, query_time, key_time, POSITION_WEIGHTS, TIME_WEIGHTS,
         max_seq_len, num_buckets, HAS_POSITION, HAS_TIME, BUCKET_FN)
-    gate = sigmoid(scores, NEWTON_STEPS)
-    weights = scores * gate * inv_max_seq_len  # P^T
     grad_weights = tl.dot(v, tl.trans(grad_out), input_precision=DOT_PRECISION)  # dP^T [BN, BM]
-    grad_scores = grad_weights * (gate * (1.0 + scores * (1.0 - gate))) * inv_max_seq_len  # dS^T
+    if SOFTMAX:
+        # Rows past the sequence get LSE = +inf, hence P = 0.
+        row_lse = tl.load(log_sum_exp_base + offs_m * num_heads, mask=offs_m < seq_len, other=float("inf"))
+        row_delta = tl.load(delta_base + offs_m * num_heads, mask=offs_m < seq_len, other=0.0)
+        weights = tl.exp(scores - row_lse[None, :])  # P^T
+        grad_scores = weights * (grad_weights - row_delta[None, :])  # dS^T
+    else:
+        gate = sigmoid(scores, NEWTON_STEPS)
+        weights = scores * gate * inv_max_seq_len  # P^T
+        grad_scores = grad_weights * (gate * (1.0 + scores * (1.0 - gate))) * inv_max_seq_len  # dS^T
     allowed = query < seq_len  # placeholder; only read when MASKED
     if MASKED:
         allowed = visibility_mask(query, key, seq_len, history_end, contextual_len, HAS_TARGETS, HAS_CONTEXT)
@@ -144,8 +156,8 @@ def _backward_query_ranges(block_start, seq_len, history_end, contextual_len,
 
 @triton.jit
 def hstu_attention_backward_kernel(
-    Q, K, V, DOUT, DQ, DK, DV, SEQ_OFFSETS, NUM_TARGETS, POSITION_WEIGHTS, TIME_WEIGHTS,
-    QUERY_TIME, KEY_TIME, POSITION_GRAD_PARTIAL, TIME_GRAD_PARTIAL, WORK_SEQUENCE, WORK_START,
+    Q, K, V, DOUT, DQ, DK, DV, LOG_SUM_EXP, DELTA, SEQ_OFFSETS, NUM_TARGETS, POSITION_WEIGHTS,
+    TIME_WEIGHTS, QUERY_TIME, KEY_TIME, POSITION_GRAD_PARTIAL, TIME_GRAD_PARTIAL, WORK_SEQUENCE, WORK_START,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_dot, stride_doh,
     stride_dqt, stride_dqh, stride_dkt, stride_dkh, stride_dvt, stride_dvh,
     num_heads, scale, inv_max_seq_len, max_seq_len, contextual_len, num_buckets,
@@ -154,9 +166,13 @@ def hstu_attention_backward_kernel(
     BLOCK_D_V: tl.constexpr, HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr,
     HAS_POSITION: tl.constexpr, HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr,
     POSITION_GRAD: tl.constexpr, TIME_GRAD: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    NEWTON_STEPS: tl.constexpr, CHUNK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    NEWTON_STEPS: tl.constexpr, SOFTMAX: tl.constexpr, CHUNK: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
 ):
-    """One (key block, head) of the jagged batch; length_bucket only keys the autotuner."""
+    """One (key block, head) of the jagged batch; length_bucket only keys the autotuner.
+
+    LOG_SUM_EXP and DELTA ([T, H] fp32) are only read when SOFTMAX.
+    """
     pid = tl.program_id(0)
     head = pid % num_heads
     sequence, block_start, seq_start, seq_len = sequence_of_program(
@@ -179,6 +195,8 @@ def hstu_attention_backward_kernel(
         do_base = DOUT + seq_start * stride_dot + head * stride_doh
         dq_base = DQ + seq_start * stride_dqt + head * stride_dqh
         query_time_base = QUERY_TIME + seq_start
+        log_sum_exp_base = LOG_SUM_EXP + seq_start * num_heads + head
+        delta_base = DELTA + seq_start * num_heads + head
         position_grad_slot = POSITION_GRAD_PARTIAL + (pid % position_slots) * (2 * max_seq_len - 1)
         time_grad_slot = TIME_GRAD_PARTIAL + (pid % time_slots) * (num_buckets + 1)
         query_start, full_start, full_end, query_end = _backward_query_ranges(
@@ -188,27 +206,30 @@ def hstu_attention_backward_kernel(
         for start_m in range(query_start, full_start, BLOCK_M):
             dk, dv = _backward_tile(
                 dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_base, key_time,
+                log_sum_exp_base, delta_base, num_heads,
                 stride_qt, stride_dot, stride_dqt, offs_n, seq_len, history_end, contextual_len,
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, True, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
         for start_m in range(full_start, full_end, BLOCK_M):
             dk, dv = _backward_tile(
                 dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_base, key_time,
+                log_sum_exp_base, delta_base, num_heads,
                 stride_qt, stride_dot, stride_dqt, offs_n, seq_len, history_end, contextual_len,
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, False, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
         for start_m in range(full_end, query_end, BLOCK_M):
             dk, dv = _backward_tile(
                 dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_base, key_time,
+                log_sum_exp_base, delta_base, num_heads,
                 stride_qt, stride_dot, stride_dqt, offs_n, seq_len, history_end, contextual_len,
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, True, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
         row_mask = offs_n[:, None] < seq_len
         dk_pointers = DK + seq_start * stride_dkt + head * stride_dkh + offs_n[:, None] * stride_dkt + offs_dqk[None, :]
         tl.store(dk_pointers, (dk * scale).to(DK.dtype.element_ty),
@@ -221,7 +242,7 @@ _tuned_backward_kernel = triton.autotune(
     configs=backward_configs(),
     prune_configs_by={"early_config_prune": prune_configs},
     key=["HEAD_DIM_QK", "HEAD_DIM_V", "length_bucket", "HAS_TARGETS", "HAS_CONTEXT", "HAS_POSITION",
-         "HAS_TIME", "BUCKET_FN", "POSITION_GRAD", "TIME_GRAD"],
+         "HAS_TIME", "BUCKET_FN", "POSITION_GRAD", "TIME_GRAD", "SOFTMAX"],
     # Atomic accumulators must start from zero for every timed candidate and the final run.
     reset_to_zero=["DQ", "POSITION_GRAD_PARTIAL", "TIME_GRAD_PARTIAL"],
 )(hstu_attention_backward_kernel)
@@ -237,14 +258,18 @@ def _partial_sum_buffer(num_programs: int, table: Tensor | None, wanted: bool,
 
 
 def attention_backward(problem: AttentionProblem, grad_out: Tensor, *, position_grad: bool,
-                       time_grad: bool) -> AttentionGradients:
-    """Gradients for the forward of ``problem`` given dL/dout [T, H, Dv] (contiguous)."""
+                       time_grad: bool, out: Tensor | None = None,
+                       log_sum_exp: Tensor | None = None) -> AttentionGradients:
+    """Gradients for the forward of ``problem`` given dL/dout [T, H, Dv] (contiguous).
+
+    Softmax also needs the forward's output and row log-sum-exp [T, H].
+    """
     q, k, v = problem.q, problem.k, problem.v
     total_tokens, num_heads = q.shape[0], q.shape[1]
     position_grad = position_grad and problem.position_weights is not None
     time_grad = time_grad and problem.time_weights is not None
     dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)  # atomics accumulate in fp32
-    dk, dv = torch.zeros_like(k), torch.zeros_like(v)
+    dk, dv = torch.empty_like(k), torch.empty_like(v)  # every row is written by its key block
     chunk = INTERPRETER_CHUNK if problem.interpreted else WORK_CHUNK
     # Upper bound on programs over configs (smallest BLOCK_N is 16): enough partial-sum slots
     # however the autotuner splits the work.
@@ -253,9 +278,14 @@ def attention_backward(problem: AttentionProblem, grad_out: Tensor, *, position_
                                                            position_grad, q)
     time_partial, time_slots = _partial_sum_buffer(num_programs, problem.time_weights, time_grad, q)
     if total_tokens > 0 and num_heads > 0:
+        delta = None
+        if problem.activation == "softmax":
+            if out is None or log_sum_exp is None:
+                raise ValueError("the softmax backward needs the forward's output and log-sum-exp")
+            delta = (grad_out.float() * out.float()).sum(-1)  # [T, H] rowsum(dO * O)
         table = build_work_table(problem.offsets, total_tokens, chunk, by="backward")
-        _launch(problem, grad_out, dq, dk, dv, position_partial, time_partial, position_slots,
-                time_slots, table, position_grad, time_grad)
+        _launch(problem, grad_out, dq, dk, dv, log_sum_exp, delta, position_partial, time_partial,
+                position_slots, time_slots, table, position_grad, time_grad)
     return AttentionGradients(
         q=dq.to(q.dtype), k=dk, v=dv,
         position_weights=position_partial.sum(0).to(problem.position_weights.dtype) if position_grad else None,
@@ -264,12 +294,14 @@ def attention_backward(problem: AttentionProblem, grad_out: Tensor, *, position_
 
 
 def _launch(problem: AttentionProblem, grad_out: Tensor, dq: Tensor, dk: Tensor, dv: Tensor,
-            position_partial: Tensor, time_partial: Tensor, position_slots: int, time_slots: int,
-            table, position_grad: bool, time_grad: bool) -> None:
+            log_sum_exp: Tensor | None, delta: Tensor | None, position_partial: Tensor,
+            time_partial: Tensor, position_slots: int, time_slots: int, table: WorkTable,
+            position_grad: bool, time_grad: bool) -> None:
     q, k, v = problem.q, problem.k, problem.v
     num_heads = q.shape[1]
     args = (
-        q, k, v, grad_out, dq, dk, dv, problem.offsets, placeholder(problem, problem.num_targets),
+        q, k, v, grad_out, dq, dk, dv, placeholder(problem, log_sum_exp), placeholder(problem, delta),
+        problem.offsets, placeholder(problem, problem.num_targets),
         placeholder(problem, problem.position_weights), placeholder(problem, problem.time_weights),
         placeholder(problem, problem.query_timestamps), placeholder(problem, problem.key_timestamps),
         position_partial, time_partial, table.sequence, table.start,

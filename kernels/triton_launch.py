@@ -52,6 +52,7 @@ class AttentionProblem:
     max_seq_len: int  # N of the semantics: SiLU(.) / N and the position table's size
     scale: float  # multiplies q k^T before the bias is added
     contextual_len: int  # prefix tokens every token sees
+    activation: str = "silu"  # 'silu' (HSTU, SiLU(.) / N) or 'softmax'
 
     @property
     def interpreted(self) -> bool:
@@ -79,6 +80,7 @@ def kernel_flags(problem: AttentionProblem) -> dict[str, object]:
         # Reciprocal accuracy in SiLU: float32-exact for fp32 inputs, 7e-6 (far below the
         # 16-bit rounding of P and dS) otherwise.
         "NEWTON_STEPS": 3 if problem.q.dtype == torch.float32 else 2,
+        "SOFTMAX": problem.activation == "softmax",
     }
 
 

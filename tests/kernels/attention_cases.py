@@ -40,6 +40,7 @@ class Problem:
     num_targets: Tensor | None  # [B]
     contextual_len: int
     bias: RelativeAttentionBias | None
+    activation: str = "silu"
 
 
 def exact_buckets(gaps: np.ndarray, fn: str) -> np.ndarray:
@@ -73,7 +74,7 @@ def safe_timestamps(key_times: np.ndarray, query_times: np.ndarray, lengths: lis
 
 def make_problem(lengths: list[int], *, mask: str, bias: str, dtype: torch.dtype, device: str, seed: int,
                  heads: int = 2, dim_qk: int = 16, dim_v: int = 16, max_seq_len: int | None = None,
-                 contextual_len: int = 2, num_buckets: int = 20) -> Problem:
+                 contextual_len: int = 2, num_buckets: int = 20, activation: str = "silu") -> Problem:
     """A seeded problem; ``mask`` in MASKS and ``bias`` in BIASES choose the optional features."""
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -103,7 +104,7 @@ def make_problem(lengths: list[int], *, mask: str, bias: str, dtype: torch.dtype
     return Problem(
         q=q, k=k, v=v, offsets=offsets_from_lengths(torch.tensor(lengths, dtype=torch.int64)).to(device),
         grad_out=grad_out, max_seq_len=max_seq_len, scale=1.0 / math.sqrt(dim_qk), num_targets=num_targets,
-        contextual_len=contextual_len if "context" in mask else 0, bias=rab,
+        contextual_len=contextual_len if "context" in mask else 0, bias=rab, activation=activation,
     )
 
 
@@ -146,7 +147,7 @@ def run(problem: Problem, backend: str, compute_dtype: torch.dtype | None = None
     out = jagged_attention(
         inputs["q"], inputs["k"], inputs["v"], problem.offsets, max_seq_len=problem.max_seq_len,
         scale=problem.scale, bias=bias, num_targets=problem.num_targets,
-        contextual_len=problem.contextual_len, backend=backend,
+        contextual_len=problem.contextual_len, activation=problem.activation, backend=backend,
     )
     if out.requires_grad:
         out.backward(problem.grad_out.to(out.dtype))

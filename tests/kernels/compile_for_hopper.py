@@ -3,7 +3,7 @@
 The CPU interpreter executes kernels as Python and accepts code the real compiler rejects (for
 example globals that are not ``tl.constexpr``), so test_compile.py runs this script in a fresh
 process without TRITON_INTERPRET. It compiles one autotune config of each kernel with every
-feature switched on, through PTX and ptxas to a cubin, and prints the kernel's resources.
+feature switched on (SiLU and softmax), through PTX and ptxas to a cubin, and prints the kernel's resources.
 
 By hand, ``python tests/kernels/compile_for_hopper.py --survey`` compiles every autotune config
 (with all features off and on) and prints registers and spills from ``ptxas -v``: configs that
@@ -33,7 +33,8 @@ INT_ARGUMENTS = {"num_heads", "max_seq_len", "contextual_len", "num_buckets", "l
                  "time_slots"}
 FLOAT_ARGUMENTS = {"scale", "inv_max_seq_len"}
 FEATURES = dict(HEAD_DIM_QK=64, HEAD_DIM_V=64, BLOCK_D_QK=64, BLOCK_D_V=64, HAS_TARGETS=True, HAS_CONTEXT=True,
-                HAS_POSITION=True, HAS_TIME=True, BUCKET_FN=0, DOT_PRECISION="tf32", NEWTON_STEPS=2, CHUNK=128)
+                HAS_POSITION=True, HAS_TIME=True, BUCKET_FN=0, DOT_PRECISION="tf32", NEWTON_STEPS=2, SOFTMAX=False,
+                CHUNK=128)
 
 
 def signature(kernel, pointers: dict[str, str]) -> dict[str, str]:
@@ -81,11 +82,11 @@ def ptxas_resources(ptx: str) -> str:
 def pointer_types() -> tuple[dict[str, str], dict[str, str]]:
     """bf16 data, int64 offsets/timestamps, fp32 tables and gradient accumulators."""
     data = "*bf16"
-    common = dict(SEQ_OFFSETS="*i64", NUM_TARGETS="*i64", POSITION_WEIGHTS="*fp32", TIME_WEIGHTS="*fp32",
+    common = dict(LOG_SUM_EXP="*fp32", SEQ_OFFSETS="*i64", NUM_TARGETS="*i64", POSITION_WEIGHTS="*fp32", TIME_WEIGHTS="*fp32",
                   QUERY_TIME="*i64", KEY_TIME="*i64", WORK_SEQUENCE="*i32", WORK_START="*i32")
     forward = {**common, **{name: data for name in ("Q", "K", "V", "OUT")}}
     backward = {**common, **{name: data for name in ("Q", "K", "V", "DOUT", "DK", "DV")},
-                "DQ": "*fp32", "POSITION_GRAD_PARTIAL": "*fp32", "TIME_GRAD_PARTIAL": "*fp32"}
+                "DQ": "*fp32", "DELTA": "*fp32", "POSITION_GRAD_PARTIAL": "*fp32", "TIME_GRAD_PARTIAL": "*fp32"}
     return forward, backward
 
 
@@ -110,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         survey()
         return 0
     forward, backward = pointer_types()
-    print(compile_kernel(hstu_attention_forward_kernel, forward,
-                         {**FEATURES, "BLOCK_M": 128, "BLOCK_N": 64}, num_warps=8, num_stages=3))
-    print(compile_kernel(hstu_attention_backward_kernel, backward,
-                         {**FEATURES, "POSITION_GRAD": True, "TIME_GRAD": True, "BLOCK_M": 64, "BLOCK_N": 128},
-                         num_warps=8, num_stages=2))
+    for softmax in (False, True):
+        features = {**FEATURES, "SOFTMAX": softmax}
+        # The smallest tuned shapes: they exercise the same lowering and compile fastest.
+        print(compile_kernel(hstu_attention_forward_kernel, forward,
+                             {**features, "BLOCK_M": 64, "BLOCK_N": 32}, num_warps=4, num_stages=2))
+        print(compile_kernel(hstu_attention_backward_kernel, backward,
+                             {**features, "POSITION_GRAD": True, "TIME_GRAD": True, "BLOCK_M": 16, "BLOCK_N": 64},
+                             num_warps=4, num_stages=2))
     return 0
 
 

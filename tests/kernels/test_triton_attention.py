@@ -1,4 +1,5 @@
-"""The Triton backend matches the padded reference: outputs and every gradient, over jagged shapes.
+"""The Triton backend matches the padded reference: outputs and every gradient, over jagged shapes,
+for HSTU's SiLU attention (every mask and bias option) and for softmax attention.
 
 On CPU these run under TRITON_INTERPRET=1 (set by conftest.py) with the tiny fixed block config;
 with CUDA they run the compiled, autotuned kernels.
@@ -47,9 +48,17 @@ def test_fp16_matches_reference(mask: str) -> None:
     assert_matches_reference(problem, torch.float16)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("mask", MASKS)
+def test_softmax_matches_reference(mask: str, dtype: torch.dtype) -> None:
+    problem = make_problem(LENGTHS, mask=mask, bias="position+time-log", dtype=dtype, device=DEVICE,
+                           seed=6, heads=1, activation="softmax")
+    assert_matches_reference(problem, dtype)
+
+
 @st.composite
 def jagged_problems(draw):
-    """Random batch: 1-4 sequences of 0-40 tokens, any masks and bias parts, odd head dims."""
+    """Random batch: 1-4 sequences of 0-40 tokens, any masks, bias parts and activation, odd head dims."""
     lengths = draw(st.lists(st.integers(0, 40), min_size=1, max_size=4))
     longest = max([*lengths, 1])
     return dict(
@@ -64,6 +73,7 @@ def jagged_problems(draw):
         max_seq_len=draw(st.integers(max(1, longest // 2), longest + 8)),
         contextual_len=draw(st.integers(1, 6)),
         num_buckets=draw(st.sampled_from([4, 20, 128])),
+        activation=draw(st.sampled_from(["silu", "silu", "softmax"])),
         seed=draw(st.integers(0, 2**16)),
     )
 
@@ -86,13 +96,6 @@ def test_gradients_only_for_inputs_that_require_them() -> None:
     out.backward(problem.grad_out)
     assert problem.q.grad is None and problem.bias.time_weights.grad is None
     assert problem.k.grad is not None and problem.bias.position_weights.grad is not None
-
-
-def test_softmax_is_refused_with_a_pointer_to_the_reference() -> None:
-    q = torch.randn(5, 1, 16, device=DEVICE)
-    with pytest.raises(NotImplementedError, match="backend='reference'"):
-        jagged_attention(q, q, q, torch.tensor([0, 5], device=DEVICE), max_seq_len=8,
-                         activation="softmax", backend="triton")
 
 
 @pytest.mark.skipif(DEVICE == "cuda", reason="the interpreter's bf16 limitation only applies on CPU")

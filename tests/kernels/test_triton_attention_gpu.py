@@ -17,19 +17,21 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 
-# (lengths, heads, head dim, mask, bias): a full long batch, a skewed jagged batch with every
-# feature, and many short sequences.
+# (lengths, heads, head dim, mask, bias, activation): a full long batch, a skewed jagged batch
+# with every feature, many short sequences, and softmax attention.
 SHAPES = [
-    ([2048, 2048], 8, 64, "causal", "none"),
-    ([1500, 17, 1024, 333, 1, 0, 700], 4, 64, "targets+context", "position+time-log"),
-    ([200] * 24 + [37, 5], 2, 128, "targets", "position+time-log"),
+    ([2048, 2048], 8, 64, "causal", "none", "silu"),
+    ([1500, 17, 1024, 333, 1, 0, 700], 4, 64, "targets+context", "position+time-log", "silu"),
+    ([200] * 24 + [37, 5], 2, 128, "targets", "position+time-sqrt", "silu"),
+    ([1024, 700, 3], 4, 64, "causal", "position+time-log", "softmax"),
 ]
 
 
-@pytest.mark.parametrize("lengths, heads, dim, mask, bias", SHAPES)
-def test_bf16_error_is_within_twice_pytorch_bf16_error(lengths, heads, dim, mask, bias) -> None:
+@pytest.mark.parametrize("lengths, heads, dim, mask, bias, activation", SHAPES)
+def test_bf16_error_is_within_twice_pytorch_bf16_error(lengths, heads, dim, mask, bias, activation) -> None:
     problem = make_problem(lengths, mask=mask, bias=bias, dtype=torch.bfloat16, device="cuda", seed=5,
-                           heads=heads, dim_qk=dim, dim_v=dim, max_seq_len=max(lengths), num_buckets=128)
+                           heads=heads, dim_qk=dim, dim_v=dim, max_seq_len=max(lengths), num_buckets=128,
+                           activation=activation)
     exact = run(problem, "reference", compute_dtype=torch.float32)
     kernel = run(problem, "triton")
     pytorch_bf16 = run(problem, "reference")
