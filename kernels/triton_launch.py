@@ -33,6 +33,7 @@ from torch import Tensor
 
 WORK_CHUNK = 128  # rows per work-table entry; every config's block sizes divide it
 INTERPRETER_CHUNK = 32  # interpreter chunk: two 16-row programs per entry exercise the split
+INTERPRETER_BLOCK = 16  # BLOCK_M = BLOCK_N under TRITON_INTERPRET=1: small, still several per sequence
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,6 @@ def prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> l
     fitting = [config for config in configs
                if max(config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"]) <= bucket]
     return fitting or configs
-
-
-INTERPRETER_BLOCK = 16  # BLOCK_M = BLOCK_N under TRITON_INTERPRET=1: small, still several per sequence
 
 
 def dot_precision(dtype: torch.dtype) -> str:
