@@ -15,7 +15,7 @@ from torch import Tensor
 
 from kernels.triton_backward import attention_backward
 from kernels.triton_forward import attention_forward
-from kernels.triton_launch import AttentionProblem
+from kernels.triton_launch import INTERPRETER_CHUNK, WORK_CHUNK, AttentionProblem, build_work_tables
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 MAX_HEAD_DIM = 256  # larger tiles would not fit in registers with any config
@@ -35,11 +35,16 @@ class _JaggedHstuAttention(torch.autograd.Function):
             time_weights=time_weights, query_timestamps=query_timestamps,
             key_timestamps=key_timestamps, **settings,
         )
-        out, log_sum_exp = attention_forward(problem)
+        tables = None
+        if q.shape[0] > 0:
+            chunk = INTERPRETER_CHUNK if problem.interpreted else WORK_CHUNK
+            tables = build_work_tables(offsets, q.shape[0], chunk)
+        out, log_sum_exp = attention_forward(problem, tables)
         softmax_state = (out, log_sum_exp) if log_sum_exp is not None else (None, None)
         ctx.save_for_backward(q, k, v, position_weights, time_weights, offsets, num_targets,
                               query_timestamps, key_timestamps, *softmax_state)
         ctx.settings = settings
+        ctx.tables = tables  # tiny int32 [pieces, 2] tables: reused instead of rebuilt
         return out
 
     @staticmethod
@@ -52,7 +57,7 @@ class _JaggedHstuAttention(torch.autograd.Function):
             key_timestamps=key_timestamps, **ctx.settings,
         )
         grads = attention_backward(
-            problem, grad_out.contiguous(),
+            problem, ctx.tables, grad_out.contiguous(),
             position_grad=ctx.needs_input_grad[3], time_grad=ctx.needs_input_grad[4],
             out=out, log_sum_exp=log_sum_exp,
         )

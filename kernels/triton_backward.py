@@ -36,12 +36,9 @@ from torch import Tensor
 from kernels.triton_helpers import add_relative_bias, load_rows, sequence_of_program, sigmoid, visibility_mask
 from kernels.triton_launch import (
     INTERPRETER_BLOCK,
-    INTERPRETER_CHUNK,
-    WORK_CHUNK,
     AttentionProblem,
-    WorkTable,
+    WorkTables,
     backward_configs,
-    build_work_table,
     kernel_flags,
     length_bucket,
     placeholder,
@@ -157,7 +154,7 @@ def _backward_query_ranges(block_start, seq_len, history_end, contextual_len,
 @triton.jit
 def hstu_attention_backward_kernel(
     Q, K, V, DOUT, DQ, DK, DV, LOG_SUM_EXP, DELTA, SEQ_OFFSETS, NUM_TARGETS, POSITION_WEIGHTS,
-    TIME_WEIGHTS, QUERY_TIME, KEY_TIME, POSITION_GRAD_PARTIAL, TIME_GRAD_PARTIAL, WORK_SEQUENCE, WORK_START,
+    TIME_WEIGHTS, QUERY_TIME, KEY_TIME, POSITION_GRAD_PARTIAL, TIME_GRAD_PARTIAL, WORK,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_dot, stride_doh,
     stride_dqt, stride_dqh, stride_dkt, stride_dkh, stride_dvt, stride_dvh,
     num_heads, scale, inv_max_seq_len, max_seq_len, contextual_len, num_buckets,
@@ -176,7 +173,7 @@ def hstu_attention_backward_kernel(
     pid = tl.program_id(0)
     head = pid % num_heads
     sequence, block_start, seq_start, seq_len = sequence_of_program(
-        pid // num_heads, WORK_SEQUENCE, WORK_START, SEQ_OFFSETS, CHUNK, BLOCK_N)
+        pid // num_heads, WORK, SEQ_OFFSETS, CHUNK, BLOCK_N)
     if (sequence >= 0) & (block_start < seq_len):
         history_end = seq_len
         if HAS_TARGETS:
@@ -257,12 +254,13 @@ def _partial_sum_buffer(num_programs: int, table: Tensor | None, wanted: bool,
     return torch.zeros(slots, table.numel(), dtype=torch.float32, device=like.device), slots
 
 
-def attention_backward(problem: AttentionProblem, grad_out: Tensor, *, position_grad: bool,
-                       time_grad: bool, out: Tensor | None = None,
+def attention_backward(problem: AttentionProblem, tables: WorkTables | None, grad_out: Tensor, *,
+                       position_grad: bool, time_grad: bool, out: Tensor | None = None,
                        log_sum_exp: Tensor | None = None) -> AttentionGradients:
     """Gradients for the forward of ``problem`` given dL/dout [T, H, Dv] (contiguous).
 
-    Softmax also needs the forward's output and row log-sum-exp [T, H].
+    ``tables`` are the forward's work tables (None only for an empty batch). Softmax also needs
+    the forward's output and row log-sum-exp [T, H].
     """
     q, k, v = problem.q, problem.k, problem.v
     total_tokens, num_heads = q.shape[0], q.shape[1]
@@ -270,10 +268,9 @@ def attention_backward(problem: AttentionProblem, grad_out: Tensor, *, position_
     time_grad = time_grad and problem.time_weights is not None
     dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)  # atomics accumulate in fp32
     dk, dv = torch.empty_like(k), torch.empty_like(v)  # every row is written by its key block
-    chunk = INTERPRETER_CHUNK if problem.interpreted else WORK_CHUNK
     # Upper bound on programs over configs (smallest BLOCK_N is 16): enough partial-sum slots
     # however the autotuner splits the work.
-    num_programs = num_heads * (total_tokens // chunk + problem.offsets.numel() - 1) * (chunk // 16)
+    num_programs = 0 if tables is None else num_heads * tables.pieces * (tables.chunk // 16)
     position_partial, position_slots = _partial_sum_buffer(num_programs, problem.position_weights,
                                                            position_grad, q)
     time_partial, time_slots = _partial_sum_buffer(num_programs, problem.time_weights, time_grad, q)
@@ -283,9 +280,8 @@ def attention_backward(problem: AttentionProblem, grad_out: Tensor, *, position_
             if out is None or log_sum_exp is None:
                 raise ValueError("the softmax backward needs the forward's output and log-sum-exp")
             delta = (grad_out.float() * out.float()).sum(-1)  # [T, H] rowsum(dO * O)
-        table = build_work_table(problem.offsets, total_tokens, chunk, by="backward")
         _launch(problem, grad_out, dq, dk, dv, log_sum_exp, delta, position_partial, time_partial,
-                position_slots, time_slots, table, position_grad, time_grad)
+                position_slots, time_slots, tables, position_grad, time_grad)
     return AttentionGradients(
         q=dq.to(q.dtype), k=dk, v=dv,
         position_weights=position_partial.sum(0).to(problem.position_weights.dtype) if position_grad else None,
@@ -295,7 +291,7 @@ def attention_backward(problem: AttentionProblem, grad_out: Tensor, *, position_
 
 def _launch(problem: AttentionProblem, grad_out: Tensor, dq: Tensor, dk: Tensor, dv: Tensor,
             log_sum_exp: Tensor | None, delta: Tensor | None, position_partial: Tensor,
-            time_partial: Tensor, position_slots: int, time_slots: int, table: WorkTable,
+            time_partial: Tensor, position_slots: int, time_slots: int, tables: WorkTables,
             position_grad: bool, time_grad: bool) -> None:
     q, k, v = problem.q, problem.k, problem.v
     num_heads = q.shape[1]
@@ -304,7 +300,7 @@ def _launch(problem: AttentionProblem, grad_out: Tensor, dq: Tensor, dk: Tensor,
         problem.offsets, placeholder(problem, problem.num_targets),
         placeholder(problem, problem.position_weights), placeholder(problem, problem.time_weights),
         placeholder(problem, problem.query_timestamps), placeholder(problem, problem.key_timestamps),
-        position_partial, time_partial, table.sequence, table.start,
+        position_partial, time_partial, tables.backward,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         grad_out.stride(0), grad_out.stride(1), dq.stride(0), dq.stride(1), dk.stride(0), dk.stride(1),
         dv.stride(0), dv.stride(1),
@@ -313,13 +309,13 @@ def _launch(problem: AttentionProblem, grad_out: Tensor, dq: Tensor, dk: Tensor,
         length_bucket(problem.max_seq_len),
     )
     flags = {**kernel_flags(problem), "POSITION_GRAD": position_grad, "TIME_GRAD": time_grad}
-    pieces = table.sequence.numel()
+    pieces, chunk = tables.pieces, tables.chunk
     if problem.interpreted:
-        grid = (num_heads * pieces * (table.chunk // INTERPRETER_BLOCK),)
+        grid = (num_heads * pieces * (chunk // INTERPRETER_BLOCK),)
         hstu_attention_backward_kernel[grid](
-            *args, **flags, CHUNK=table.chunk, BLOCK_M=INTERPRETER_BLOCK, BLOCK_N=INTERPRETER_BLOCK)
+            *args, **flags, CHUNK=chunk, BLOCK_M=INTERPRETER_BLOCK, BLOCK_N=INTERPRETER_BLOCK)
     else:
         def grid(meta: dict) -> tuple[int]:
-            return (num_heads * pieces * (table.chunk // meta["BLOCK_N"]),)
+            return (num_heads * pieces * (chunk // meta["BLOCK_N"]),)
 
-        _tuned_backward_kernel[grid](*args, **flags, CHUNK=table.chunk)
+        _tuned_backward_kernel[grid](*args, **flags, CHUNK=chunk)

@@ -32,10 +32,8 @@ from torch import Tensor
 from kernels.triton_helpers import add_relative_bias, load_rows, sequence_of_program, sigmoid, visibility_mask
 from kernels.triton_launch import (
     INTERPRETER_BLOCK,
-    INTERPRETER_CHUNK,
-    WORK_CHUNK,
     AttentionProblem,
-    build_work_table,
+    WorkTables,
     forward_configs,
     kernel_flags,
     length_bucket,
@@ -113,7 +111,7 @@ def _forward_key_ranges(block_start, seq_len, history_end, contextual_len,
 @triton.jit
 def hstu_attention_forward_kernel(
     Q, K, V, OUT, LOG_SUM_EXP, SEQ_OFFSETS, NUM_TARGETS, POSITION_WEIGHTS, TIME_WEIGHTS, QUERY_TIME,
-    KEY_TIME, WORK_SEQUENCE, WORK_START,
+    KEY_TIME, WORK,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     num_heads, scale, inv_max_seq_len, max_seq_len, contextual_len, num_buckets, length_bucket,
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D_QK: tl.constexpr,
@@ -129,7 +127,7 @@ def hstu_attention_forward_kernel(
     pid = tl.program_id(0)
     head = pid % num_heads
     sequence, block_start, seq_start, seq_len = sequence_of_program(
-        pid // num_heads, WORK_SEQUENCE, WORK_START, SEQ_OFFSETS, CHUNK, BLOCK_M)
+        pid // num_heads, WORK, SEQ_OFFSETS, CHUNK, BLOCK_M)
     if (sequence >= 0) & (block_start < seq_len):
         history_end = seq_len
         if HAS_TARGETS:
@@ -191,8 +189,11 @@ _tuned_forward_kernel = triton.autotune(
 )(hstu_attention_forward_kernel)
 
 
-def attention_forward(problem: AttentionProblem) -> tuple[Tensor, Tensor | None]:
-    """Output [T, H, Dv] (v's dtype) and, for softmax, the rows' log-sum-exp [T, H] fp32."""
+def attention_forward(problem: AttentionProblem, tables: WorkTables | None) -> tuple[Tensor, Tensor | None]:
+    """Output [T, H, Dv] (v's dtype) and, for softmax, the rows' log-sum-exp [T, H] fp32.
+
+    ``tables`` may be None only for an empty batch.
+    """
     q, k, v = problem.q, problem.k, problem.v
     total_tokens, num_heads = q.shape[0], q.shape[1]
     out = torch.empty_like(v)  # [T, H, Dv]
@@ -200,21 +201,19 @@ def attention_forward(problem: AttentionProblem) -> tuple[Tensor, Tensor | None]
     log_sum_exp = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device) if softmax else None  # [T, H]
     if total_tokens == 0 or num_heads == 0:
         return out, log_sum_exp
-    chunk = INTERPRETER_CHUNK if problem.interpreted else WORK_CHUNK
-    table = build_work_table(problem.offsets, total_tokens, chunk, by="forward")
     args = (
         q, k, v, out, placeholder(problem, log_sum_exp), problem.offsets,
         placeholder(problem, problem.num_targets),
         placeholder(problem, problem.position_weights), placeholder(problem, problem.time_weights),
         placeholder(problem, problem.query_timestamps), placeholder(problem, problem.key_timestamps),
-        table.sequence, table.start,
+        tables.forward,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         out.stride(0), out.stride(1),
         num_heads, problem.scale, 1.0 / problem.max_seq_len, problem.max_seq_len,
         problem.contextual_len, problem.num_buckets, length_bucket(problem.max_seq_len),
     )
     flags = kernel_flags(problem)
-    pieces = table.sequence.numel()
+    pieces, chunk = tables.pieces, tables.chunk
     if problem.interpreted:
         grid = (num_heads * pieces * (chunk // INTERPRETER_BLOCK),)
         hstu_attention_forward_kernel[grid](

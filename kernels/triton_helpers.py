@@ -134,16 +134,16 @@ def load_rows(base, offs_rows, offs_cols, row_stride, num_rows, NUM_COLS: tl.con
 
 
 @triton.jit
-def sequence_of_program(pid, WORK_SEQUENCE, WORK_START, SEQ_OFFSETS, CHUNK: tl.constexpr,
-                        BLOCK: tl.constexpr):
+def sequence_of_program(pid, WORK, SEQ_OFFSETS, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
     """(sequence, block start, sequence start, length) of a program; sequence is -1 for idle slots.
 
-    The host table lists CHUNK-sized pieces of every sequence (see kernels/triton_launch.py);
-    a block size smaller than CHUNK splits each piece into CHUNK // BLOCK consecutive programs.
+    WORK is the host's [pieces, 2] int32 table of (sequence, first row) CHUNK-row pieces (see
+    kernels/triton_launch.py); a block smaller than CHUNK splits each piece into CHUNK // BLOCK
+    consecutive programs.
     """
-    chunk = pid // (CHUNK // BLOCK)
-    sequence = tl.load(WORK_SEQUENCE + chunk)
-    block_start = tl.load(WORK_START + chunk) + (pid % (CHUNK // BLOCK)) * BLOCK
+    piece = pid // (CHUNK // BLOCK)
+    sequence = tl.load(WORK + 2 * piece)
+    block_start = tl.load(WORK + 2 * piece + 1) + (pid % (CHUNK // BLOCK)) * BLOCK
     safe_sequence = tl.maximum(sequence, 0)
     seq_start = tl.load(SEQ_OFFSETS + safe_sequence).to(tl.int64)
     seq_len = (tl.load(SEQ_OFFSETS + safe_sequence + 1) - seq_start).to(tl.int32)

@@ -14,7 +14,8 @@ Jagged work table
     slots carry sequence -1. Pieces are sorted by decreasing work (longest-processing-time-first)
     so that the heavy causal blocks of long sequences start in the first wave and the short ones
     fill the tail; the forward's work grows with the block's end row, the backward's (which walks
-    the queries after a key block) with the rows left after the block's start.
+    the queries after a key block) with the rows left after the block's start. Both orders are
+    built once per forward call (a few small device ops) and kept for the backward.
 
 Tuning
     Block sizes, warps and pipeline stages are chosen by ``triton.autotune`` keyed on the head
@@ -91,37 +92,45 @@ def placeholder(problem: AttentionProblem, tensor: Tensor | None) -> Tensor:
 
 
 @dataclass(frozen=True)
-class WorkTable:
-    """Per-program (sequence, start row) pieces of a jagged batch, heaviest first."""
+class WorkTables:
+    """Per-program (sequence, start row) pieces of a jagged batch, heaviest first, for both passes."""
 
-    sequence: Tensor  # [C] int32 sequence index, -1 for idle slots
-    start: Tensor  # [C] int32 first row of the piece inside its sequence
+    forward: Tensor  # [C, 2] int32 (sequence, first row); sequence -1 marks an idle slot
+    backward: Tensor  # [C, 2] int32, the same pieces in the backward's work order
     chunk: int  # rows per piece
 
+    @property
+    def pieces(self) -> int:
+        return self.forward.shape[0]
 
-def build_work_table(offsets: Tensor, total_tokens: int, chunk: int, by: str) -> WorkTable:
-    """Cut every sequence into ``chunk``-row pieces; ``by`` is 'forward' or 'backward' work order."""
+
+def build_work_tables(offsets: Tensor, total_tokens: int, chunk: int) -> WorkTables:
+    """Cut every sequence into ``chunk``-row pieces and order them for each pass.
+
+    A handful of small device ops, no host synchronisation; built once per forward and kept
+    for the backward.
+    """
     num_sequences = offsets.numel() - 1
     lengths = offsets[1:] - offsets[:-1]  # [B]
-    pieces_per_sequence = (lengths + chunk - 1) // chunk  # [B]
+    pieces_per_sequence = torch.div(lengths + (chunk - 1), chunk, rounding_mode="floor")  # [B]
     pieces_end = torch.cumsum(pieces_per_sequence, 0)  # [B] exclusive end of each sequence's pieces
     capacity = total_tokens // chunk + num_sequences
     slot = torch.arange(capacity, device=offsets.device, dtype=pieces_end.dtype)  # [C]
     sequence = torch.searchsorted(pieces_end, slot, right=True)  # [C]; == B for idle slots
-    idle = sequence >= num_sequences
-    safe = sequence.clamp(max=max(num_sequences - 1, 0))
-    start = (slot - (pieces_end[safe] - pieces_per_sequence[safe])) * chunk  # [C]
-    length = lengths[safe]
-    if by == "forward":
-        work = torch.minimum(start + chunk, length)  # keys a query block scans grow with its end
-    elif by == "backward":
-        work = length - start  # queries a key block is seen by
-    else:
-        raise ValueError(f"work order must be 'forward' or 'backward'; got {by!r}")
-    work = torch.where(idle, torch.full_like(work, -1), work)
-    order = torch.argsort(work, descending=True, stable=True)
-    sequence = torch.where(idle, torch.full_like(sequence, -1), sequence)[order]
-    return WorkTable(sequence=sequence.to(torch.int32), start=start[order].to(torch.int32), chunk=chunk)
+    # One extra zero-length "sequence" absorbs idle slots without clamping.
+    first_piece = torch.cat([pieces_end - pieces_per_sequence, pieces_end.new_zeros(1)])  # [B+1]
+    length = torch.cat([lengths, lengths.new_zeros(1)])[sequence]  # [C], 0 when idle
+    start = (slot - first_piece[sequence]) * chunk  # [C]
+    # Work of a piece: the forward scans keys up to the block's end, the backward the queries
+    # from its start on. Idle slots score <= 0, real pieces >= 1, so idle slots sort last.
+    forward_work = torch.minimum(start + chunk, length)
+    backward_work = length - start
+    table = torch.stack([torch.where(sequence == num_sequences, -1, sequence), start], 1).to(torch.int32)
+    return WorkTables(
+        forward=table[torch.argsort(forward_work, descending=True, stable=True)],
+        backward=table[torch.argsort(backward_work, descending=True, stable=True)],
+        chunk=chunk,
+    )
 
 
 def length_bucket(max_seq_len: int) -> int:

@@ -83,7 +83,7 @@ def pointer_types() -> tuple[dict[str, str], dict[str, str]]:
     """bf16 data, int64 offsets/timestamps, fp32 tables and gradient accumulators."""
     data = "*bf16"
     common = dict(LOG_SUM_EXP="*fp32", SEQ_OFFSETS="*i64", NUM_TARGETS="*i64", POSITION_WEIGHTS="*fp32", TIME_WEIGHTS="*fp32",
-                  QUERY_TIME="*i64", KEY_TIME="*i64", WORK_SEQUENCE="*i32", WORK_START="*i32")
+                  QUERY_TIME="*i64", KEY_TIME="*i64", WORK="*i32")
     forward = {**common, **{name: data for name in ("Q", "K", "V", "OUT")}}
     backward = {**common, **{name: data for name in ("Q", "K", "V", "DOUT", "DK", "DV")},
                 "DQ": "*fp32", "DELTA": "*fp32", "POSITION_GRAD_PARTIAL": "*fp32", "TIME_GRAD_PARTIAL": "*fp32"}

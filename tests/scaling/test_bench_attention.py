@@ -81,3 +81,29 @@ def test_without_a_gpu_the_command_exits_with_one_line(monkeypatch, capsys) -> N
     assert cli.main(["bench", "attention", "--device", device]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "needs a CUDA GPU" in error
+
+
+def test_benchmark_rows_on_cpu_with_a_stub_timer(monkeypatch) -> None:
+    """The harness plumbing (inputs, closures, forward+backward, FLOP bookkeeping) at toy size."""
+    from scaling.benchmarks import attention
+
+    calls = []
+
+    def run_once(fn) -> float:
+        fn()
+        calls.append(fn)
+        return 2.0
+
+    monkeypatch.setattr(attention, "_milliseconds", run_once)
+    config = attention.AttentionBenchConfig(lengths=(32,), heads=2, head_dim=16, tokens=64, dtype="bf16",
+                                            device="cpu", backend="reference", rab="both", seed=0)
+    rows = attention.run_attention_benchmark(config)
+    assert [(row["batch"], row["impl"]) for row in rows] == [
+        ("full", "hstu-reference"), ("full", "sdpa-flash"), ("jagged", "hstu-reference"), ("jagged", "sdpa-flash"),
+    ]
+    hstu_full = rows[0]
+    assert hstu_full["note"] == "" and hstu_full["tokens"] == 64 and hstu_full["sequences"] == 2
+    expected = attention_flops([32, 32], 2, 16, 16, backward=False) / 2e-3 / 1e12
+    assert hstu_full["fwd_tflops"] == pytest.approx(expected)
+    assert hstu_full["fwd_bwd_tflops"] == pytest.approx(expected * FORWARD_BACKWARD_FACTOR)
+    assert len(calls) == 2 * len([row for row in rows if not row["note"]])
