@@ -10,6 +10,8 @@ the output and each row's log-sum-exp ([T, H] fp32), as FlashAttention-2 does.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -36,10 +38,11 @@ class _JaggedHstuAttention(torch.autograd.Function):
             key_timestamps=key_timestamps, **settings,
         )
         tables = None
-        if q.shape[0] > 0:
-            chunk = INTERPRETER_CHUNK if problem.interpreted else WORK_CHUNK
-            tables = build_work_tables(offsets, q.shape[0], chunk)
-        out, log_sum_exp = attention_forward(problem, tables)
+        with _on_device(q):
+            if q.shape[0] > 0:
+                chunk = INTERPRETER_CHUNK if problem.interpreted else WORK_CHUNK
+                tables = build_work_tables(offsets, q.shape[0], chunk)
+            out, log_sum_exp = attention_forward(problem, tables)
         softmax_state = (out, log_sum_exp) if log_sum_exp is not None else (None, None)
         ctx.save_for_backward(q, k, v, position_weights, time_weights, offsets, num_targets,
                               query_timestamps, key_timestamps, *softmax_state)
@@ -56,13 +59,19 @@ class _JaggedHstuAttention(torch.autograd.Function):
             time_weights=time_weights, query_timestamps=query_timestamps,
             key_timestamps=key_timestamps, **ctx.settings,
         )
-        grads = attention_backward(
-            problem, ctx.tables, grad_out.contiguous(),
-            position_grad=ctx.needs_input_grad[3], time_grad=ctx.needs_input_grad[4],
-            out=out, log_sum_exp=log_sum_exp,
-        )
+        with _on_device(q):
+            grads = attention_backward(
+                problem, ctx.tables, grad_out.contiguous(),
+                position_grad=ctx.needs_input_grad[3], time_grad=ctx.needs_input_grad[4],
+                out=out, log_sum_exp=log_sum_exp,
+            )
         return (grads.q, grads.k, grads.v, grads.position_weights, grads.time_weights,
                 None, None, None, None, None)
+
+
+def _on_device(tensor: Tensor) -> contextlib.AbstractContextManager:
+    """Make the tensor's GPU current: Triton launches on the current device, not the tensor's."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def triton_jagged_attention(
