@@ -20,6 +20,12 @@ Design (FlashAttention-style tiling over a jagged batch, paper Section 3.2 and A
   the tables stay in L1/L2, the [N, N] bias is never built.
 * Both matmuls run with fp32 accumulation (tl.dot); P is cast to the value dtype before P V as
   in FlashAttention. fp32 inputs use IEEE fp32 dots, not tf32.
+* Element-wise budget: at d=64 a score costs 256 forward FLOPs of tensor-core work, so the
+  per-score SiLU must be cheap. exp runs on the SFU (16/clk/SM on H100); the division of the
+  sigmoid is done by Newton steps on the FMA pipe (``reciprocal`` in kernels/triton_helpers.py)
+  instead of a second SFU op, which would by itself cap the forward near 500 TFLOP/s.
+* Block sizes, warps and stages are autotuned (kernels/triton_launch.py); position arithmetic in
+  the loop is int32, with one int64 sequence base offset per program.
 """
 
 from __future__ import annotations
