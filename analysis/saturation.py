@@ -1,0 +1,151 @@
+"""Where a family's frontier stops improving, and the GR-versus-DLRM comparison in words and numbers.
+
+Gain is measured on the frontier (best value reached at or below each compute), in the metric's own
+units, positive when the metric gets better. The gain per decade from a frontier point is the
+improvement from it to the largest compute divided by the decades between them. A frontier is
+*saturated* from the smallest point P, at least ``min_span`` decades before its end, such that the gain
+per decade from P and from every later point at least ``min_span`` decades before the end stays below
+``threshold``; or when it has reached the fitted irreducible term E within E's interval. It is
+*improving* otherwise, and *undetermined* when it spans fewer than ``min_span`` decades.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from analysis.columns import Metric
+from analysis.forms import to_fit_space
+from analysis.frontier import Frontier, envelope_at
+
+WINDOW_DECADES = 1.0
+MIN_SPAN_DECADES = 0.5
+
+Verdict = Literal["saturated", "improving", "undetermined"]
+
+
+@dataclass(frozen=True)
+class Saturation:
+    verdict: Verdict
+    decades: float  # log10 span of the frontier
+    trailing_gain: float  # improvement per decade over the last window (metric units, + is better)
+    trailing_decades: float  # width of that window (WINDOW_DECADES, or less for a short frontier)
+    overall_gain: float  # improvement per decade over the whole frontier
+    threshold: float
+    saturation_compute: float | None  # compute from which the frontier counts as flat
+    saturation_gain: float | None  # gain per decade from saturation_compute to the end
+    reason: str  # one sentence, e.g. "DLRM saturates at 1.2e-03 PF-days: ..."
+
+
+def improvement(before: float, after: float, metric: Metric) -> float:
+    """How much better ``after`` is than ``before`` (positive when the metric improved)."""
+    return after - before if metric.higher_is_better else before - after
+
+
+def signed_change(gain: float, metric: Metric) -> float:
+    """A gain expressed as the change of the metric itself (NE falls as it improves)."""
+    return gain if metric.higher_is_better else -gain
+
+
+def gains_from_points(frontier: Frontier, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
+    """Per kept point: decades to the frontier's end, and gain per decade over them (NaN at the end)."""
+    kept = frontier.kept
+    span = np.log10(frontier.end / kept.compute)
+    gained = np.array([improvement(v, kept.value[-1], metric) for v in kept.value])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return span, np.where(span > 0, gained / span, np.nan)
+
+
+def saturation_start(frontier: Frontier, metric: Metric, threshold: float, min_span: float) -> int | None:
+    """Index of the first kept point from which the frontier is flat (see the module docstring)."""
+    span, gain = gains_from_points(frontier, metric)
+    candidates = np.flatnonzero(span >= min_span)
+    if candidates.size == 0:
+        return None
+    steep = candidates[gain[candidates] >= threshold]
+    start = int(steep.max()) + 1 if steep.size else int(candidates[0])
+    return start if start <= candidates.max() else None
+
+
+def assess_saturation(
+    frontier: Frontier,
+    metric: Metric,
+    threshold: float,
+    family: str,
+    unit: str,
+    irreducible: tuple[float, bool] | None = None,
+    window: float = WINDOW_DECADES,
+    min_span: float = MIN_SPAN_DECADES,
+) -> Saturation:
+    """Judge one group's frontier; ``irreducible`` is (upper end of E's interval, whether E is identified)."""
+    decades, kept = frontier.decades, frontier.kept
+    if decades < min_span:
+        reason = (f"{family}: frontier spans {decades:.2f} decades of compute (< {min_span:g}); "
+                  f"too narrow to judge saturation")
+        return Saturation("undetermined", decades, np.nan, decades, np.nan, threshold, None, None, reason)
+    c_max = frontier.end
+    window_start = max(float(kept.compute[0]), c_max / 10**window)
+    trailing_decades = float(np.log10(c_max / window_start))
+    trailing = improvement(envelope_at(frontier, window_start), float(kept.value[-1]), metric) / trailing_decades
+    overall = improvement(float(kept.value[0]), float(kept.value[-1]), metric) / decades
+    start = saturation_start(frontier, metric, threshold, min_span)
+    if start is not None:
+        _, gains = gains_from_points(frontier, metric)
+        at, gain = float(kept.compute[start]), float(gains[start])
+        reason = (f"{family} saturates at {at:.2g} {unit}: {metric.label} gain per decade {_gain(gain)} "
+                  f"< threshold {threshold:g} over the {np.log10(c_max / at):.1f} decades after it")
+        return Saturation("saturated", decades, trailing, trailing_decades, overall, threshold, at, gain, reason)
+    reached = _irreducible_reached(frontier, metric, irreducible)
+    if reached is not None:
+        at = float(kept.compute[reached])
+        reason = (f"{family} saturates at {at:.2g} {unit}: its frontier reached the fitted irreducible term "
+                  f"({metric.fit_label} <= {irreducible[0]:.4g}, the upper end of E's interval)")
+        return Saturation("saturated", decades, trailing, trailing_decades, overall, threshold, at, None, reason)
+    reason = (f"{family} keeps improving: {metric.label} {_signed(signed_change(trailing, metric))} per decade "
+              f"over the last {trailing_decades:.1f} decade(s) of a frontier spanning {decades:.1f} decades "
+              f"({kept.compute[0]:.2g} to {c_max:.2g} {unit})")
+    return Saturation("improving", decades, trailing, trailing_decades, overall, threshold, None, None, reason)
+
+
+def _irreducible_reached(frontier: Frontier, metric: Metric, irreducible: tuple[float, bool] | None) -> int | None:
+    if irreducible is None or not irreducible[1] or not np.isfinite(irreducible[0]):
+        return None
+    reached = np.flatnonzero(to_fit_space(frontier.kept.value, metric) <= irreducible[0])
+    return int(reached[0]) if reached.size else None
+
+
+def compare_at_common_compute(
+    frontiers: dict[str, Frontier], metric: Metric, unit: str
+) -> str | None:
+    """Which family leads at the ends of the compute range two families share, in one sentence."""
+    if len(frontiers) != 2:
+        return None
+    (name_a, a), (name_b, b) = sorted(frontiers.items())
+    low = max(a.kept.compute[0], b.kept.compute[0])
+    high = min(a.end, b.end)
+    if low > high:
+        return (f"{name_a} and {name_b} were run at compute ranges that do not overlap "
+                f"({a.kept.compute[0]:.2g}-{a.end:.2g} vs {b.kept.compute[0]:.2g}-{b.end:.2g} {unit})")
+    parts = [_leader(name_a, a, name_b, b, point, metric, unit) for point in sorted({low, high})]
+    return "; ".join(parts)
+
+
+def _leader(name_a: str, a: Frontier, name_b: str, b: Frontier, compute: float, metric: Metric, unit: str) -> str:
+    value_a, value_b = envelope_at(a, compute), envelope_at(b, compute)
+    lead = improvement(value_b, value_a, metric)  # > 0: a is better
+    if lead == 0:
+        return f"at {compute:.2g} {unit} {name_a} and {name_b} tie ({metric.label} {value_a:.4g})"
+    winner, loser = (name_a, name_b) if lead > 0 else (name_b, name_a)
+    best, worst = (value_a, value_b) if lead > 0 else (value_b, value_a)
+    return (f"at {compute:.2g} {unit} {winner} leads ({metric.label} {best:.4g} vs {loser} {worst:.4g}, "
+            f"{abs(lead):.2g} better)")
+
+
+def _gain(value: float) -> str:
+    return f"{value:.2g}" if value != 0 else "0"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2g}"
