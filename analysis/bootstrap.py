@@ -8,7 +8,7 @@ percentiles of the refits.
 
 An interval is reported as *not identified* rather than as numbers when the resamples cannot speak
 for it: too few trials, too many resamples that could not be fitted, a parameter that piles up on a
-constraint (E = 0, alpha at its search limit), an interval spanning more than
+constraint (E = 0, alpha at its search limit), an interval for E or alpha spanning more than
 two orders of magnitude, or an interval of zero width.
 """
 
@@ -24,7 +24,7 @@ from analysis.fitting import HUBER_DELTA, PointFit, fit_form, fit_problem
 from analysis.forms import PARAMETERS, Form
 from analysis.frontier import Points, compute_frontier
 
-MIN_TRIALS = 3
+MIN_TRIALS = 5  # fewer trials give at most 35 distinct resamples: too few for percentile intervals
 MIN_SUCCESS = 0.8
 MAX_RATIO = 100.0
 
@@ -124,7 +124,7 @@ def _group_problem(num_trials: int, succeeded: int, replicates: int) -> str | No
     if num_trials < MIN_TRIALS:
         return f"only {num_trials} trial(s): resampling trials cannot measure uncertainty (needs {MIN_TRIALS})"
     if succeeded < MIN_SUCCESS * replicates:
-        return (f"only {succeeded} of {replicates} resamples had enough frontier points to fit; "
+        return (f"only {succeeded} of {replicates} resamples had enough distinct compute values to fit; "
                 f"add trials at more compute levels")
     return None
 
@@ -135,6 +135,7 @@ def _parameter_problem(name: str, low: float, high: float, draws: Draws, succeed
             return _BOUND_NOTES[(name, side)]
     if not high > low:
         return "degenerate: every resample gave the same value"
-    if name in ("E", "A", "alpha") and low > 0 and high / low > MAX_RATIO:
+    # not applied to A: with C in PF-days its spread mostly mirrors alpha's (A = A' C0^alpha), not a new problem
+    if name in ("E", "alpha") and low > 0 and high / low > MAX_RATIO:
         return f"spans more than {MAX_RATIO:.0f}x ({low:.3g} to {high:.3g}): not determined by these points"
     return None

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 
 from analysis import columns as col
 from analysis.forms import equation, predict_metric
-from analysis.study import GroupResult, Study
+from analysis.study import GroupResult, Study, family_rank
 
 # the paper's Figure 7: GRs as blue stars, DLRMs as red diamonds
 FAMILY_STYLE = {col.GR_FAMILY: {"color": "tab:blue", "marker": "*"}, col.DLRM_FAMILY: {"color": "tab:red", "marker": "D"}}
@@ -46,8 +46,9 @@ def save(figure: Figure, stem: Path) -> tuple[Path, Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
     with matplotlib.rc_context(_RC):
-        figure.savefig(png, dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
-        figure.savefig(svg, bbox_inches="tight", metadata={"Date": None})
+        # no bbox_inches="tight": every figure uses the constrained layout, and tight bounds cost a second draw
+        figure.savefig(png, dpi=_DPI, metadata={"Software": None})
+        figure.savefig(svg, metadata={"Date": None})
     return png, svg
 
 
@@ -129,35 +130,36 @@ def _draw_curves(axes: Axes, rows: pd.DataFrame, metric: col.Metric, colors: dic
 
 def compute_chart(table: pd.DataFrame, compute: str, unit: str) -> Figure:
     """Figure 1 style: total training compute of every trial, by model, with GPT-3 as a labelled reference."""
-    trials = (table.sort_values(col.STEP).groupby(col.TRIAL_ID, sort=True)
+    trials = (table.groupby(col.TRIAL_ID, sort=True)
               .agg(model=(col.MODEL, "first"), family=(col.FAMILY, "first"), status=(col.STATUS, "first"),
                    compute=(compute, "max")))
     trials = trials[trials["compute"] > 0]
-    order = trials.groupby("model")["family"].first().reset_index().sort_values(["family", "model"])
-    positions = {model: index for index, model in enumerate(order["model"])}
+    models = trials.groupby("model")["family"].first()
+    ordered = sorted(models.index, key=lambda m: (family_rank(models[m]), m), reverse=True)  # GR on top
+    positions = {model: index for index, model in enumerate(ordered)}
     styles = family_styles(trials["family"].unique())
     reference = GPT3_PF_DAYS if compute == col.PF_DAYS else GPT3_PF_DAYS * col.FLOPS_PER_PF_DAY
     with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(7.0, 1.2 + 0.45 * len(positions)), layout="constrained")
+        figure = Figure(figsize=(7.0, 1.6 + 0.45 * len(positions)), layout="constrained")
         axes = figure.subplots()
-        for family, members in trials.groupby("family", sort=True):
-            ok = members["status"].isin(col.USABLE_STATUSES)
-            y = members["model"].map(positions).to_numpy(dtype=float)
+        usable = trials["status"].isin(col.USABLE_STATUSES)
+        for family, members in trials[usable].groupby("family", sort=False):
             label = f"{family}: {len(members)} trials, {members['compute'].sum():.2g} {unit} in total"
-            axes.scatter(members["compute"][ok], y[ok.to_numpy()], color=styles[family]["color"],
+            axes.scatter(members["compute"], members["model"].map(positions), color=styles[family]["color"],
                          marker=styles[family]["marker"], s=45, label=label)
-            if (~ok).any():
-                axes.scatter(members["compute"][~ok], y[~ok.to_numpy()], color="grey", marker="x", s=30,
-                             label=f"{family}: failed or diverged")
+        if (~usable).any():
+            broken = trials[~usable]
+            axes.scatter(broken["compute"], broken["model"].map(positions), color="grey", marker="x", s=30,
+                         label=f"failed or diverged: {len(broken)} trials")
         axes.axvline(reference, color="black", linestyle=":", linewidth=1)
         axes.annotate(f"reference: GPT-3 175B\n≈{reference:.3g} {unit}\n(Brown et al., 2020)", (reference, 0.5),
                       xycoords=("data", "axes fraction"), ha="right", va="center", fontsize=7,
                       xytext=(-4, 0), textcoords="offset points")
         axes.set_xscale("log")
-        axes.set_yticks(list(positions.values()), list(positions.keys()))
+        axes.set_yticks(list(positions.values()), [f"{m} ({models[m]})" for m in positions])
         axes.set_ylim(-0.7, len(positions) - 0.3)
         axes.set_xlabel(f"Total training compute per trial ({unit}, log scale)")
         axes.set_title("Training compute per trial (Figure 1 style)")
         axes.grid(True, axis="x", alpha=0.3)
-        axes.legend(fontsize=7, loc="upper left")
+        figure.legend(loc="outside lower center", ncols=3, fontsize=7)
     return figure

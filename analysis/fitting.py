@@ -24,7 +24,7 @@ from analysis.forms import PARAMETERS, Form, to_fit_space
 
 HUBER_DELTA = 1e-3
 ALPHA_MIN, ALPHA_MAX = 1e-6, 5.0
-ALPHA_STARTS = (0.05, 0.2, 0.5, 1.0, 2.0)
+ALPHA_STARTS = (0.1, 0.5, 2.0)
 IRREDUCIBLE_STARTS = (0.0, 0.5, 0.9)
 # with a warm start, one extra start guards against a resample having moved the optimum
 WARM_IRREDUCIBLE_STARTS = (0.5,)

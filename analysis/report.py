@@ -17,7 +17,6 @@ import numpy as np
 
 from analysis import columns as col
 from analysis import figures, tables
-from analysis.blas import single_threaded_blas
 from analysis.errors import AnalysisError
 from analysis.forms import PARAMETERS, equation
 from analysis.load import load_results
@@ -41,8 +40,7 @@ def analyze(results: Path, out: Path | None, options: Options, baseline: str | N
     if baseline is not None and baseline not in set(table[col.MODEL]):
         raise AnalysisError(f"--baseline '{baseline}' is not a model in the results; models: "
                             f"{', '.join(sorted(set(table[col.MODEL])))}")
-    with single_threaded_blas():
-        study = run_study(table, options)
+    study = run_study(table, options)
     target = out if out is not None else default_out(results)
     _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +149,8 @@ def _fit_sections(study: Study, group_by: str, title: str) -> list[Block]:
 
 def _table4_section(study: Study, baseline: str | None) -> list[Block]:
     blocks: list[Block] = []
-    for task, dataset in study.metrics:
-        table = tables.table4(study, task, dataset, baseline)
+    for (task, dataset), metric in headlines(study).items():
+        table = tables.table4(study, task, dataset, baseline, metric)
         if table is not None:
             blocks.append(table)
     return [Heading("Test metrics (Table 4 style)"), *blocks] if blocks else []
@@ -197,10 +195,10 @@ def _method(study: Study) -> tuple[str, ...]:
         "Forms: y = E + A·C^-α and y = A·C^-α, with y the metric for NE/loss and 1 - metric for HR/NDCG/MRR/AUC; "
         "and metric = a + b·ln C (the paper's Figure 7). C is in the compute unit above.",
         f"Power laws: Huber loss (δ = {o.huber_delta:g}) on ln-residuals, L-BFGS-B from a grid of starts "
-        "(α in 0.05-2, E at 0-0.9 of the best value), bounds 0 <= E <= max y, 1e-6 <= α <= 5. Log-linear: least squares.",
+        "(α in {0.1, 0.5, 2}, E at {0, 0.5, 0.9} of the best value), bounds 0 <= E <= max y, 1e-6 <= α <= 5. Log-linear: least squares.",
         f"Intervals: {o.level:.0%} percentile bootstrap over {o.bootstrap} resamples of trials (seed {o.seed}); each "
         "resample rebuilds the frontier from the drawn trials and weights points by how often their trial was drawn. "
-        "An interval is reported as not identified when there are fewer than 3 trials, when under 80% of resamples "
+        "An interval is reported as not identified when there are fewer than 5 trials, when under 80% of resamples "
         "can be fitted, when the parameter piles up on a constraint, or when it spans more than 100x.",
         "Extrapolation: each form refitted on the frontier points in the lower two thirds of the log-compute range, "
         "and its error measured on the points above.",

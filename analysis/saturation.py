@@ -1,12 +1,14 @@
 """Where a family's frontier stops improving, and the GR-versus-DLRM comparison in words and numbers.
 
 Gain is measured on the frontier (best value reached at or below each compute), in the metric's own
-units, positive when the metric gets better. The gain per decade from a frontier point is the
-improvement from it to the largest compute divided by the decades between them. A frontier is
-*saturated* from the smallest point P, at least ``min_span`` decades before its end, such that the gain
-per decade from P and from every later point at least ``min_span`` decades before the end stays below
-``threshold``; or when it has reached the fitted irreducible term E within E's interval. It is
-*improving* otherwise, and *undetermined* when it spans fewer than ``min_span`` decades.
+units, positive when the metric gets better. Between two frontier points at least ``min_span`` decades
+apart, the gain per decade is the envelope's improvement divided by the decades between them; shorter
+stretches are ignored because noise makes their per-decade rate meaningless.
+
+A frontier is *saturated* from the first kept point P, at least ``min_span`` decades before the end of
+the explored compute, after which no such stretch gains ``threshold`` or more per decade; or once it
+has reached the fitted irreducible term E within E's interval. It is *improving* otherwise, and
+*undetermined* when it spans fewer than ``min_span`` decades.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Saturation:
     overall_gain: float  # improvement per decade over the whole frontier
     threshold: float
     saturation_compute: float | None  # compute from which the frontier counts as flat
-    saturation_gain: float | None  # gain per decade from saturation_compute to the end
+    saturation_gain: float | None  # largest gain per decade over any stretch after saturation_compute
     reason: str  # one sentence, e.g. "DLRM saturates at 1.2e-03 PF-days: ..."
 
 
@@ -46,27 +48,40 @@ def improvement(before: float, after: float, metric: Metric) -> float:
 
 def signed_change(gain: float, metric: Metric) -> float:
     """A gain expressed as the change of the metric itself (NE falls as it improves)."""
-    return gain if metric.higher_is_better else -gain
+    return (gain if metric.higher_is_better else -gain) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def gains_from_points(frontier: Frontier, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
-    """Per kept point: decades to the frontier's end, and gain per decade over them (NaN at the end)."""
-    kept = frontier.kept
-    span = np.log10(frontier.end / kept.compute)
-    gained = np.array([improvement(v, kept.value[-1], metric) for v in kept.value])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return span, np.where(span > 0, gained / span, np.nan)
+def steepest_gains(frontier: Frontier, metric: Metric, min_span: float) -> np.ndarray:
+    """Per kept point, the largest gain per decade over stretches starting there and >= min_span decades long.
+
+    The envelope is a step function, so over stretches from a point the rate peaks either at exactly
+    ``min_span`` decades or at a later kept point (or the end); those are the candidates checked.
+    NaN for kept points less than ``min_span`` decades before the end.
+    """
+    kept, end = frontier.kept, frontier.end
+    log_compute = np.log10(kept.compute)
+    steepest = np.full(len(kept), np.nan)
+    for k in range(len(kept)):
+        if np.log10(end) - log_compute[k] < min_span:
+            continue
+        window_end = kept.compute[k] * 10**min_span
+        candidates = [(envelope_at(frontier, window_end), min_span)]
+        later = np.flatnonzero(log_compute - log_compute[k] >= min_span)
+        candidates += [(kept.value[j], log_compute[j] - log_compute[k]) for j in later]
+        candidates.append((kept.value[-1], np.log10(end) - log_compute[k]))
+        steepest[k] = max(improvement(kept.value[k], value, metric) / span for value, span in candidates)
+    return steepest
 
 
 def saturation_start(frontier: Frontier, metric: Metric, threshold: float, min_span: float) -> int | None:
-    """Index of the first kept point from which the frontier is flat (see the module docstring)."""
-    span, gain = gains_from_points(frontier, metric)
-    candidates = np.flatnonzero(span >= min_span)
-    if candidates.size == 0:
+    """Index of the first kept point after which no stretch of >= min_span decades gains threshold per decade."""
+    steepest = steepest_gains(frontier, metric, min_span)
+    eligible = np.flatnonzero(np.isfinite(steepest))
+    if eligible.size == 0:
         return None
-    steep = candidates[gain[candidates] >= threshold]
-    start = int(steep.max()) + 1 if steep.size else int(candidates[0])
-    return start if start <= candidates.max() else None
+    steep = eligible[steepest[eligible] >= threshold]
+    start = int(steep.max()) + 1 if steep.size else int(eligible[0])
+    return start if start <= eligible.max() else None
 
 
 def assess_saturation(
@@ -92,9 +107,9 @@ def assess_saturation(
     overall = improvement(float(kept.value[0]), float(kept.value[-1]), metric) / decades
     start = saturation_start(frontier, metric, threshold, min_span)
     if start is not None:
-        _, gains = gains_from_points(frontier, metric)
-        at, gain = float(kept.compute[start]), float(gains[start])
-        reason = (f"{family} saturates at {at:.2g} {unit}: {metric.label} gain per decade {_gain(gain)} "
+        at = float(kept.compute[start])
+        gain = max(float(np.nanmax(steepest_gains(frontier, metric, min_span)[start:])), 0.0)
+        reason = (f"{family} saturates at {at:.2g} {unit}: {metric.label} gain per decade at most {_gain(gain)} "
                   f"< threshold {threshold:g} over the {np.log10(c_max / at):.1f} decades after it")
         return Saturation("saturated", decades, trailing, trailing_decades, overall, threshold, at, gain, reason)
     reached = _irreducible_reached(frontier, metric, irreducible)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as col
+from analysis.blas import single_threaded_blas
 from analysis.bootstrap import Draws, Interval, bootstrap, intervals
 from analysis.diagnostics import Extrapolation, GoodnessOfFit, extrapolation_check, goodness_of_fit
 from analysis.errors import AnalysisError
@@ -114,6 +115,11 @@ class Study:
 
 def run_study(table: pd.DataFrame, options: Options) -> Study:
     """Analyse a validated results table."""
+    with single_threaded_blas():
+        return _run_study(table, options)
+
+
+def _run_study(table: pd.DataFrame, options: Options) -> Study:
     usable = table[table[col.STATUS].isin(col.USABLE_STATUSES)]
     requested = _requested_metrics(table, options.metrics)
     metrics: dict[tuple[str, str], list[col.Metric]] = {}
@@ -170,13 +176,19 @@ def _analyse_metric(rows: pd.DataFrame, task: str, dataset: str, metric: col.Met
     results = []
     partitions: list[tuple[GroupBy, str]] = [("family", col.FAMILY)] + ([("model", col.MODEL)] if per_model else [])
     for group_by, column in partitions:
+        found = []
         for name, group_rows in rows.groupby(column, sort=True):
             points = points_from_table(group_rows, metric.column, options.compute)
-            if len(points) == 0:
-                continue
-            family = str(group_rows[col.FAMILY].iloc[0])
-            results.append(analyse_group(points, metric, options, dataset, task, group_by, str(name), family))
+            if len(points) > 0:
+                found.append((str(group_rows[col.FAMILY].iloc[0]), str(name), points))
+        for family, name, points in sorted(found, key=lambda item: (family_rank(item[0]), item[1])):
+            results.append(analyse_group(points, metric, options, dataset, task, group_by, name, family))
     return results
+
+
+def family_rank(family: str) -> tuple[int, str]:
+    """GR first, then DLRM, then any other family by name: the order every table and figure uses."""
+    return ({col.GR_FAMILY: 0, col.DLRM_FAMILY: 1}.get(family, 2), family)
 
 
 def analyse_group(points: Points, metric: col.Metric, options: Options, dataset: str = "", task: str = "",

@@ -18,6 +18,8 @@ from analysis.study import FormResult, GroupResult, Study
 _SYMBOLS = {"alpha": "α"}
 # the paper's Table 4 baseline is SASRec for retrieval; a DLRM for ranking
 DEFAULT_BASELINES = {"retrieval": ("sasrec",), "gr_retrieval": ("sasrec",), "ranking": ("dlrm", "dcnv2")}
+# column order of Table 4: retrieval metrics as in the paper (HR, NDCG), then ranking ones
+_TABLE4_ORDER = {"hr": 0, "ndcg": 1, "mrr": 2, "ne": 3, "auc": 4, "log_pplx": 5, "loss": 6}
 
 
 def number(value: float, digits: int = 3) -> str:
@@ -80,7 +82,8 @@ def _extrapolation(result: FormResult) -> str:
     check = result.extrapolation
     if check is None or not check.available:
         return check.message.removeprefix("no extrapolation check: ") if check else "—"
-    return (f"MAE {number(check.mean_abs_error)} ({check.mean_rel_error:.1%}) on {check.num_heldout} points "
+    points = "point" if check.num_heldout == 1 else "points"
+    return (f"MAE {number(check.mean_abs_error)} ({check.mean_rel_error:.1%}) on {check.num_heldout} {points} "
             f"above {number(check.cutoff)}; bias {number(check.mean_error)}")
 
 
@@ -171,8 +174,13 @@ def failures_list(study: Study) -> Bullets | None:
     return Bullets(tuple(items))
 
 
-def table4(study: Study, task: str, dataset: str, baseline_model: str | None) -> Table | None:
-    """Table 4 style: each configuration's test metrics (at its best-validation checkpoint), gains vs a baseline."""
+def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
+           selection: col.Metric | None) -> Table | None:
+    """Table 4 style: each configuration's test metrics (at its best-validation checkpoint), gains vs a baseline.
+
+    The baseline is ``baseline_model``'s configuration with the best mean validation ``selection`` metric
+    (chosen on validation, never on the test metrics it is compared on).
+    """
     rows = study.table[(study.table[col.TASK] == task) & (study.table[col.DATASET] == dataset)
                        & (study.table[col.STATUS] == "completed")]
     if rows.empty:
@@ -187,11 +195,14 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None) ->
     if not metrics:
         return None
     axes = [a for a in col.axis_columns(study.table) if rows[a].nunique(dropna=False) > 1]
+    selection = selection or metrics[0]
+    finals = finals.assign(_selection=finals[col.TRIAL_ID].map(_best_per_trial(rows, selection)))
     aggregations = {m.column: (m.column, "mean") for m in metrics}
     configs = (finals.groupby([col.MODEL, *axes], sort=True, dropna=False)
-               .agg(trials=(col.TRIAL_ID, "nunique"), compute=(study.options.compute, "mean"), **aggregations)
+               .agg(trials=(col.TRIAL_ID, "nunique"), compute=(study.options.compute, "mean"),
+                    _selection=("_selection", "mean"), **aggregations)
                .reset_index())
-    baseline = _baseline_index(configs, metrics, task, baseline_model)
+    baseline = _baseline_index(configs, selection, task, baseline_model)
     body = []
     for index, config in configs.iterrows():
         settings = ", ".join(f"{a.split('.')[-1]}={_cell(config[a])}" for a in axes)
@@ -201,7 +212,8 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None) ->
         body.append((label, str(config["trials"]), number(config["compute"]), *cells))
     reference = "none (no baseline model here; pass --baseline MODEL)" if baseline is None else body[baseline][0]
     caption = (f"{dataset} ({task}): {split_note}, mean over seeds; relative change against the baseline "
-               f"{reference} in parentheses (for NE, negative is better).")
+               f"{reference} (its model's best configuration on {selection.label} ({selection.split})) in "
+               f"parentheses; for NE, negative is better.")
     header = ("Model (configuration)", "Trials", study.options.unit,
               *[f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in metrics])
     return Table(header, tuple(body), caption)
@@ -215,8 +227,12 @@ def _table4_metrics(rows: pd.DataFrame, split: str) -> list[col.Metric]:
                 metrics.append(col.parse_metric(column))
             except AnalysisError:
                 continue  # a metric analysis does not know; Table 4 lists only known ones
-    return sorted(metrics, key=lambda m: (m.base not in ("hr", "ndcg", "mrr"), m.base != "hr", m.base, m.task or "",
-                                          m.cutoff or 0))
+    return sorted(metrics, key=lambda m: (_TABLE4_ORDER.get(m.base, len(_TABLE4_ORDER)), m.task or "", m.cutoff or 0))
+
+
+def _best_per_trial(rows: pd.DataFrame, metric: col.Metric) -> pd.Series:
+    values = rows.groupby(col.TRIAL_ID, sort=True)[metric.column]
+    return values.max() if metric.higher_is_better else values.min()
 
 
 def _best_valid_rows(rows: pd.DataFrame, metrics: list[col.Metric]) -> pd.DataFrame:
@@ -228,12 +244,12 @@ def _best_valid_rows(rows: pd.DataFrame, metrics: list[col.Metric]) -> pd.DataFr
     return ordered.groupby(col.TRIAL_ID, sort=True).head(1)
 
 
-def _baseline_index(configs: pd.DataFrame, metrics: list[col.Metric], task: str, baseline_model: str | None) -> int | None:
-    """The baseline model's best configuration on the first metric (the paper's SASRec row)."""
+def _baseline_index(configs: pd.DataFrame, selection: col.Metric, task: str, baseline_model: str | None) -> int | None:
+    """The baseline model's best configuration on the selection metric (the paper's SASRec row)."""
     for model in (baseline_model,) if baseline_model else DEFAULT_BASELINES.get(task, ()):
-        candidates = configs.loc[configs[col.MODEL] == model, metrics[0].column].dropna()
+        candidates = configs.loc[configs[col.MODEL] == model, "_selection"].dropna()
         if not candidates.empty:
-            return int(candidates.idxmax() if metrics[0].higher_is_better else candidates.idxmin())
+            return int(candidates.idxmax() if selection.higher_is_better else candidates.idxmin())
     return None
 
 
