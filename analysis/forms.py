@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from analysis.columns import BOUNDED_SCORES, Metric
+from analysis.formatting import number
 
 Form = Literal["saturating", "power", "loglinear"]
 FORMS: tuple[Form, ...] = ("saturating", "power", "loglinear")
@@ -65,15 +66,8 @@ def equation(form: Form, params: Mapping[str, float], metric: Metric, compute_sy
     """A compact equation, e.g. ``1 - HR@100 = 0.41 + 0.12·C^-0.21``."""
     if form == "loglinear":
         sign = "-" if params["b"] < 0 else "+"
-        return f"{metric.label} = {_num(params['a'])} {sign} {_num(abs(params['b']))}·ln {compute_symbol}"
-    power = f"{_num(params['A'])}·{compute_symbol}^-{_num(params['alpha'])}"
+        return f"{metric.label} = {number(params['a'])} {sign} {number(abs(params['b']))}·ln {compute_symbol}"
+    power = f"{number(params['A'])}·{compute_symbol}^-{number(params['alpha'])}"
     if form == "saturating":
-        return f"{metric.fit_label} = {_num(params['E'])} + {power}"
+        return f"{metric.fit_label} = {number(params['E'])} + {power}"
     return f"{metric.fit_label} = {power}"
-
-
-def _num(value: float) -> str:
-    """Three significant digits, scientific only when the magnitude needs it."""
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    return f"{value:.2e}"

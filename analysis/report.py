@@ -18,6 +18,7 @@ import numpy as np
 from analysis import columns as col
 from analysis import figures, tables
 from analysis.errors import AnalysisError
+from analysis.formatting import number
 from analysis.forms import PARAMETERS, equation
 from analysis.load import load_results
 from analysis.render import Block, Bullets, Figure, Heading, Paragraph, to_html, to_markdown
@@ -129,7 +130,7 @@ def _overview(study: Study, source: str) -> str:
     compute = study.usable[study.options.compute]
     return (f"Source: {source}. {len(trials)} trials ({counts}); {len(study.table)} evaluations; "
             f"models {', '.join(sorted(trials[col.MODEL].unique()))}; compute of fitted trials from "
-            f"{tables.number(compute[compute > 0].min())} to {tables.number(compute.max())} {study.options.unit}. "
+            f"{number(compute[compute > 0].min())} to {number(compute.max())} {study.options.unit}. "
             f"Fits use completed and running trials; failed and diverged trials are listed under Failures.")
 
 
@@ -202,10 +203,11 @@ def _method(study: Study) -> tuple[str, ...]:
         "can be fitted, when the parameter piles up on a constraint, or when it spans more than 100x.",
         "Extrapolation: each form refitted on the frontier points in the lower two thirds of the log-compute range, "
         "and its error measured on the points above.",
-        f"Saturation: flat from the first frontier point, at least {o.min_span_decades:g} decades before the end, from "
-        f"which the gain per decade (to the end, and from every later point) stays below the threshold; or once the "
-        f"frontier reaches the fitted E's interval. Default thresholds per decade: {thresholds} (HR and NE from the "
-        f"paper's Figure 7 caption); overrides: {overrides}. 'Last window' is the last {o.window_decades:g} decade.",
+        f"Saturation: flat from the first kept point, at least {o.min_span_decades:g} decades before the end of the "
+        f"explored compute, after which no stretch of {o.min_span_decades:g} decades or more gains the threshold per "
+        f"decade; or once the frontier reaches the fitted E's interval. Default thresholds per decade: {thresholds} "
+        f"(HR and NE from the paper's Figure 7 caption); overrides: {overrides}. 'Last window' is the last "
+        f"{o.window_decades:g} decade of explored compute.",
     )
 
 

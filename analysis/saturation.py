@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from analysis.columns import Metric
+from analysis.formatting import decades_text, number, signed
 from analysis.forms import to_fit_space
 from analysis.frontier import Frontier, envelope_at
 
@@ -97,7 +98,7 @@ def assess_saturation(
     """Judge one group's frontier; ``irreducible`` is (upper end of E's interval, whether E is identified)."""
     decades, kept = frontier.decades, frontier.kept
     if decades < min_span:
-        reason = (f"{family}: frontier spans {decades:.2f} decades of compute (< {min_span:g}); "
+        reason = (f"{family}: frontier spans {decades_text(decades, 2)} of compute (< {min_span:g}); "
                   f"too narrow to judge saturation")
         return Saturation("undetermined", decades, np.nan, decades, np.nan, threshold, None, None, reason)
     c_max = frontier.end
@@ -109,18 +110,18 @@ def assess_saturation(
     if start is not None:
         at = float(kept.compute[start])
         gain = max(float(np.nanmax(steepest_gains(frontier, metric, min_span)[start:])), 0.0)
-        reason = (f"{family} saturates at {at:.2g} {unit}: {metric.label} gain per decade at most {_gain(gain)} "
-                  f"< threshold {threshold:g} over the {np.log10(c_max / at):.1f} decades after it")
+        reason = (f"{family} saturates at {number(at, 2)} {unit}: {metric.label} gain per decade at most {number(gain, 2)} "
+                  f"< threshold {threshold:g} over the {decades_text(np.log10(c_max / at))} after it")
         return Saturation("saturated", decades, trailing, trailing_decades, overall, threshold, at, gain, reason)
     reached = _irreducible_reached(frontier, metric, irreducible)
     if reached is not None:
         at = float(kept.compute[reached])
-        reason = (f"{family} saturates at {at:.2g} {unit}: its frontier reached the fitted irreducible term "
-                  f"({metric.fit_label} <= {irreducible[0]:.4g}, the upper end of E's interval)")
+        reason = (f"{family} saturates at {number(at, 2)} {unit}: its frontier reached the fitted irreducible term "
+                  f"({metric.fit_label} <= {number(irreducible[0], 4)}, the upper end of E's interval)")
         return Saturation("saturated", decades, trailing, trailing_decades, overall, threshold, at, None, reason)
-    reason = (f"{family} keeps improving: {metric.label} {_signed(signed_change(trailing, metric))} per decade "
-              f"over the last {trailing_decades:.1f} decade(s) of a frontier spanning {decades:.1f} decades "
-              f"({kept.compute[0]:.2g} to {c_max:.2g} {unit})")
+    reason = (f"{family} keeps improving: {metric.label} {signed(signed_change(trailing, metric), 2)} per decade "
+              f"over the last {decades_text(trailing_decades)} of a frontier spanning {decades_text(decades)} "
+              f"({number(kept.compute[0], 2)} to {number(c_max, 2)} {unit})")
     return Saturation("improving", decades, trailing, trailing_decades, overall, threshold, None, None, reason)
 
 
@@ -142,7 +143,8 @@ def compare_at_common_compute(
     high = min(a.end, b.end)
     if low > high:
         return (f"{name_a} and {name_b} were run at compute ranges that do not overlap "
-                f"({a.kept.compute[0]:.2g}-{a.end:.2g} vs {b.kept.compute[0]:.2g}-{b.end:.2g} {unit})")
+                f"({number(a.kept.compute[0], 2)}-{number(a.end, 2)} vs {number(b.kept.compute[0], 2)}-"
+                f"{number(b.end, 2)} {unit})")
     parts = [_leader(name_a, a, name_b, b, point, metric, unit) for point in sorted({low, high})]
     return "; ".join(parts)
 
@@ -151,16 +153,8 @@ def _leader(name_a: str, a: Frontier, name_b: str, b: Frontier, compute: float, 
     value_a, value_b = envelope_at(a, compute), envelope_at(b, compute)
     lead = improvement(value_b, value_a, metric)  # > 0: a is better
     if lead == 0:
-        return f"at {compute:.2g} {unit} {name_a} and {name_b} tie ({metric.label} {value_a:.4g})"
+        return f"at {number(compute, 2)} {unit} {name_a} and {name_b} tie ({metric.label} {number(value_a, 4)})"
     winner, loser = (name_a, name_b) if lead > 0 else (name_b, name_a)
     best, worst = (value_a, value_b) if lead > 0 else (value_b, value_a)
-    return (f"at {compute:.2g} {unit} {winner} leads ({metric.label} {best:.4g} vs {loser} {worst:.4g}, "
-            f"{abs(lead):.2g} better)")
-
-
-def _gain(value: float) -> str:
-    return f"{value:.2g}" if value != 0 else "0"
-
-
-def _signed(value: float) -> str:
-    return f"{value:+.2g}"
+    return (f"at {number(compute, 2)} {unit} {winner} leads ({metric.label} {number(best, 4)} vs {loser} "
+            f"{number(worst, 4)}, {number(abs(lead), 2)} better)")

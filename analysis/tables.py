@@ -10,6 +10,7 @@ import pandas as pd
 from analysis import columns as col
 from analysis.bootstrap import Interval
 from analysis.errors import AnalysisError
+from analysis.formatting import decades_text, number, signed
 from analysis.forms import FORM_NAMES, equation
 from analysis.render import Bullets, Table
 from analysis.saturation import signed_change
@@ -20,15 +21,6 @@ _SYMBOLS = {"alpha": "α"}
 DEFAULT_BASELINES = {"retrieval": ("sasrec",), "gr_retrieval": ("sasrec",), "ranking": ("dlrm", "dcnv2")}
 # column order of Table 4: retrieval metrics as in the paper (HR, NDCG), then ranking ones
 _TABLE4_ORDER = {"hr": 0, "ndcg": 1, "mrr": 2, "ne": 3, "auc": 4, "log_pplx": 5, "loss": 6}
-
-
-def number(value: float, digits: int = 3) -> str:
-    """Compact number: NaN as an em dash, scientific only where the magnitude needs it."""
-    if value is None or not np.isfinite(value):
-        return "—"
-    if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:.{digits}g}"
-    return f"{value:.{max(digits - 1, 1)}e}"
 
 
 def fits_table(groups: Sequence[GroupResult], level: float) -> Table:
@@ -93,8 +85,9 @@ def saturation_table(groups: Sequence[GroupResult], unit: str) -> Table:
     rows = []
     for group in groups:
         s, metric = group.saturation, group.metric
-        frontier = f"{s.decades:.1f} decades, {number(group.frontier.kept.compute[0])} to {number(group.frontier.end)} {unit}"
-        trailing = (f"{signed_change(s.trailing_gain, metric):+.3g} over {s.trailing_decades:.1f} decade(s)"
+        frontier = (f"{decades_text(s.decades)}, {number(group.frontier.kept.compute[0])} to "
+                    f"{number(group.frontier.end)} {unit}")
+        trailing = (f"{signed(signed_change(s.trailing_gain, metric))} over {decades_text(s.trailing_decades)}"
                     if np.isfinite(s.trailing_gain) else "—")
         rows.append((group.group, s.verdict, frontier, trailing, f"{s.threshold:g}",
                      f"{number(s.saturation_compute)} {unit}" if s.saturation_compute else "—",
