@@ -6,6 +6,8 @@ Nothing here draws or writes; :mod:`analysis.report` turns a :class:`Study` into
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,6 +46,7 @@ class Options:
     window_decades: float = WINDOW_DECADES
     min_span_decades: float = MIN_SPAN_DECADES
     per_model: PerModel = "primary"  # also fit each model alone: for the headline metric, every metric, or none
+    jobs: int = 1  # worker processes for the groups' fits (bootstraps dominate the run time)
 
     def __post_init__(self) -> None:
         if self.compute not in col.COMPUTE_COLUMNS:
@@ -54,6 +57,8 @@ class Options:
             raise AnalysisError(f"level must be in (0, 1); got {self.level}")
         if self.per_model not in ("primary", "all", "none"):
             raise AnalysisError(f"per_model must be primary, all or none; got '{self.per_model}'")
+        if self.jobs < 1:
+            raise AnalysisError(f"jobs must be >= 1 worker process; got {self.jobs}")
         if not self.huber_delta > 0:
             raise AnalysisError(f"huber_delta must be > 0; got {self.huber_delta}")
         bad = {key: value for key, value in self.thresholds.items() if not value >= 0}
@@ -100,6 +105,10 @@ class GroupResult:
     fitted_gain: tuple[float, float, float] | None  # primary form's gain per decade at the largest compute, interval
 
 
+# the arguments of analyse_group: points, metric, options, dataset, task, group_by, group, family
+GroupTask = tuple[Points, col.Metric, "Options", str, str, GroupBy, str, str]
+
+
 @dataclass(frozen=True)
 class Study:
     table: pd.DataFrame  # every row of the results table
@@ -123,16 +132,30 @@ def _run_study(table: pd.DataFrame, options: Options) -> Study:
     usable = table[table[col.STATUS].isin(col.USABLE_STATUSES)]
     requested = _requested_metrics(table, options.metrics)
     metrics: dict[tuple[str, str], list[col.Metric]] = {}
-    groups: list[GroupResult] = []
+    tasks: list[GroupTask] = []
     for (task, dataset), rows in usable.groupby([col.TASK, col.DATASET], sort=True):
         metrics[(task, dataset)] = present = _metrics_for(rows, requested)
         headline = primary_metric(present)
         for metric in present:
             per_model = options.per_model == "all" or (options.per_model == "primary" and metric == headline)
-            groups += _analyse_metric(rows, task, dataset, metric, options, per_model)
+            tasks += _group_tasks(rows, task, dataset, metric, options, per_model)
     if options.metrics and not any(metrics.values()):
         raise AnalysisError(f"metrics {', '.join(options.metrics)} have no finite values in completed or running trials")
-    return Study(table, usable, options, metrics, groups)
+    return Study(table, usable, options, metrics, _analyse_all(tasks, options.jobs))
+
+
+def _analyse_all(tasks: list[GroupTask], jobs: int) -> list[GroupResult]:
+    """Every group's analysis, in order; in ``jobs`` spawned processes when there is more than one group."""
+    if jobs == 1 or len(tasks) < 2:
+        return [_analyse_task(task) for task in tasks]
+    # spawn, not fork: a forked child would inherit OpenBLAS's thread pool in an unknown state
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=get_context("spawn")) as pool:
+        return list(pool.map(_analyse_task, tasks))
+
+
+def _analyse_task(task: GroupTask) -> GroupResult:
+    with single_threaded_blas():
+        return analyse_group(*task)
 
 
 def _requested_metrics(table: pd.DataFrame, names: tuple[str, ...]) -> list[col.Metric] | None:
@@ -171,9 +194,10 @@ def primary_metric(metrics: list[col.Metric]) -> col.Metric | None:
     return metrics[0] if metrics else None
 
 
-def _analyse_metric(rows: pd.DataFrame, task: str, dataset: str, metric: col.Metric, options: Options,
-                    per_model: bool) -> list[GroupResult]:
-    results = []
+def _group_tasks(rows: pd.DataFrame, task: str, dataset: str, metric: col.Metric, options: Options,
+                 per_model: bool) -> list[GroupTask]:
+    """The arguments of :func:`analyse_group` for each family (and model) with values of ``metric``."""
+    tasks: list[GroupTask] = []
     partitions: list[tuple[GroupBy, str]] = [("family", col.FAMILY)] + ([("model", col.MODEL)] if per_model else [])
     for group_by, column in partitions:
         found = []
@@ -182,8 +206,8 @@ def _analyse_metric(rows: pd.DataFrame, task: str, dataset: str, metric: col.Met
             if len(points) > 0:
                 found.append((str(group_rows[col.FAMILY].iloc[0]), str(name), points))
         for family, name, points in sorted(found, key=lambda item: (family_rank(item[0]), item[1])):
-            results.append(analyse_group(points, metric, options, dataset, task, group_by, name, family))
-    return results
+            tasks.append((points, metric, options, dataset, task, group_by, name, family))
+    return tasks
 
 
 def family_rank(family: str) -> tuple[int, str]:
@@ -236,15 +260,15 @@ def _primary_form(forms: dict[Form, FormResult]) -> Form | None:
     for form in ("power", "loglinear"):
         if forms[form].fit is not None:
             return form
-    return "saturating" if forms["saturating"].fit is not None else None
+    return None
 
 
 def _fitted_gain(result: FormResult, draws: Draws | None, frontier: Frontier, metric: col.Metric,
                  level: float) -> tuple[float, float, float]:
     c_max = frontier.end
     estimate = gain_per_decade(result.form, result.fit.params, c_max, metric)
-    if draws is None or not draws.succeeded.any():
-        return estimate, float("nan"), float("nan")
+    if draws is None or not draws.succeeded.any() or not result.identified:
+        return estimate, float("nan"), float("nan")  # no interval where the parameters' own are not trusted
     names = PARAMETERS[result.form]
     gains = [gain_per_decade(result.form, dict(zip(names, row)), c_max, metric) for row in draws.params[draws.succeeded]]
     tail = (1.0 - level) / 2.0

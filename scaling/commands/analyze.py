@@ -6,6 +6,7 @@ A thin adapter: the analysis itself lives in :mod:`analysis`, which reads only t
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from scaling.errors import UserError
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also fit each model alone: for the headline metric, for every metric, or not at all")
     parser.add_argument("--baseline", default=None, metavar="MODEL",
                         help="model whose best configuration is Table 4's baseline (default: sasrec, or dlrm for ranking)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes for the fits (default: the CPUs available, at most 8)")
     parser.add_argument("--huber-delta", type=float, default=1e-3, metavar="DELTA",
                         help="Huber transition on ln-residuals for the power-law fits (default: 1e-3)")
 
@@ -55,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from analysis.report import analyze, summary_line
     from analysis.study import Options
 
+    jobs = args.jobs if args.jobs is not None else min(len(os.sched_getaffinity(0)), 8)
     options = Options(metrics=tuple(args.metric), thresholds=parse_thresholds(args.threshold), compute=args.compute,
-                      bootstrap=args.bootstrap, seed=args.seed, per_model=args.per_model, huber_delta=args.huber_delta)
+                      bootstrap=args.bootstrap, seed=args.seed, per_model=args.per_model, huber_delta=args.huber_delta,
+                      jobs=jobs)
     target = analyze(args.results_dir, args.out, options, baseline=args.baseline)
     print(summary_line(target))
     return 0

@@ -166,3 +166,10 @@ def test_metrics_without_values_are_skipped_and_unknown_ones_refused() -> None:
     assert {g.metric.column for g in study.groups} == {"valid/ne/click"}
     with pytest.raises(AnalysisError, match="no finite values"):
         run_study(table, Options(bootstrap=0, metrics=("valid/ne",)))
+
+
+def test_worker_processes_give_the_same_answer() -> None:
+    table = synthetic_results("ranking", sizes=3, evals=3, failures=False)
+    serial, parallel = (fits_document(run_study(table, Options(bootstrap=5, metrics=("ne",), jobs=jobs)), "memory")
+                        for jobs in (1, 2))
+    assert serial["groups"] == parallel["groups"] and len(serial["groups"]) == 6
