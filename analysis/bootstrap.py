@@ -8,7 +8,7 @@ percentiles of the refits.
 
 An interval is reported as *not identified* rather than as numbers when the resamples cannot speak
 for it: too few trials, too many resamples that could not be fitted, a parameter that piles up on a
-constraint (E = 0, alpha at its search limit), an interval for E or alpha spanning more than
+constraint (E = 0, alpha at its search limit), an interval of E, A or alpha spanning more than
 two orders of magnitude, or an interval of zero width.
 """
 
@@ -135,7 +135,10 @@ def _parameter_problem(name: str, low: float, high: float, draws: Draws, succeed
             return _BOUND_NOTES[(name, side)]
     if not high > low:
         return "degenerate: every resample gave the same value"
-    # not applied to A: with C in PF-days its spread mostly mirrors alpha's (A = A' C0^alpha), not a new problem
-    if name in ("E", "alpha") and low > 0 and high / low > MAX_RATIO:
-        return f"spans more than {MAX_RATIO:.0f}x ({low:.3g} to {high:.3g}): not determined by these points"
+    if name in ("E", "A", "alpha") and low > 0 and high / low > MAX_RATIO:
+        note = f"spans more than {MAX_RATIO:.0f}x ({low:.3g} to {high:.3g}): not determined by these points"
+        if name == "A":
+            # A is y - E at C = 1 unit, often far outside the data, so alpha's uncertainty is magnified there
+            note += " (A is the excess at C = 1, far from the data: alpha's uncertainty is magnified)"
+        return note
     return None

@@ -33,8 +33,8 @@ def fits_table(groups: Sequence[GroupResult], level: float) -> Table:
                          *_fit_cells(result, group)))
     caption = (f"Fits to the frontier of {groups[0].metric.label} ({groups[0].metric.split}); ★ marks the form "
                f"drawn in the figure. Intervals: {level:.0%} bootstrap percentiles over trial resamples. R² is in the "
-               f"space named; RMSE is in {groups[0].metric.label} units. Extrapolation: fitted on the lower two "
-               f"thirds of log-compute, error on the frontier points above.")
+               f"space named; RMSE is in {groups[0].metric.label} units. Extrapolation: refitted on the lower two "
+               f"thirds of log-compute, error on the frontier points above (bias = mean of predicted - observed).")
     return Table(header, tuple(rows), caption)
 
 
