@@ -23,7 +23,10 @@ from analysis.forms import equation, predict_metric
 from analysis.study import GroupResult, Study, family_rank
 
 # the paper's Figure 7: GRs as blue stars, DLRMs as red diamonds
-FAMILY_STYLE = {col.GR_FAMILY: {"color": "tab:blue", "marker": "*"}, col.DLRM_FAMILY: {"color": "tab:red", "marker": "D"}}
+FAMILY_STYLE = {
+    col.GR_FAMILY: {"color": "tab:blue", "marker": "*"},
+    col.DLRM_FAMILY: {"color": "tab:red", "marker": "D"},
+}
 _OTHER_STYLES = [{"color": c, "marker": m} for c, m in (("tab:green", "o"), ("tab:purple", "s"), ("tab:orange", "^"))]
 # Brown et al. (2020), Table D.1: total training compute of GPT-3 175B; a reference point, not a result
 GPT3_PF_DAYS = 3640.0
@@ -63,7 +66,8 @@ def scaling_panel(groups: Sequence[GroupResult], unit: str, title: str) -> Figur
         metric = groups[0].metric
         axes.set_xscale("log")
         axes.set_xlabel(f"Training compute ({unit})")
-        axes.set_ylabel(f"{metric.label} ({metric.split}, {'higher' if metric.higher_is_better else 'lower'} is better)")
+        direction = "higher" if metric.higher_is_better else "lower"
+        axes.set_ylabel(f"{metric.label} ({metric.split}, {direction} is better)")
         axes.set_title(title)
         axes.grid(True, which="major", alpha=0.3)
         axes.legend(fontsize=7, loc="best")

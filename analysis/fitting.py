@@ -7,8 +7,10 @@ Compute is centred (x = ln C - mean ln C) so the amplitude is estimated where th
 converted back to ``A`` for C in the caller's unit at the end.
 
 Bounds: 0 <= E <= max(y) (not min(y): frontier values are the luckiest of noisy evaluations, so a
-plateau's E may sit slightly above the best one), ALPHA_MIN <= alpha <= ALPHA_MAX, and a wide box on ln A. Starts: every pair of ALPHA_STARTS and
-IRREDUCIBLE_STARTS (fractions of min y), ln A started where the curve passes through the data's level.
+plateau's E may sit slightly above the best one), ALPHA_MIN <= alpha <= ALPHA_MAX, and a wide box on
+ln A. Starts: every pair of ALPHA_STARTS and IRREDUCIBLE_STARTS (fractions of min y), ln A started
+where the curve passes through the data's level. The pure power law is convex in (ln A, alpha) and
+starts once, from least squares.
 """
 
 from __future__ import annotations

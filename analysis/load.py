@@ -23,7 +23,8 @@ def results_file(results: Path) -> Path:
     path = results / RESULTS_FILE
     if not path.is_file():
         raise AnalysisError(
-            f"{results} has no {RESULTS_FILE}; is it a sweep's results folder? (a sweep writes RESULTS_DIR/{RESULTS_FILE})"
+            f"{results} has no {RESULTS_FILE}; is it a sweep's results folder? "
+            f"(a sweep writes RESULTS_DIR/{RESULTS_FILE})"
         )
     return path
 

@@ -89,8 +89,8 @@ figcaption { font-size: 0.9em; color: #555; }
 def to_html(blocks: Sequence[Block], title: str, root: Path) -> str:
     """One HTML page; figures are read from ``root`` and embedded as base64 PNG, linked to their SVG."""
     body = "\n".join(_html_block(block, root) for block in blocks)
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+    head = f"<meta charset=\"utf-8\">\n<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>"
+    return f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n{head}\n</head>\n<body>\n{body}\n</body>\n</html>\n"
 
 
 def _html_block(block: Block, root: Path) -> str:

@@ -175,8 +175,8 @@ def draw_figures(study: Study, folder: Path) -> dict[str, list[Figure]]:
             blocks["curves"].append(_save(figures.learning_curves(study, task, dataset, metrics), stem, folder,
                                           f"{dataset}: per-trial metric against compute"))
     chart = figures.compute_chart(study.table, study.options.compute, study.options.unit)
-    blocks["compute"].append(_save(chart, out / "compute", folder,
-                                   "Figure 1 style: total training compute per trial (GPT-3 shown as a reference value)"))
+    caption = "Figure 1 style: total training compute per trial (GPT-3 shown as a reference value)"
+    blocks["compute"].append(_save(chart, out / "compute", folder, caption))
     return blocks
 
 
@@ -196,7 +196,8 @@ def _method(study: Study) -> tuple[str, ...]:
         "Forms: y = E + A·C^-α and y = A·C^-α, with y the metric for NE/loss and 1 - metric for HR/NDCG/MRR/AUC; "
         "and metric = a + b·ln C (the paper's Figure 7). C is in the compute unit above.",
         f"Power laws: Huber loss (δ = {o.huber_delta:g}) on ln-residuals, L-BFGS-B from a grid of starts "
-        "(α in {0.1, 0.5, 2}, E at {0, 0.5, 0.9} of the best value), bounds 0 <= E <= max y, 1e-6 <= α <= 5. Log-linear: least squares.",
+        "(α in {0.1, 0.5, 2}, E at {0, 0.5, 0.9} of the best value), bounds 0 <= E <= max y, 1e-6 <= α <= 5. "
+        "Log-linear: least squares.",
         f"Intervals: {o.level:.0%} percentile bootstrap over {o.bootstrap} resamples of trials (seed {o.seed}); each "
         "resample rebuilds the frontier from the drawn trials and weights points by how often their trial was drawn. "
         "An interval is reported as not identified when there are fewer than 5 trials, when under 80% of resamples "

@@ -110,8 +110,9 @@ def assess_saturation(
     if start is not None:
         at = float(kept.compute[start])
         gain = max(float(np.nanmax(steepest_gains(frontier, metric, min_span)[start:])), 0.0)
-        reason = (f"{family} saturates at {number(at, 2)} {unit}: {metric.label} gain per decade at most {number(gain, 2)} "
-                  f"< threshold {threshold:g} over the {decades_text(np.log10(c_max / at))} after it")
+        reason = (f"{family} saturates at {number(at, 2)} {unit}: {metric.label} gain per decade at most "
+                  f"{number(gain, 2)} < threshold {threshold:g} over the {decades_text(np.log10(c_max / at))} "
+                  f"after it")
         return Saturation("saturated", decades, trailing, trailing_decades, overall, threshold, at, gain, reason)
     reached = _irreducible_reached(frontier, metric, irreducible)
     if reached is not None:

@@ -140,7 +140,8 @@ def _run_study(table: pd.DataFrame, options: Options) -> Study:
             per_model = options.per_model == "all" or (options.per_model == "primary" and metric == headline)
             tasks += _group_tasks(rows, task, dataset, metric, options, per_model)
     if options.metrics and not any(metrics.values()):
-        raise AnalysisError(f"metrics {', '.join(options.metrics)} have no finite values in completed or running trials")
+        raise AnalysisError(f"metrics {', '.join(options.metrics)} have no finite values in completed or "
+                            f"running trials")
     return Study(table, usable, options, metrics, _analyse_all(tasks, options.jobs))
 
 
@@ -270,7 +271,8 @@ def _fitted_gain(result: FormResult, draws: Draws | None, frontier: Frontier, me
     if draws is None or not draws.succeeded.any() or not result.identified:
         return estimate, float("nan"), float("nan")  # no interval where the parameters' own are not trusted
     names = PARAMETERS[result.form]
-    gains = [gain_per_decade(result.form, dict(zip(names, row)), c_max, metric) for row in draws.params[draws.succeeded]]
+    gains = [gain_per_decade(result.form, dict(zip(names, row)), c_max, metric)
+             for row in draws.params[draws.succeeded]]
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(gains, [tail, 1.0 - tail])
     return estimate, float(low), float(high)

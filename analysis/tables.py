@@ -45,7 +45,8 @@ def _fit_cells(result: FormResult, group: GroupResult) -> tuple[str, ...]:
                        for name in result.fit.params)
     notes = [f"{_SYMBOLS.get(n, n)}: {i.note}" for n, i in result.intervals.items() if i.note and not
              i.note.startswith("no interval")]
-    if result.form == "loglinear" and result.intervals.get("b") and result.intervals["b"].low <= 0 <= result.intervals["b"].high:
+    slope = result.intervals.get("b")
+    if result.form == "loglinear" and slope is not None and slope.low <= 0 <= slope.high:
         notes.append("b's interval includes 0: no trend detectable")
     fitted, drawn = result.resamples
     if drawn:
@@ -130,7 +131,8 @@ def trials_table(study: Study, headline: dict[tuple[str, str], col.Metric | None
                      number(row[study.options.compute]),
                      f"{number(row[col.PARAMS_EMBEDDING])} / {number(row[col.PARAMS_NON_EMBEDDING])}",
                      _duration(row[col.WALL_SECONDS]), best))
-    return Table(header, tuple(rows), "Every trial at its last evaluation; 'Best valid' is the dataset's headline metric.")
+    caption = "Every trial at its last evaluation; 'Best valid' is the dataset's headline metric."
+    return Table(header, tuple(rows), caption)
 
 
 def _best_valid(table: pd.DataFrame, trial_id: str, metric: col.Metric | None) -> str:
@@ -143,13 +145,16 @@ def _best_valid(table: pd.DataFrame, trial_id: str, metric: col.Metric | None) -
 
 
 def _cell(value: object) -> str:
-    return number(float(value)) if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) else str(value)
+    numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    return number(float(value)) if numeric else str(value)
 
 
 def _duration(seconds: float) -> str:
     if not np.isfinite(seconds):
         return "—"
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def failures_list(study: Study) -> Bullets | None:

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-model", choices=("primary", "all", "none"), default="primary",
                         help="also fit each model alone: for the headline metric, for every metric, or not at all")
     parser.add_argument("--baseline", default=None, metavar="MODEL",
-                        help="model whose best configuration is Table 4's baseline (default: sasrec, or dlrm for ranking)")
+                        help="model whose best configuration is Table 4's baseline "
+                             "(default: sasrec; dlrm for ranking)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="worker processes for the fits (default: the CPUs available, at most 8)")
     parser.add_argument("--huber-delta", type=float, default=1e-3, metavar="DELTA",
