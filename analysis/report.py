@@ -97,12 +97,18 @@ def verdict_lines(study: Study) -> list[str]:
             lines.append(f"{dataset} ({task}): no analysed metric has values")
             continue
         groups = study.family_groups(task, dataset, metric.column)
-        verdicts = "; ".join(group.saturation.reason for group in groups)
+        verdicts = "; ".join(f"{group.saturation.reason} [{_evidence(group)}]" for group in groups)
         lines.append(f"{dataset} ({task}), {metric.label} ({metric.split}): {verdicts}.")
         comparison = compare_at_common_compute({g.group: g.frontier for g in groups}, metric, study.options.unit)
         if comparison:
             lines.append(f"{dataset}: {comparison[0].upper()}{comparison[1:]}.")
     return lines
+
+
+def _evidence(group: GroupResult) -> str:
+    """How much data a verdict rests on, so a reader can weigh it."""
+    trials = f"{group.num_trials} trial{'s' if group.num_trials != 1 else ''}"
+    return f"{trials}, {len(group.frontier.kept)} frontier points"
 
 
 def report_blocks(study: Study, figure_blocks: dict[str, list[Figure]], source: str,
