@@ -18,8 +18,10 @@ from scaling.errors import UserError
 COMMANDS: dict[str, str] = {
     "train": "scaling.commands.train",
     "config": "scaling.commands.config",
-    "reproduce": "scaling.commands.reproduce",
     "data": "scaling.commands.data",
+    "analyze": "scaling.commands.analyze",
+    "reproduce": "scaling.commands.reproduce",
+    "bench": "scaling.commands.bench",
     "serve-bench": "scaling.commands.serve_bench",
 }
 
