@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.embeddings import InputLayer, ItemEmbedding
+from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences
 
 
@@ -32,6 +33,17 @@ class SequentialRetrievalModel(nn.Module):
     def item_vectors(self, item_ids: Tensor) -> Tensor:
         """[..., d] L2-normalised output embeddings of ``item_ids``."""
         return F.normalize(self.item_embedding(item_ids), dim=-1)
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Encoder FLOPs plus scoring: every scored token's [d] output against ``items_per_scored`` items.
+
+        In training the scored tokens are the loss targets and each meets 1 + num_negatives item
+        vectors (the positive and the sampled negatives of the sampled softmax); in evaluation
+        each query meets the whole catalogue. Embedding lookups, the input layer and the L2
+        normalisations are elementwise or lookups (0 FLOPs, model/flops.py).
+        """
+        width = self.item_embedding.table.embedding_dim
+        return self.encoder.forward_flops(workload) + matmul_flops(workload.num_scored, width, workload.items_per_scored)
 
     def catalogue_vectors(self) -> Tensor:
         """[num_items + 1, d] L2-normalised embeddings of every item (row 0 is padding)."""
