@@ -18,6 +18,8 @@ from scaling.errors import UserError
 COMMANDS: dict[str, str] = {
     "train": "scaling.commands.train",
     "config": "scaling.commands.config",
+    "sweep": "scaling.commands.sweep",
+    "results": "scaling.commands.results",
 }
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities become null: strict JSON readers reject them."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -27,7 +27,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as stream:
-            json.dump(_json_safe(data), stream, indent=2)
+            json.dump(json_safe(data), stream, indent=2)
             stream.write("\n")
         os.replace(temporary, path)
     except BaseException:

@@ -31,6 +31,7 @@ from scaling.configtools import to_dict
 from scaling.data.batching import LeaveOneOutSplit, TrainingBatch
 from scaling.errors import UserError
 from scaling.evaluation import evaluate_retrieval
+from scaling.flops import pf_days, training_step_flops, training_workload
 from scaling.results import write_json_atomic
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
@@ -64,6 +65,8 @@ class RunState:
     best_valid: dict[str, float] = field(default_factory=dict)
     evaluations_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    flops: float = 0.0  # cumulative training FLOPs (scaling/flops.py)
+    params: dict[str, int] = field(default_factory=dict)  # embedding / non_embedding / total
 
 
 def train_step(
@@ -94,6 +97,16 @@ def train_step(
     return loss.item()
 
 
+def budget_spent(state: RunState, config: RunConfig, started: float) -> bool:
+    """True once a step, FLOPs or wall-time budget of ``train`` is used up (epochs are the loop's own bound)."""
+    budget = config.train
+    return (
+        (budget.max_steps is not None and state.step >= budget.max_steps)
+        or (budget.max_flops is not None and state.flops >= budget.max_flops)
+        or (budget.max_wall_seconds is not None and time.perf_counter() - started >= budget.max_wall_seconds)
+    )
+
+
 def _selection_score(metrics: dict[str, float], metric: str) -> float:
     if metric not in metrics:
         raise UserError(f"config key 'eval.selection_metric': {metric!r} is not a metric; choose one of {', '.join(metrics)}")
@@ -108,6 +121,9 @@ def _record_evaluation(state: RunState, model: nn.Module, valid: dict[str, float
         "step": state.step,
         "train_loss": loss,
         "elapsed_seconds": time.perf_counter() - started,
+        "flops": state.flops,
+        "pf_days": pf_days(state.flops),
+        "params": state.params,
         "valid": valid,
     }
     state.history.append(entry)
@@ -141,22 +157,24 @@ def train(
     )
     negatives_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     shuffle_rng = np.random.default_rng(config.seed + 2)
-    state = RunState()
+    state = RunState(params=parameter_counts(model))
 
     epochs = tqdm(range(1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
     for state.epoch in epochs:
         losses = []
         for batch in split.training_batches(config.train.batch_size, shuffle_rng):
+            workload = training_workload(batch, config.train.num_negatives)
             loss = train_step(model, optimizer, batch.to(device), config.train.num_negatives,
                               config.train.temperature, negatives_generator)
             state.step += 1
+            state.flops += training_step_flops(model, workload)
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"training diverged: loss became {loss} at step {state.step} (epoch {state.epoch})")
             losses.append(loss)
-            if config.train.max_steps is not None and state.step >= config.train.max_steps:
+            if budget_spent(state, config, started):
                 break
-        out_of_steps = config.train.max_steps is not None and state.step >= config.train.max_steps
-        last_epoch = state.epoch == config.train.epochs or out_of_steps
+        out_of_budget = budget_spent(state, config, started)
+        last_epoch = state.epoch == config.train.epochs or out_of_budget
         if state.epoch % config.train.eval_every and not last_epoch:
             continue
         valid = evaluate_retrieval(model, split, "valid", config.eval.batch_size, device, config.eval.exclude_history)
@@ -165,7 +183,7 @@ def train(
         epochs.set_postfix(loss=f"{mean_loss:.4f}", **{config.eval.selection_metric: f"{valid[config.eval.selection_metric]:.4f}"})
         if on_evaluation is not None:
             on_evaluation(state.history[-1])
-        if stop or out_of_steps:
+        if stop or out_of_budget:
             break
     epochs.close()
 
@@ -182,11 +200,13 @@ def train(
             "training_users": int(len(split.training_users)),
             "training_tokens_per_epoch": split.num_training_tokens(),
         },
-        "params": parameter_counts(model),
+        "params": state.params,
         "device": str(device),
         "environment": {"torch": torch.__version__, "python": platform.python_version()},
         "epochs_run": state.epoch,
         "steps": state.step,
+        "flops": state.flops,
+        "pf_days": pf_days(state.flops),
         "best_epoch": state.best_epoch,
         "valid": state.best_valid,
         "test": test,

@@ -1,0 +1,65 @@
+"""``scaling sweep SWEEP.yaml [--resume] [--retry-failed] [--storage DIR] [--dry-run]``: run a sweep on Ray Tune."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+HELP = "run a sweep of trials on Ray Tune (embedded, or the cluster at RAY_ADDRESS); writes STORAGE/NAME/results.parquet"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep", type=Path, help="sweep YAML (see sweeps/)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a sweep: skip trials with a final record, rerun unfinished ones")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="like --resume, and also rerun failed and diverged trials")
+    parser.add_argument("--storage", default=None, metavar="DIR",
+                        help="results root (local folder or URI such as s3://bucket/sweeps), overriding the sweep's")
+    parser.add_argument("--dry-run", action="store_true", help="validate, print the expanded trials and exit")
+
+
+def log(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+def format_trials(plan) -> str:
+    """The expanded trial table of a dry run: one line per trial with its axes and what will happen to it."""
+    import pandas as pd
+
+    will_run = {trial.trial_id for trial in plan.to_run}
+    rows = []
+    for trial in plan.trials:
+        status = plan.records.get(trial.trial_id, {}).get("status", "new")
+        rows.append({
+            "trial_id": trial.trial_id, "model": trial.model, **trial.point, "seed": trial.config.seed,
+            "cpu": trial.resources.cpu, "gpu": trial.resources.gpu,
+            "recorded": status, "action": "run" if trial.trial_id in will_run else "skip",
+        })
+    return pd.DataFrame(rows).to_string(index=False, na_rep="-")
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling.sweep.runner import plan_sweep
+
+    plan = plan_sweep(args.sweep, args.storage, args.resume, args.retry_failed)
+    if args.dry_run:
+        print(format_trials(plan))
+        print(f"\n{len(plan.trials)} trials, {len(plan.to_run)} to run; results would go to {plan.store.root}")
+        return 0
+
+    from scaling.sweep.runner import run_sweep
+    from scaling.sweep.summary import format_summary
+    from scaling.sweep.table import rebuild_results
+
+    started = time.perf_counter()
+    run_sweep(plan, log)
+    table = rebuild_results(plan.store)
+    print(format_summary(table))
+    unfinished = int((table.drop_duplicates("trial_id")["status"] == "running").sum()) if table is not None else 0
+    log(f"sweep {plan.sweep.name}: {time.perf_counter() - started:.0f} s; table at {plan.store.root}/results.parquet")
+    if unfinished:
+        log(f"{unfinished} trials did not finish; continue with: scaling sweep {args.sweep} --resume")
+        return 1
+    return 0
