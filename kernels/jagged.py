@@ -32,18 +32,25 @@ def token_coordinates(offsets: Tensor) -> tuple[Tensor, Tensor]:
     return sequence_index, position
 
 
-def jagged_to_padded(values: Tensor, offsets: Tensor, max_len: int, padding_value: float = 0.0) -> Tensor:
-    """[T, *rest] jagged values -> [B, max_len, *rest] padded (right padding)."""
+def jagged_to_padded(
+    values: Tensor, offsets: Tensor, max_len: int, padding_value: float = 0.0,
+    coordinates: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """[T, *rest] jagged values -> [B, max_len, *rest] padded (right padding).
+
+    ``coordinates`` (from :func:`token_coordinates`) may be passed in to avoid recomputing them
+    when several tensors of one batch are padded.
+    """
     batch_size = offsets.numel() - 1
     padded = values.new_full((batch_size, max_len, *values.shape[1:]), padding_value)
-    sequence_index, position = token_coordinates(offsets)
+    sequence_index, position = coordinates if coordinates is not None else token_coordinates(offsets)
     padded[sequence_index, position] = values
     return padded
 
 
-def padded_to_jagged(padded: Tensor, offsets: Tensor) -> Tensor:
+def padded_to_jagged(padded: Tensor, offsets: Tensor, coordinates: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """[B, L, *rest] padded -> [T, *rest] jagged values (inverse of :func:`jagged_to_padded`)."""
-    sequence_index, position = token_coordinates(offsets)
+    sequence_index, position = coordinates if coordinates is not None else token_coordinates(offsets)
     return padded[sequence_index, position]
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kernels.bias import bucketize_time_gaps
-from kernels.jagged import jagged_to_padded, lengths_from_offsets, padded_to_jagged
+from kernels.jagged import jagged_to_padded, lengths_from_offsets, padded_to_jagged, token_coordinates
 
 
 def attention_mask(lengths: Tensor, num_targets: Tensor | None, contextual_len: int, max_len: int) -> Tensor:
@@ -51,6 +51,7 @@ def relative_attention_bias(
     num_targets: Tensor | None,
     max_seq_len: int,
     max_len: int,
+    coordinates: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor | None:
     """[B, 1, L, L] rab^{p,t} (shared across heads), or None when both parts are off."""
     lengths = lengths_from_offsets(offsets)
@@ -61,8 +62,8 @@ def relative_attention_bias(
         rab = position_weights[relative.clamp(0, 2 * max_seq_len - 2)]
     if time_weights is not None:
         assert query_timestamps is not None and key_timestamps is not None
-        query_time = jagged_to_padded(query_timestamps, offsets, max_len)  # [B, L]
-        key_time = jagged_to_padded(key_timestamps, offsets, max_len)  # [B, L]
+        query_time = jagged_to_padded(query_timestamps, offsets, max_len, coordinates=coordinates)  # [B, L]
+        key_time = jagged_to_padded(key_timestamps, offsets, max_len, coordinates=coordinates)  # [B, L]
         gaps = query_time.unsqueeze(2) - key_time.unsqueeze(1)  # [B, Lq, Lk]
         buckets = bucketize_time_gaps(gaps, time_weights.numel() - 1, time_bucket_fn)
         time_part = time_weights[buckets]
@@ -89,14 +90,15 @@ def reference_jagged_attention(
     if q.shape[0] == 0:
         return v.new_zeros(v.shape)
     max_len = int(lengths.max().item())
-    padded_q = jagged_to_padded(q, offsets, max_len)  # [B, L, H, Dqk]
-    padded_k = jagged_to_padded(k, offsets, max_len)  # [B, L, H, Dqk]
-    padded_v = jagged_to_padded(v, offsets, max_len)  # [B, L, H, Dv]
+    coordinates = token_coordinates(offsets)
+    padded_q = jagged_to_padded(q, offsets, max_len, coordinates=coordinates)  # [B, L, H, Dqk]
+    padded_k = jagged_to_padded(k, offsets, max_len, coordinates=coordinates)  # [B, L, H, Dqk]
+    padded_v = jagged_to_padded(v, offsets, max_len, coordinates=coordinates)  # [B, L, H, Dv]
     scores = torch.einsum("bihd,bjhd->bhij", padded_q, padded_k) * scale  # [B, H, L, L]
     if bias is not None:
         rab = relative_attention_bias(
             bias.position_weights, bias.time_weights, bias.query_timestamps, bias.key_timestamps,
-            bias.time_bucket_fn, offsets, num_targets, max_seq_len, max_len,
+            bias.time_bucket_fn, offsets, num_targets, max_seq_len, max_len, coordinates,
         )
         if rab is not None:
             scores = scores + rab.to(scores.dtype)
@@ -106,4 +108,4 @@ def reference_jagged_attention(
     else:
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
     padded_out = torch.einsum("bhij,bjhd->bihd", weights, padded_v)  # [B, L, H, Dv]
-    return padded_to_jagged(padded_out, offsets)
+    return padded_to_jagged(padded_out, offsets, coordinates=coordinates)

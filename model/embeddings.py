@@ -30,17 +30,23 @@ class ItemEmbedding(nn.Module):
 
 
 class InputLayer(nn.Module):
-    """x_i = sqrt(d) * e(item_i) + p(position_i), then dropout (the SASRec/HSTU input recipe)."""
+    """x_i = sqrt(d) * e(token_i) + p(position_i), then dropout (the SASRec/HSTU input recipe).
 
-    def __init__(self, embedding_dim: int, max_seq_len: int, dropout: float) -> None:
+    Encoders that encode positions themselves (rotary embeddings) switch the absolute table off.
+    """
+
+    def __init__(self, embedding_dim: int, max_seq_len: int, dropout: float, absolute_positions: bool = True) -> None:
         super().__init__()
         self.scale = math.sqrt(embedding_dim)
-        self.positions = nn.Embedding(max_seq_len, embedding_dim)
-        nn.init.trunc_normal_(self.positions.weight, std=0.02, a=-0.04, b=0.04)
+        self.positions = nn.Embedding(max_seq_len, embedding_dim) if absolute_positions else None
+        if self.positions is not None:
+            nn.init.trunc_normal_(self.positions.weight, std=0.02, a=-0.04, b=0.04)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, item_embeddings: Tensor, offsets: Tensor) -> Tensor:
-        """[T, d] item embeddings of a jagged batch -> [T, d] encoder inputs."""
-        _, position = token_coordinates(offsets)
-        position = position.clamp(max=self.positions.num_embeddings - 1)
-        return self.dropout(item_embeddings * self.scale + self.positions(position))
+    def forward(self, token_embeddings: Tensor, offsets: Tensor) -> Tensor:
+        """[T, d] token embeddings of a jagged batch -> [T, d] encoder inputs."""
+        x = token_embeddings * self.scale
+        if self.positions is not None:
+            _, position = token_coordinates(offsets)
+            x = x + self.positions(position.clamp(max=self.positions.num_embeddings - 1))
+        return self.dropout(x)

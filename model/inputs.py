@@ -17,11 +17,13 @@ class JaggedSequences:
     target's time, which a serving system knows at request time).
     """
 
-    item_ids: Tensor  # [T] int64 token ids, 0 never appears
+    item_ids: Tensor  # [T] int64 item on each token (0 = none: an action or contextual token)
     timestamps: Tensor  # [T] int64 seconds, when each token's event happened
     query_timestamps: Tensor  # [T] int64 seconds, when each token's prediction is requested
     offsets: Tensor  # [B+1] int64
     num_targets: Tensor | None = None  # [B] trailing candidate tokens per sequence (ranking, M-FALCON)
+    action_ids: Tensor | None = None  # [T] int64 action token on each token (0 = none), interleaved tasks
+    context_ids: Tensor | None = None  # [T] int64 contextual-feature token (0 = none)
 
     @property
     def num_sequences(self) -> int:
@@ -39,6 +41,21 @@ class JaggedSequences:
             if isinstance(getattr(self, f.name), Tensor)
         }
         return replace(self, **moved)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Sizes a model's embeddings and heads need from the data."""
+
+    num_items: int
+    max_seq_len: int  # tokens per sequence, the N of rab^{p,t} and of the 1/N in Eq. 2
+    num_action_tokens: int = 0
+    num_context_tokens: int = 0
+    task_names: tuple[str, ...] = ()
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
 
 
 @dataclass(frozen=True)

@@ -1,50 +1,138 @@
-"""A sequential retrieval model: item embeddings -> input layer -> encoder -> L2-normalised outputs.
+"""Sequential GR models: token embeddings -> input layer -> encoder -> a retrieval or ranking head.
 
-The encoder (HSTU, SASRec, ...) is the only part that differs between generative retrieval
-models, so they all share this wrapper, its loss and its full-catalogue scoring.
+The encoder (HSTU, SASRec, ...) is the only part that differs between sequential models, so
+they share this backbone. A token's input embedding is the sum of its item, action and
+contextual-feature embeddings (any may be absent), as the interleaved formulation of Table 1
+needs. Retrieval outputs are L2-normalised and scored against the same (normalised) item table;
+ranking reads each item token's output through a small MLP per task.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.embeddings import InputLayer, ItemEmbedding
 from model.flops import SequenceWorkload, matmul_flops
-from model.inputs import JaggedSequences
+from model.inputs import JaggedSequences, Vocabulary
+
+
+class TokenEmbedding(nn.Module):
+    """sum of item, action and context embeddings of each token (0 ids contribute nothing)."""
+
+    def __init__(self, vocabulary: Vocabulary, embedding_dim: int) -> None:
+        super().__init__()
+        self.items = ItemEmbedding(vocabulary.num_items, embedding_dim)
+        self.actions = _optional_table(vocabulary.num_action_tokens, embedding_dim)
+        self.contexts = _optional_table(vocabulary.num_context_tokens, embedding_dim)
+
+    def forward(self, sequences: JaggedSequences) -> Tensor:
+        x = self.items(sequences.item_ids)
+        if self.actions is not None and sequences.action_ids is not None:
+            x = x + self.actions(sequences.action_ids)
+        if self.contexts is not None and sequences.context_ids is not None:
+            x = x + self.contexts(sequences.context_ids)
+        return x
+
+
+def _optional_table(size: int, embedding_dim: int) -> nn.Embedding | None:
+    if size <= 0:
+        return None
+    table = nn.Embedding(size + 1, embedding_dim, padding_idx=0)
+    nn.init.trunc_normal_(table.weight, std=0.02, a=-0.04, b=0.04)
+    with torch.no_grad():
+        table.weight[0].zero_()
+    return table
+
+
+class SequenceBackbone(nn.Module):
+    """Embeddings, input layer and encoder: [T] tokens -> [T, d] contextual representations."""
+
+    def __init__(self, vocabulary: Vocabulary, embedding_dim: int, dropout: float, encoder: nn.Module,
+                 absolute_positions: bool = True) -> None:
+        super().__init__()
+        self.embedding = TokenEmbedding(vocabulary, embedding_dim)
+        self.input_layer = InputLayer(embedding_dim, vocabulary.max_seq_len, dropout, absolute_positions)
+        self.encoder = encoder
+
+    def forward(self, sequences: JaggedSequences) -> Tensor:
+        x = self.input_layer(self.embedding(sequences), sequences.offsets)
+        return self.encoder(x, sequences)
 
 
 class SequentialRetrievalModel(nn.Module):
-    def __init__(self, num_items: int, embedding_dim: int, max_seq_len: int, dropout: float, encoder: nn.Module) -> None:
+    """Next-item retrieval: cosine similarity between the token's output and item embeddings."""
+
+    def __init__(self, backbone: SequenceBackbone) -> None:
         super().__init__()
-        self.item_embedding = ItemEmbedding(num_items, embedding_dim)
-        self.input_layer = InputLayer(embedding_dim, max_seq_len, dropout)
-        self.encoder = encoder
+        self.backbone = backbone
 
     @property
     def num_items(self) -> int:
-        return self.item_embedding.num_items
+        return self.backbone.embedding.items.num_items
 
     def forward(self, sequences: JaggedSequences) -> Tensor:
         """[T, d] L2-normalised user representation at every token."""
-        x = self.input_layer(self.item_embedding(sequences.item_ids), sequences.offsets)
-        return F.normalize(self.encoder(x, sequences), dim=-1)
+        return F.normalize(self.backbone(sequences), dim=-1)
 
     def item_vectors(self, item_ids: Tensor) -> Tensor:
         """[..., d] L2-normalised output embeddings of ``item_ids``."""
-        return F.normalize(self.item_embedding(item_ids), dim=-1)
+        return F.normalize(self.backbone.embedding.items(item_ids), dim=-1)
+
+    def catalogue_vectors(self) -> Tensor:
+        """[num_items + 1, d] L2-normalised embeddings of every item (row 0 is padding)."""
+        return F.normalize(self.backbone.embedding.items.table.weight, dim=-1)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:
-        """Encoder FLOPs plus scoring: every scored token's [d] output against ``items_per_scored`` items.
+        """Encoder over every token plus scoring: each scored token's [d] output against ``items_per_scored`` items.
 
         In training the scored tokens are the loss targets and each meets 1 + num_negatives item
         vectors (the positive and the sampled negatives of the sampled softmax); in evaluation
         each query meets the whole catalogue. Embedding lookups, the input layer and the L2
-        normalisations are elementwise or lookups (0 FLOPs, model/flops.py).
+        normalisations are lookups or elementwise (0 FLOPs, model/flops.py).
         """
-        width = self.item_embedding.table.embedding_dim
-        return self.encoder.forward_flops(workload) + matmul_flops(workload.num_scored, width, workload.items_per_scored)
+        width = self.backbone.embedding.items.table.embedding_dim
+        return self.backbone.encoder.forward_flops(workload) + matmul_flops(workload.num_scored, width, workload.items_per_scored)
 
-    def catalogue_vectors(self) -> Tensor:
-        """[num_items + 1, d] L2-normalised embeddings of every item (row 0 is padding)."""
-        return F.normalize(self.item_embedding.table.weight, dim=-1)
+
+class TaskHeads(nn.Module):
+    """One small MLP per task: LayerNorm -> Linear(d, d) -> SiLU -> Linear(d, 1)."""
+
+    def __init__(self, embedding_dim: int, num_tasks: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(embedding_dim), nn.Linear(embedding_dim, embedding_dim), nn.SiLU(),
+                          nn.Linear(embedding_dim, 1))
+            for _ in range(num_tasks)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, d] -> [N, K] logits."""
+        return torch.cat([head(x) for head in self.heads], dim=-1)
+
+    def forward_flops(self, rows: int) -> float:
+        """K heads on ``rows`` outputs: [N, d] x [d, d] then [N, d] x [d, 1] each (LayerNorm, SiLU: 0)."""
+        total = 0.0
+        for head in self.heads:
+            hidden, output = head[1], head[3]
+            total += matmul_flops(rows, hidden.in_features, hidden.out_features) + matmul_flops(rows, output.in_features, 1)
+        return total
+
+
+class SequentialRankingModel(nn.Module):
+    """GR ranking (Table 1): the output at item token Phi_i predicts a_i, one logit per task."""
+
+    def __init__(self, backbone: SequenceBackbone, num_tasks: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.heads = TaskHeads(embedding_dim, num_tasks)
+
+    def forward(self, sequences: JaggedSequences, rows: Tensor | None = None) -> Tensor:
+        """[T, K] task logits at every token, or [S, K] at token ``rows`` only (cheaper)."""
+        encoded = self.backbone(sequences)
+        return self.heads(encoded if rows is None else encoded[rows])
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Encoder over every token plus the task heads on the scored (labelled) tokens."""
+        return self.backbone.encoder.forward_flops(workload) + self.heads.forward_flops(workload.num_scored)

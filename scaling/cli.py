@@ -18,6 +18,7 @@ from scaling.errors import UserError
 COMMANDS: dict[str, str] = {
     "train": "scaling.commands.train",
     "config": "scaling.commands.config",
+    "reproduce": "scaling.commands.reproduce",
     "sweep": "scaling.commands.sweep",
     "results": "scaling.commands.results",
 }

@@ -49,7 +49,14 @@ class DataConfig:
         None, "raw data file or folder (null: $GR_SCALING_DATA/<dataset>, downloaded there if allowed)"
     )
     max_seq_len: int = option(200, "longest history fed to the model, in items (most recent kept)")
-    task: Literal["retrieval"] = option("retrieval", "retrieval: next-item prediction over the catalogue")
+    task: Literal["retrieval", "gr_retrieval", "ranking"] = option(
+        "retrieval",
+        "retrieval: next item; gr_retrieval: interleaved (item, action) tokens, next positive item; "
+        "ranking: interleaved item/action tokens, predict each item's actions (Table 1)",
+    )
+    positive_task: str | None = option(
+        None, "action task whose label makes an event positive for gr_retrieval (null: the dataset's first task)"
+    )
     min_user_interactions: int = option(3, "users with fewer interactions are dropped (leave-one-out needs 3)")
     min_item_interactions: int = option(1, "items with fewer interactions are dropped before users are counted")
     download: bool = option(True, "download a known public dataset that is missing from disk")
@@ -83,8 +90,17 @@ class TrainConfig:
         None, "stop once this many seconds have passed since the run started, data loading included (null: no time budget)"
     )
     device: Literal["auto", "cpu", "cuda"] = option("auto", "auto picks cuda when available")
+    regime: Literal["multi_epoch", "streaming"] = option(
+        "multi_epoch",
+        "multi_epoch: leave-one-out split, shuffled epochs (Table 4); streaming: one pass over time windows, "
+        "each evaluated on the next window (Tables 2 and 5)",
+    )
+    num_windows: int = option(10, "streaming: consecutive time windows of about equal event counts; the last is the test window")
 
     def __post_init__(self) -> None:
+        require(self.regime != "streaming" or self.epochs == 1, "epochs",
+                f"must be 1 with train.regime 'streaming' (one pass over the stream); got {self.epochs}")
+        require(self.num_windows >= 3, "num_windows", f"must be >= 3 (train, validate, test); got {self.num_windows}")
         for key in ("epochs", "batch_size", "num_negatives", "eval_every"):
             require(getattr(self, key) >= 1, key, f"must be >= 1; got {getattr(self, key)}")
         require(self.lr > 0, "lr", f"must be > 0; got {self.lr}")
@@ -101,7 +117,9 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = option(256, "users scored against the full catalogue at once")
     exclude_history: bool = option(True, "never rank items already in the user's history")
-    selection_metric: str = option("ndcg@10", "validation metric for early stopping and the best checkpoint")
+    selection_metric: str | None = option(
+        None, "validation metric for early stopping and the best checkpoint (null: ndcg@10 for retrieval, ne for ranking)"
+    )
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1; got {self.batch_size}")

@@ -9,10 +9,11 @@ and the paper's Figure 7 x-axis).
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
 from model.flops import TRAINING_FLOPS_PER_FORWARD_FLOP, ImpressionWorkload, SequenceWorkload
-from scaling.data.batching import EvaluationBatch, TrainingBatch
+from scaling.config import RunConfig
+from scaling.data.batching import SequenceBatch
 from scaling.errors import UserError
 
 FLOPS_PER_PF_DAY = 1e15 * 86400  # one petaFLOP/s sustained for a day
@@ -25,37 +26,29 @@ def pf_days(flops: float) -> float:
     return flops / FLOPS_PER_PF_DAY
 
 
-def _jagged_shape(offsets: Tensor) -> tuple[int, int, int]:
-    """(sequences, sum n_i, sum n_i^2) of a jagged batch, from its [B+1] offsets."""
-    lengths = (offsets[1:] - offsets[:-1]).to("cpu")
-    return lengths.numel(), int(lengths.sum()), int((lengths * lengths).sum())
-
-
-def training_workload(batch: TrainingBatch, num_negatives: int) -> SequenceWorkload:
-    """One training step of next-item prediction: every input token is scored against 1 + negatives items."""
-    sequences, tokens, squares = _jagged_shape(batch.sequences.offsets)
+def batch_workload(batch: SequenceBatch, items_per_scored: int) -> SequenceWorkload:
+    """Shape statistics of a jagged batch whose supervised rows are each scored against ``items_per_scored`` items."""
+    lengths = (batch.sequences.offsets[1:] - batch.sequences.offsets[:-1]).to("cpu")
     return SequenceWorkload(
-        num_sequences=sequences,
-        num_tokens=tokens,
-        sum_squared_lengths=squares,
-        num_scored=batch.target_ids.numel(),
-        items_per_scored=1 + num_negatives,
+        num_sequences=lengths.numel(),
+        num_tokens=int(lengths.sum()),
+        sum_squared_lengths=int((lengths * lengths).sum()),
+        num_scored=batch.num_targets,
+        items_per_scored=items_per_scored,
     )
 
 
-def evaluation_workload(batch: EvaluationBatch, num_items: int) -> SequenceWorkload:
-    """One evaluation batch: the encoder runs on every token, the last token is scored against the catalogue.
+def training_workload(batch: SequenceBatch, config: RunConfig) -> SequenceWorkload:
+    """One training step: retrieval scores each target against itself and its sampled negatives;
+    ranking scores no items (its task heads are counted by the model)."""
+    items = 0 if config.data.task == "ranking" else 1 + config.train.num_negatives
+    return batch_workload(batch, items)
 
-    The catalogue matrix has ``num_items + 1`` rows (row 0 is padding, scored and then ignored).
-    """
-    sequences, tokens, squares = _jagged_shape(batch.sequences.offsets)
-    return SequenceWorkload(
-        num_sequences=sequences,
-        num_tokens=tokens,
-        sum_squared_lengths=squares,
-        num_scored=sequences,
-        items_per_scored=num_items + 1,
-    )
+
+def evaluation_workload(batch: SequenceBatch, task: str, num_items: int) -> SequenceWorkload:
+    """One evaluation batch: retrieval scores each target against the catalogue matrix, whose
+    ``num_items + 1`` rows include the padding row 0; ranking scores no items."""
+    return batch_workload(batch, 0 if task == "ranking" else num_items + 1)
 
 
 def forward_flops(model: nn.Module, workload: Workload) -> float:

@@ -53,3 +53,59 @@ def random_ranker_expectation(num_candidates: int) -> dict[str, float]:
         metrics[f"ndcg@{k}"] = sum(1 / math.log2(r + 2) for r in range(min(k, n))) / n
     metrics["mrr"] = sum(1 / (r + 1) for r in range(n)) / n
     return metrics
+
+
+def binary_entropy(rate: float) -> float:
+    """Entropy (nats) of a Bernoulli(rate) label: the log loss of always predicting the base rate."""
+    if rate <= 0.0 or rate >= 1.0:
+        return 0.0
+    return -(rate * math.log(rate) + (1.0 - rate) * math.log(1.0 - rate))
+
+
+def normalized_entropy(logits: Tensor, labels: Tensor) -> float:
+    """NE (He et al. 2014): mean log loss divided by the entropy of the labels' base rate.
+
+    1.0 is no better than predicting the base rate; lower is better. NaN when every label is equal
+    (the base-rate entropy is 0 and NE is undefined).
+    """
+    labels = labels.to(torch.float64)
+    log_loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.to(torch.float64), labels).item()
+    baseline = binary_entropy(labels.mean().item())
+    return log_loss / baseline if baseline > 0 else float("nan")
+
+
+def roc_auc(scores: Tensor, labels: Tensor) -> float:
+    """Area under the ROC curve via the rank-sum (Mann-Whitney) statistic, ties averaged; NaN if one class."""
+    from scipy.stats import rankdata
+
+    labels = labels.to(torch.bool).cpu().numpy()
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(scores.to(torch.float64).cpu().numpy())
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def ranking_metrics(logits: Tensor, labels: Tensor, task_names: tuple[str, ...]) -> dict[str, float]:
+    """Per-task NE and AUC for [N, K] logits and labels, plus their means ``ne`` and ``auc``."""
+    metrics: dict[str, float] = {}
+    for k, task in enumerate(task_names):
+        metrics[f"ne/{task}"] = normalized_entropy(logits[:, k], labels[:, k])
+        metrics[f"auc/{task}"] = roc_auc(logits[:, k], labels[:, k])
+        metrics[f"positive_rate/{task}"] = labels[:, k].to(torch.float64).mean().item()
+    metrics["ne"] = _nanmean([metrics[f"ne/{t}"] for t in task_names])
+    metrics["auc"] = _nanmean([metrics[f"auc/{t}"] for t in task_names])
+    return metrics
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+# Whether a larger value of a metric is better; used for checkpoint selection and early stopping.
+LOWER_IS_BETTER_PREFIXES = ("ne", "log_pplx", "loss")
+
+
+def higher_is_better(metric: str) -> bool:
+    return not metric.split("/")[0].startswith(LOWER_IS_BETTER_PREFIXES)

@@ -1,10 +1,17 @@
 """The one training path: ``train(config) -> result``, used by ``scaling train`` and by sweep trials.
 
-Steps: resolve the device and seeds, load and split the data, build the model, then loop
-epochs of AdamW steps; validate every ``train.eval_every`` epochs, keep the best validation
-checkpoint (by ``eval.selection_metric``), stop early after ``train.patience`` validations
-without improvement, and report test metrics from the best checkpoint. Each validation is
-passed to an optional callback (the sweep runner reports it to Ray Tune).
+``build_run`` loads the data, builds its token streams, the model and the task's objective.
+Two regimes then drive AdamW steps over chunks of token sequences:
+
+* ``multi_epoch``: shuffled epochs over each user's training targets; validation every
+  ``train.eval_every`` epochs keeps the best checkpoint (``eval.selection_metric``) and stops
+  after ``train.patience`` validations without improvement; test metrics come from the best
+  checkpoint.
+* ``streaming``: one pass over time windows in order; after training on window k the model is
+  evaluated on window k + 1 (progressive validation); the last window is the test window.
+
+Each evaluation is appended to the history and passed to an optional callback (the sweep
+runner reports it to Ray Tune).
 """
 
 from __future__ import annotations
@@ -23,15 +30,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from model.losses import sample_uniform_negatives, sampled_softmax_loss
+from model.inputs import Vocabulary
 from model.params import parameter_counts
 from model.registry import build_model, model_family
 from scaling.config import RunConfig
 from scaling.configtools import to_dict
-from scaling.data.batching import LeaveOneOutSplit, TrainingBatch
+from scaling.data.batching import Chunks, SequenceBatcher
+from scaling.data.sequences import SequenceDataset
+from scaling.data.splits import leave_one_out_events, streaming_windows
+from scaling.data.tokens import build_token_stream
 from scaling.errors import UserError
-from scaling.evaluation import evaluate_retrieval
 from scaling.flops import pf_days, training_step_flops, training_workload
+from scaling.metrics import higher_is_better
+from scaling.objectives import Objective, RankingObjective, RetrievalObjective
 from scaling.results import write_json_atomic
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
@@ -53,142 +64,203 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def default_selection_metric(task: str) -> str:
+    return "ne" if task == "ranking" else "ndcg@10"
+
+
 @dataclass
-class RunState:
-    """What the loop carries between epochs."""
+class Run:
+    """Everything one training run works with, built once by :func:`build_run`."""
 
+    config: RunConfig
+    device: torch.device
+    dataset: SequenceDataset
+    batcher: SequenceBatcher
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    objective: Objective
+    negatives_generator: torch.Generator
+    shuffle_rng: np.random.Generator
+    selection_metric: str
+    started: float = field(default_factory=time.perf_counter)
     step: int = 0
-    epoch: int = 0
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    best_state: dict[str, torch.Tensor] | None = None
-    best_valid: dict[str, float] = field(default_factory=dict)
-    evaluations_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
-    flops: float = 0.0  # cumulative training FLOPs (scaling/flops.py)
-    params: dict[str, int] = field(default_factory=dict)  # embedding / non_embedding / total
+    passes: int = 0  # training passes completed (epochs, or streaming windows)
+    train_wall_seconds: float = 0.0  # inside training passes only (no evaluation)
+    train_cpu_seconds: float = 0.0  # process CPU time (all threads) inside training passes
+    flops: float = 0.0  # cumulative training FLOPs, 3 x analytic forward per step (scaling/flops.py)
+
+    def out_of_budget(self) -> bool:
+        """True once the step, FLOPs or wall-time budget is used up (epochs are the loop's own bound)."""
+        budget = self.config.train
+        return (
+            (budget.max_steps is not None and self.step >= budget.max_steps)
+            or (budget.max_flops is not None and self.flops >= budget.max_flops)
+            or (budget.max_wall_seconds is not None and time.perf_counter() - self.started >= budget.max_wall_seconds)
+        )
 
 
-def train_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch: TrainingBatch,
-    num_negatives: int,
-    temperature: float,
-    generator: torch.Generator,
-) -> float:
-    """One AdamW step of sampled-softmax next-item prediction; returns the loss."""
-    model.train()
-    queries = model(batch.sequences)  # [T, d]
-    negative_ids = sample_uniform_negatives(
-        batch.target_ids.numel(), num_negatives, model.num_items, generator, batch.target_ids.device
+def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
+    """Everything a run needs; ``dataset`` is data already in memory (tests), else ``config.data`` is loaded."""
+    started = time.perf_counter()
+    device = resolve_device(config.train.device)
+    torch.manual_seed(config.seed)
+    if dataset is None:
+        from scaling.data.loading import load_dataset
+
+        dataset = load_dataset(config.data, config.seed)
+    stream = build_token_stream(dataset, config.data.task, config.data.positive_task)
+    batcher = SequenceBatcher(dataset, stream, config.data.max_seq_len)
+    vocabulary = Vocabulary(
+        num_items=dataset.num_items,
+        max_seq_len=config.data.max_seq_len,
+        num_action_tokens=dataset.num_action_tokens if config.data.task != "retrieval" else 0,
+        num_context_tokens=dataset.contexts.num_tokens if dataset.contexts is not None and config.data.task != "retrieval" else 0,
+        task_names=dataset.task_names if config.data.task == "ranking" else (),
     )
-    loss = sampled_softmax_loss(
-        queries,
-        model.item_vectors(batch.target_ids),
-        model.item_vectors(negative_ids),
-        batch.target_ids,
-        negative_ids,
-        temperature,
+    try:
+        model = build_model(config.model, config.data.task, vocabulary).to(device)
+    except ValueError as error:
+        raise UserError(f"config key 'model.name': {error}") from None
+    if config.data.task == "ranking":
+        objective: Objective = RankingObjective(dataset.task_names)
+    else:
+        objective = RetrievalObjective(config.train.num_negatives, config.train.temperature, batcher, config.eval.exclude_history)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay, betas=(0.9, 0.98))
+    return Run(
+        config=config,
+        device=device,
+        dataset=dataset,
+        batcher=batcher,
+        model=model,
+        optimizer=optimizer,
+        objective=objective,
+        negatives_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
+        shuffle_rng=np.random.default_rng(config.seed + 2),
+        selection_metric=config.eval.selection_metric or default_selection_metric(config.data.task),
+        started=started,
     )
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
 
 
-def budget_spent(state: RunState, config: RunConfig, started: float) -> bool:
-    """True once a step, FLOPs or wall-time budget of ``train`` is used up (epochs are the loop's own bound)."""
-    budget = config.train
-    return (
-        (budget.max_steps is not None and state.step >= budget.max_steps)
-        or (budget.max_flops is not None and state.flops >= budget.max_flops)
-        or (budget.max_wall_seconds is not None and time.perf_counter() - started >= budget.max_wall_seconds)
-    )
+def train_pass(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float:
+    """One pass of AdamW steps over ``chunks``; returns the mean training loss."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        return _steps(run, chunks, order, progress)
+    finally:
+        run.passes += 1
+        run.train_wall_seconds += time.perf_counter() - wall
+        run.train_cpu_seconds += time.process_time() - cpu
+
+
+def _steps(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float:
+    losses = []
+    run.model.train()
+    for batch in run.batcher.batches(chunks, run.config.train.batch_size, order, run.shuffle_rng):
+        workload = training_workload(batch, run.config)
+        loss = run.objective.loss(run.model, batch.to(run.device), run.negatives_generator)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.step += 1
+        run.flops += training_step_flops(run.model, workload)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"training diverged: loss became {value} at step {run.step}")
+        losses.append(value)
+        if progress is not None:
+            progress.set_postfix_str(f"step {run.step} loss {value:.4f}", refresh=False)
+        if run.out_of_budget():
+            break
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def evaluate(run: Run, chunks: Chunks) -> dict[str, float]:
+    run.model.eval()
+    batches = run.batcher.batches(chunks, run.config.eval.batch_size, "time")
+    metrics = run.objective.evaluate(run.model, batches, run.device)
+    run.model.train()
+    return metrics
+
+
+def record(run: Run, metrics: dict[str, float], train_loss: float, on_evaluation: EvaluationCallback | None, **where: Any) -> None:
+    entry = {**where, "step": run.step, "train_loss": train_loss,
+             "elapsed_seconds": time.perf_counter() - run.started, "flops": run.flops, "pf_days": pf_days(run.flops),
+             "params": parameter_counts(run.model), "valid": metrics}
+    run.history.append(entry)
+    if on_evaluation is not None:
+        on_evaluation(entry)
 
 
 def _selection_score(metrics: dict[str, float], metric: str) -> float:
     if metric not in metrics:
         raise UserError(f"config key 'eval.selection_metric': {metric!r} is not a metric; choose one of {', '.join(metrics)}")
-    # Every retrieval metric is higher-is-better.
-    return metrics[metric]
+    value = metrics[metric]
+    if math.isnan(value):
+        return -math.inf
+    return value if higher_is_better(metric) else -value
 
 
-def _record_evaluation(state: RunState, model: nn.Module, valid: dict[str, float], loss: float, started: float, config: RunConfig) -> bool:
-    """Append to the history, update the best checkpoint; True when training should stop early."""
-    entry = {
-        "epoch": state.epoch,
-        "step": state.step,
-        "train_loss": loss,
-        "elapsed_seconds": time.perf_counter() - started,
-        "flops": state.flops,
-        "pf_days": pf_days(state.flops),
-        "params": state.params,
-        "valid": valid,
-    }
-    state.history.append(entry)
-    score = _selection_score(valid, config.eval.selection_metric)
-    if score > state.best_score:
-        state.best_score, state.best_epoch, state.best_valid = score, state.epoch, valid
-        state.best_state = copy.deepcopy(model.state_dict())
-        state.evaluations_without_improvement = 0
-        return False
-    state.evaluations_without_improvement += 1
-    return config.train.patience > 0 and state.evaluations_without_improvement >= config.train.patience
-
-
-def train(
-    config: RunConfig,
-    out_dir: Path | None = None,
-    on_evaluation: EvaluationCallback | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train and evaluate ``config``; return (and write to ``out_dir/result.json``) the results record."""
-    from scaling.data.loading import load_dataset
-
-    started = time.perf_counter()
-    device = resolve_device(config.train.device)
-    torch.manual_seed(config.seed)
-    dataset = load_dataset(config.data, config.seed)
-    split = LeaveOneOutSplit(dataset, config.data.max_seq_len)
-    model = build_model(config.model, dataset.num_items, config.data.max_seq_len).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay, betas=(0.9, 0.98)
-    )
-    negatives_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-    shuffle_rng = np.random.default_rng(config.seed + 2)
-    state = RunState(params=parameter_counts(model))
-
-    epochs = tqdm(range(1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
-    for state.epoch in epochs:
-        losses = []
-        for batch in split.training_batches(config.train.batch_size, shuffle_rng):
-            workload = training_workload(batch, config.train.num_negatives)
-            loss = train_step(model, optimizer, batch.to(device), config.train.num_negatives,
-                              config.train.temperature, negatives_generator)
-            state.step += 1
-            state.flops += training_step_flops(model, workload)
-            if not math.isfinite(loss):
-                raise TrainingDiverged(f"training diverged: loss became {loss} at step {state.step} (epoch {state.epoch})")
-            losses.append(loss)
-            if budget_spent(state, config, started):
-                break
-        out_of_budget = budget_spent(state, config, started)
-        last_epoch = state.epoch == config.train.epochs or out_of_budget
-        if state.epoch % config.train.eval_every and not last_epoch:
+def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress: bool) -> tuple[dict, dict, dict[str, Any]]:
+    """Leave-one-out with shuffled epochs, early stopping and best-checkpoint test metrics."""
+    config = run.config
+    split = leave_one_out_events(run.dataset, run.batcher.supervisable())
+    train_chunks, valid_chunks, test_chunks = (run.batcher.chunks(e) for e in (split.train, split.valid, split.test))
+    best_score, best_state, best_valid, best_epoch, stale = -math.inf, None, {}, 0, 0
+    bar = tqdm(range(1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
+    for epoch in bar:
+        loss = train_pass(run, train_chunks, "shuffle", bar)
+        if epoch % config.train.eval_every and epoch != config.train.epochs and not run.out_of_budget():
             continue
-        valid = evaluate_retrieval(model, split, "valid", config.eval.batch_size, device, config.eval.exclude_history)
-        mean_loss = float(np.mean(losses)) if losses else float("nan")
-        stop = _record_evaluation(state, model, valid, mean_loss, started, config)
-        epochs.set_postfix(loss=f"{mean_loss:.4f}", **{config.eval.selection_metric: f"{valid[config.eval.selection_metric]:.4f}"})
-        if on_evaluation is not None:
-            on_evaluation(state.history[-1])
-        if stop or out_of_budget:
+        valid = evaluate(run, valid_chunks)
+        record(run, valid, loss, on_evaluation, epoch=epoch)
+        score = _selection_score(valid, run.selection_metric)
+        bar.set_postfix(loss=f"{loss:.4f}", **{run.selection_metric: f"{valid[run.selection_metric]:.4f}"})
+        if score > best_score:
+            best_score, best_valid, best_epoch, stale = score, valid, epoch, 0
+            best_state = copy.deepcopy(run.model.state_dict())
+        else:
+            stale += 1
+        if (config.train.patience and stale >= config.train.patience) or run.out_of_budget():
             break
-    epochs.close()
+    bar.close()
+    run.model.load_state_dict(best_state)
+    test = evaluate(run, test_chunks)
+    details = {"best_epoch": best_epoch, "split_targets": {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}}
+    return best_valid, test, details
 
-    model.load_state_dict(state.best_state)
-    test = evaluate_retrieval(model, split, "test", config.eval.batch_size, device, config.eval.exclude_history)
+
+def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: bool) -> tuple[dict, dict, dict[str, Any]]:
+    """One pass over time windows; window k + 1 evaluates the model trained through window k."""
+    config = run.config
+    windows = streaming_windows(run.dataset, run.batcher.supervisable(), config.train.num_windows)
+    chunks = [run.batcher.chunks(events) for events in windows]
+    last = len(windows) - 1
+    valid: dict[str, float] = {}
+    bar = tqdm(range(last), desc=config.name, unit="window", disable=not progress)
+    for window in bar:
+        loss = train_pass(run, chunks[window], "time", bar)
+        stop = run.out_of_budget()
+        if window + 1 < last and ((window + 1) % config.train.eval_every == 0 or stop):
+            valid = evaluate(run, chunks[window + 1])
+            record(run, valid, loss, on_evaluation, window=window, epoch=(window + 1) / last)
+            if run.selection_metric in valid:
+                bar.set_postfix(loss=f"{loss:.4f}", **{run.selection_metric: f"{valid[run.selection_metric]:.4f}"})
+        if stop:
+            break
+    bar.close()
+    test = evaluate(run, chunks[last])
+    details = {"window_targets": [len(w) for w in windows]}
+    return valid, test, details
+
+
+def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: EvaluationCallback | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate ``config``; return (and write to ``out_dir/result.json``) the results record."""
+    run = build_run(config)
+    regime = run_streaming if config.train.regime == "streaming" else run_multi_epoch
+    valid, test, details = regime(run, on_evaluation, progress)
+    dataset = run.dataset
     result = {
         "config": to_dict(config),
         "model_family": model_family(config.model.name),
@@ -197,21 +269,27 @@ def train(
             "num_users": dataset.num_users,
             "num_items": dataset.num_items,
             "num_interactions": dataset.num_interactions,
-            "training_users": int(len(split.training_users)),
-            "training_tokens_per_epoch": split.num_training_tokens(),
+            "tasks": list(dataset.task_names),
         },
-        "params": state.params,
-        "device": str(device),
+        "params": parameter_counts(run.model),
+        "device": str(run.device),
         "environment": {"torch": torch.__version__, "python": platform.python_version()},
-        "epochs_run": state.epoch,
-        "steps": state.step,
-        "flops": state.flops,
-        "pf_days": pf_days(state.flops),
-        "best_epoch": state.best_epoch,
-        "valid": state.best_valid,
+        "steps": run.step,
+        "flops": run.flops,
+        "pf_days": pf_days(run.flops),
+        "selection_metric": run.selection_metric,
+        **details,
+        "valid": valid,
         "test": test,
-        "history": state.history,
-        "wall_seconds": time.perf_counter() - started,
+        "history": run.history,
+        "timing": {
+            "passes": run.passes,
+            "train_wall_seconds": run.train_wall_seconds,
+            "train_cpu_seconds": run.train_cpu_seconds,
+            "wall_seconds_per_pass": run.train_wall_seconds / max(run.passes, 1),
+            "cpu_seconds_per_pass": run.train_cpu_seconds / max(run.passes, 1),
+        },
+        "wall_seconds": time.perf_counter() - run.started,
     }
     if out_dir is not None:
         write_json_atomic(Path(out_dir) / "result.json", result)

@@ -1,9 +1,10 @@
 """Analytic FLOPs agree with torch.utils.flop_counter.FlopCounterMode on real training steps.
 
-Each case builds a model, runs one full training step (forward, loss, backward, optimizer)
-under the counter, and compares with the analytic 3 x forward_flops(workload). To add a model
-(a DLRM baseline, transformerpp), append a :class:`FlopsCase` to ``CASES``: how to build it,
-one training step, and the workload that step ran.
+Each case builds a real run (``scaling.train.build_run`` on a small random dataset), runs one
+training step of the real loop (``train_pass`` with ``train.max_steps: 1``: forward, loss,
+backward, AdamW) under the counter, and compares with the FLOPs the run itself recorded,
+3 x forward_flops(workload). To add a model (a DLRM baseline, transformerpp), append a case
+to ``CASES``: its model section, its task, and the sizes of the batch.
 
 Tolerance: 1%. The analytic count and the counter differ by design in two small terms: the
 analytic causal attention counts n^2 / 2 pairs per sequence where the mask allows
@@ -14,108 +15,125 @@ A missing or double-counted matmul (a projection, a layer, the backward) is off 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from model.config import ModelConfig
-from model.registry import build_model
-from scaling.data.batching import LeaveOneOutSplit
+from scaling.config import run_config_from_dict
+from scaling.data.actions import with_rating_actions
 from scaling.data.sequences import SequenceDataset
-from scaling.evaluation import evaluate_retrieval
+from scaling.data.splits import leave_one_out_events
 from scaling.flops import FLOPS_PER_PF_DAY, evaluation_workload, pf_days, training_step_flops, training_workload
-from scaling.train import train_step
+from scaling.train import Run, build_run, evaluate, train_pass
 
 TOLERANCE = 0.01
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These steps are tiny: one thread is faster than two, and much faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
 class FlopsCase:
     id: str
-    build: Callable[[], nn.Module]
-    # runs one training step of the model and returns the analytic FLOPs of that step
-    step: Callable[[nn.Module], float]
+    model: dict[str, Any]  # the run config's model section
+    task: str = "retrieval"
+    max_seq_len: int = 50
+    num_negatives: int = 128
+    batch_size: int = 16
+    train: dict[str, Any] = field(default_factory=dict)  # further train-section keys
 
 
-def synthetic_split(num_users: int, num_items: int, max_len: int, max_seq_len: int, seed: int = 0) -> LeaveOneOutSplit:
-    """Random histories of 3..max_len items: a real leave-one-out split to draw batches from."""
+CASES = [
+    FlopsCase("hstu-2x32", {"name": "hstu", "num_layers": 2, "num_heads": 1, "embedding_dim": 32}),
+    FlopsCase("hstu-4x64", {"name": "hstu", "num_layers": 4, "num_heads": 2, "embedding_dim": 64}, max_seq_len=100, num_negatives=64),
+    FlopsCase("hstu-3x96-qk16", {"name": "hstu", "num_layers": 3, "num_heads": 4, "embedding_dim": 96, "qk_dim": 16, "v_dim": 32},
+              max_seq_len=200, num_negatives=32),
+    FlopsCase("sasrec-2x32", {"name": "sasrec", "num_layers": 2, "num_heads": 1, "embedding_dim": 32}),
+    FlopsCase("sasrec-4x64", {"name": "sasrec", "num_layers": 4, "num_heads": 2, "embedding_dim": 64, "ffn_dim": 256},
+              max_seq_len=100, num_negatives=64),
+    FlopsCase("sasrec-3x96", {"name": "sasrec", "num_layers": 3, "num_heads": 4, "embedding_dim": 96}, max_seq_len=200, num_negatives=32),
+    FlopsCase("hstu-2x64-ranking", {"name": "hstu", "num_layers": 2, "num_heads": 2, "embedding_dim": 64}, task="ranking", max_seq_len=100),
+    FlopsCase("hstu-2x32-gr_retrieval", {"name": "hstu", "num_layers": 2, "num_heads": 1, "embedding_dim": 32}, task="gr_retrieval"),
+]
+
+
+def random_dataset(num_users: int, num_items: int, max_len: int, seed: int = 0) -> SequenceDataset:
+    """Histories of 3..max_len rated items at increasing times (ratings give the ranking tasks)."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(3, max_len + 1, size=num_users)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     items = rng.integers(1, num_items + 1, size=int(offsets[-1]))
     stamps = np.concatenate([np.sort(rng.integers(0, 10**7, size=n)) for n in lengths])
-    return LeaveOneOutSplit(SequenceDataset(items, stamps, offsets, num_items=num_items), max_seq_len)
+    ratings = rng.integers(1, 6, size=int(offsets[-1])).astype(np.float32)
+    return with_rating_actions(SequenceDataset(items, stamps, offsets, num_items=num_items, ratings=ratings))
 
 
-def retrieval_case(case_id: str, model: ModelConfig, max_seq_len: int, num_negatives: int, batch_size: int = 16) -> FlopsCase:
-    num_items = 500
-    split = synthetic_split(batch_size, num_items, max_len=max_seq_len + 3, max_seq_len=max_seq_len)
-
-    def build() -> nn.Module:
-        torch.manual_seed(0)
-        return build_model(model, num_items, max_seq_len)
-
-    def step(network: nn.Module) -> float:
-        batch = next(split.training_batches(batch_size, np.random.default_rng(0)))
-        optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
-        train_step(network, optimizer, batch, num_negatives, 0.05, torch.Generator().manual_seed(0))
-        return training_step_flops(network, training_workload(batch, num_negatives))
-
-    return FlopsCase(case_id, build, step)
+def make_run(case: FlopsCase, num_users: int = 16) -> Run:
+    config = run_config_from_dict({
+        "data": {"task": case.task, "max_seq_len": case.max_seq_len},
+        "model": {**case.model, "dropout": 0.0},
+        "train": {"max_steps": 1, "batch_size": case.batch_size, "num_negatives": case.num_negatives, "device": "cpu",
+                  **case.train},
+    })
+    # Histories a little longer than max_seq_len, so some sequences are cut and lengths vary.
+    return build_run(config, random_dataset(num_users, 500, case.max_seq_len + case.max_seq_len // 4))
 
 
-CASES = [
-    retrieval_case("hstu-2x32", ModelConfig(name="hstu", num_layers=2, num_heads=1, embedding_dim=32), 50, 128),
-    retrieval_case("hstu-4x64", ModelConfig(name="hstu", num_layers=4, num_heads=2, embedding_dim=64), 100, 64),
-    retrieval_case("hstu-3x96-qk16", ModelConfig(name="hstu", num_layers=3, num_heads=4, embedding_dim=96, qk_dim=16, v_dim=32), 200, 32),
-    retrieval_case("sasrec-2x32", ModelConfig(name="sasrec", num_layers=2, num_heads=1, embedding_dim=32), 50, 128),
-    retrieval_case("sasrec-4x64", ModelConfig(name="sasrec", num_layers=4, num_heads=2, embedding_dim=64, ffn_dim=256), 100, 64),
-    retrieval_case("sasrec-3x96", ModelConfig(name="sasrec", num_layers=3, num_heads=4, embedding_dim=96), 200, 32),
-]
-
-
-def counted_training_step(case: FlopsCase) -> tuple[float, float]:
-    """(analytic, counted) FLOPs of one training step of ``case``."""
-    model = case.build()
+def one_counted_step(run: Run) -> tuple[float, float]:
+    """(FLOPs the run recorded, FLOPs the counter saw) for one training step."""
+    train_events = leave_one_out_events(run.dataset, run.batcher.supervisable()).train
     with FlopCounterMode(display=False) as counter:
-        analytic = case.step(model)
-    return analytic, float(counter.get_total_flops())
+        train_pass(run, run.batcher.chunks(train_events), "shuffle", None)
+    assert run.step == 1
+    return run.flops, float(counter.get_total_flops())
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
-def test_analytic_training_flops_match_the_counter(case: FlopsCase):
-    analytic, counted = counted_training_step(case)
+def test_recorded_training_flops_match_the_counter(case: FlopsCase):
+    recorded, counted = one_counted_step(make_run(case))
     assert counted > 0
-    assert analytic / counted == pytest.approx(1.0, abs=TOLERANCE), f"analytic {analytic:.4g} vs counted {counted:.4g}"
+    assert recorded / counted == pytest.approx(1.0, abs=TOLERANCE), f"recorded {recorded:.4g} vs counted {counted:.4g}"
 
 
-@pytest.mark.parametrize("name", ["hstu", "sasrec"])
-def test_evaluation_workload_matches_the_counter(name: str):
-    split = synthetic_split(40, 300, max_len=60, max_seq_len=50)
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(name=name, num_layers=2, num_heads=2, embedding_dim=32), 300, 50)
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[6]], ids=lambda case: case.id)
+def test_evaluation_workload_matches_the_counter(case: FlopsCase):
+    run = make_run(case, num_users=40)
+    valid_chunks = run.batcher.chunks(leave_one_out_events(run.dataset, run.batcher.supervisable()).valid)
     with FlopCounterMode(display=False) as counter:
-        evaluate_retrieval(model, split, "valid", 16, torch.device("cpu"))
-    analytic = sum(model.forward_flops(evaluation_workload(b, 300)) for b in split.evaluation_batches("valid", 16))
+        evaluate(run, valid_chunks)
+    batches = run.batcher.batches(valid_chunks, run.config.eval.batch_size, "time")
+    analytic = sum(run.model.forward_flops(evaluation_workload(b, case.task, run.dataset.num_items)) for b in batches)
     assert analytic / counter.get_total_flops() == pytest.approx(1.0, abs=TOLERANCE)
 
 
-def test_training_flops_scale_with_layers_and_are_three_times_forward():
-    split = synthetic_split(8, 100, max_len=30, max_seq_len=30)
-    batch = split.training_batch(np.arange(8))
-    workload = training_workload(batch, 16)
+def test_training_workload_reads_the_jagged_batch():
+    run = make_run(CASES[0])
+    chunks = run.batcher.chunks(leave_one_out_events(run.dataset, run.batcher.supervisable()).train)
+    batch = next(run.batcher.batches(chunks, 8, "shuffle", np.random.default_rng(0)))
+    workload = training_workload(batch, run.config)
     lengths = (batch.sequences.offsets[1:] - batch.sequences.offsets[:-1]).tolist()
-    assert (workload.num_tokens, workload.sum_squared_lengths) == (sum(lengths), sum(n * n for n in lengths))
-    assert (workload.num_scored, workload.items_per_scored) == (batch.target_ids.numel(), 17)
-    one, two = (build_model(ModelConfig(name="hstu", num_layers=n, embedding_dim=32), 100, 30) for n in (1, 2))
-    scoring = 2 * workload.num_scored * 32 * 17
-    assert training_step_flops(one, workload) == pytest.approx(3 * one.forward_flops(workload))
-    assert two.forward_flops(workload) - scoring == pytest.approx(2 * (one.forward_flops(workload) - scoring))
+    assert (workload.num_sequences, workload.num_tokens) == (len(lengths), sum(lengths))
+    assert workload.sum_squared_lengths == sum(n * n for n in lengths)
+    assert (workload.num_scored, workload.items_per_scored) == (batch.num_targets, 1 + run.config.train.num_negatives)
+    assert training_step_flops(run.model, workload) == pytest.approx(3 * run.model.forward_flops(workload))
+
+
+def test_flops_grow_linearly_with_layers():
+    one, two = (make_run(FlopsCase(f"hstu-{n}", {"name": "hstu", "num_layers": n, "embedding_dim": 32})) for n in (1, 2))
+    chunks = one.batcher.chunks(leave_one_out_events(one.dataset, one.batcher.supervisable()).train)
+    workload = training_workload(next(one.batcher.batches(chunks, 8, "time")), one.config)
+    scoring = 2 * workload.num_scored * 32 * workload.items_per_scored
+    assert two.model.forward_flops(workload) - scoring == pytest.approx(2 * (one.model.forward_flops(workload) - scoring))
 
 
 def test_pf_days():

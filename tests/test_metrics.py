@@ -48,3 +48,20 @@ def test_random_scores_match_the_random_ranker_expectation():
     want = random_ranker_expectation(items - 1)
     assert got["hr@10"] == pytest.approx(want["hr@10"], abs=0.01)
     assert got["mrr"] == pytest.approx(want["mrr"], abs=0.01)
+
+
+def test_normalized_entropy_of_base_rate_predictor_is_one():
+    from scaling.metrics import normalized_entropy
+
+    labels = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    base_logit = math.log(0.25 / 0.75)
+    assert normalized_entropy(torch.full((4,), base_logit), labels) == pytest.approx(1.0)
+    assert normalized_entropy(torch.tensor([5.0, -5.0, -5.0, -5.0]), labels) < 0.05
+
+
+def test_auc_hand_computed_with_ties():
+    from scaling.metrics import roc_auc
+
+    # positives score 0.9 and 0.4; negatives 0.4 and 0.1: pairs (0.9>0.4, 0.9>0.1, 0.4=0.4 -> 1/2, 0.4>0.1) = 3.5/4
+    assert roc_auc(torch.tensor([0.9, 0.4, 0.4, 0.1]), torch.tensor([1, 1, 0, 0])) == pytest.approx(3.5 / 4)
+    assert math.isnan(roc_auc(torch.tensor([0.1, 0.2]), torch.tensor([1, 1])))

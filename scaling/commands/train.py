@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_metrics_table(result: dict) -> str:
     """A small two-column table of the best-validation and test metrics."""
-    names = list(result["test"])
+    names = [n for n in result["test"] if not n.startswith("positive_rate/")]
     width = max(len(n) for n in names)
     lines = [f"{'metric':<{width}}  {'valid':>8}  {'test':>8}"]
     for name in names:
@@ -36,10 +36,12 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = train(config, out_dir=out_dir, progress=not args.quiet)
     params = result["params"]
+    progress = (f"best epoch {result['best_epoch']}" if "best_epoch" in result
+                else f"{len(result.get('window_targets', []))} time windows")
     print(
-        f"{config.model.name} on {config.data.dataset}: {result['epochs_run']} epochs, best epoch {result['best_epoch']}, "
-        f"{params['non_embedding']:,} non-embedding + {params['embedding']:,} embedding parameters, "
-        f"{result['wall_seconds']:.1f} s on {result['device']}"
+        f"{config.model.name} on {config.data.dataset} ({config.data.task}, {config.train.regime}): "
+        f"{result['steps']} steps, {progress}, {params['non_embedding']:,} non-embedding + "
+        f"{params['embedding']:,} embedding parameters, {result['wall_seconds']:.1f} s on {result['device']}"
     )
     print(format_metrics_table(result))
     print(f"wrote {out_dir / 'result.json'}")

@@ -1,16 +1,15 @@
-"""Leave-one-out split and jagged batches for next-item retrieval.
+"""Jagged batches of token sequences that supervise a chosen set of target events.
 
-Per user (chronological): the last item is the test target, the second-to-last the
-validation target, the rest is training data. Training sequences are the most recent
-``max_seq_len + 1`` training items, every position predicting the next one. A validation
-query reads the training items; a test query reads the training items plus the validation
-item. Batches are jagged (values + offsets): each sequence keeps its own length.
+Given target events, each user's supervising tokens are cut into chunks that fit
+``max_seq_len`` tokens; a chunk's input is the ``max_seq_len`` tokens ending just after its
+last supervising token, so the most recent targets see the longest history. Every target is
+supervised exactly once. Batches are jagged (values + offsets): no padding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -19,30 +18,43 @@ from torch import Tensor
 
 from model.inputs import JaggedSequences
 from scaling.data.sequences import SequenceDataset
+from scaling.data.tokens import TokenStream
 
-EvalSplit = Literal["valid", "test"]
-
-
-@dataclass(frozen=True)
-class TrainingBatch:
-    sequences: JaggedSequences
-    target_ids: Tensor  # [T] the item that follows each input token
-
-    def to(self, device: torch.device | str) -> "TrainingBatch":
-        return TrainingBatch(self.sequences.to(device), self.target_ids.to(device))
+ChunkOrder = Literal["shuffle", "time"]
 
 
 @dataclass(frozen=True)
-class EvaluationBatch:
+class SequenceBatch:
     sequences: JaggedSequences
-    target_ids: Tensor  # [B] held-out item per user
-    history_ids: Tensor  # [H] every item each user interacted with before the target (to exclude)
-    history_offsets: Tensor  # [B+1]
+    supervised_rows: Tensor  # [S] token rows (into the batch) whose outputs are scored
+    target_events: Tensor  # [S] dataset event index each of those rows predicts
+    target_item_ids: Tensor  # [S] item of each target event
+    labels: Tensor | None  # [S, K] task labels of each target event (ranking)
 
-    def to(self, device: torch.device | str) -> "EvaluationBatch":
-        return EvaluationBatch(
-            self.sequences.to(device), self.target_ids.to(device), self.history_ids.to(device), self.history_offsets.to(device)
+    @property
+    def num_targets(self) -> int:
+        return self.supervised_rows.numel()
+
+    def to(self, device: torch.device | str) -> "SequenceBatch":
+        return replace(
+            self,
+            sequences=self.sequences.to(device),
+            supervised_rows=self.supervised_rows.to(device),
+            target_events=self.target_events.to(device),
+            target_item_ids=self.target_item_ids.to(device),
+            labels=None if self.labels is None else self.labels.to(device),
         )
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """Token windows [start, end) of the flat stream, and the supervising tokens each one scores."""
+
+    start: np.ndarray  # [C]
+    end: np.ndarray  # [C]
+    first_target_time: np.ndarray  # [C] for time-ordered streaming passes
+    token_offsets: np.ndarray  # [C+1] into ``tokens``
+    tokens: np.ndarray  # [S] supervising token indices, grouped by chunk, ascending within a chunk
 
 
 def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,72 +66,88 @@ def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarra
     return indices, offsets
 
 
-class LeaveOneOutSplit:
-    """Index arithmetic of the leave-one-out split over a :class:`SequenceDataset`."""
+class SequenceBatcher:
+    """Builds :class:`SequenceBatch` es from a :class:`TokenStream` for any set of target events."""
 
-    def __init__(self, dataset: SequenceDataset, max_seq_len: int) -> None:
-        if dataset.num_users == 0:
-            raise ValueError("the dataset has no users")
-        if int(dataset.lengths().min()) < 3:
-            raise ValueError("leave-one-out needs at least 3 interactions per user; filter users first")
+    def __init__(self, dataset: SequenceDataset, stream: TokenStream, max_seq_len: int) -> None:
         self.dataset = dataset
+        self.stream = stream
         self.max_seq_len = max_seq_len
-        self.user_start = dataset.offsets[:-1]
-        self.user_end = dataset.offsets[1:]
-        self.train_end = self.user_end - 2  # exclusive end of each user's training items
-        # Users with at least two training items contribute at least one (input, next item) pair.
-        self.training_users = np.flatnonzero(self.train_end - self.user_start >= 2)
+        self.query_timestamps = stream.query_timestamps()
+        self.token_of_event = stream.supervising_token(dataset.num_interactions)
+        self.token_user = np.repeat(np.arange(len(stream.offsets) - 1), np.diff(stream.offsets))
+        self.user_first_event = np.repeat(dataset.offsets[:-1], dataset.lengths())  # [E]
 
-    @property
-    def num_users(self) -> int:
-        return self.dataset.num_users
+    def supervisable(self) -> np.ndarray:
+        """[E] bool: events some token predicts (e.g. a user's first item has no retrieval query)."""
+        return self.token_of_event >= 0
 
-    def num_training_tokens(self) -> int:
-        """Input tokens in one epoch of training sequences (each predicts one target)."""
-        spans = self.train_end[self.training_users] - self.user_start[self.training_users] - 1
-        return int(np.minimum(spans, self.max_seq_len).sum())
+    def chunks(self, target_events: np.ndarray) -> Chunks:
+        """Cover the supervising tokens of ``target_events`` with windows of at most max_seq_len tokens."""
+        tokens = np.sort(self.token_of_event[target_events])
+        if len(tokens) and tokens[0] < 0:
+            raise ValueError("some target events have no supervising token; filter with supervisable()")
+        user = self.token_user[tokens]
+        # Count back from each user's last target token in steps of max_seq_len: tokens in the same
+        # step fit in one window that ends right after the step's last target.
+        last_of_user = np.zeros(len(self.stream.offsets) - 1, dtype=np.int64)
+        np.maximum.at(last_of_user, user, tokens)
+        step = (last_of_user[user] - tokens) // self.max_seq_len
+        key = np.stack([user, -step])
+        new_chunk = np.ones(len(tokens), dtype=bool)
+        new_chunk[1:] = np.any(key[:, 1:] != key[:, :-1], axis=0)
+        chunk_of_token = np.cumsum(new_chunk) - 1
+        num_chunks = int(chunk_of_token[-1]) + 1 if len(tokens) else 0
+        token_offsets = np.zeros(num_chunks + 1, dtype=np.int64)
+        np.cumsum(np.bincount(chunk_of_token, minlength=num_chunks), out=token_offsets[1:])
+        end = tokens[token_offsets[1:] - 1] + 1
+        user_start = self.stream.offsets[:-1][user[token_offsets[:-1]]] if num_chunks else end
+        start = np.maximum(user_start, end - self.max_seq_len)
+        first_time = self.stream.timestamps[tokens[token_offsets[:-1]]] if num_chunks else end
+        return Chunks(start, end, first_time, token_offsets, tokens)
 
-    def training_batch(self, users: np.ndarray) -> TrainingBatch:
-        """Inputs: the last ``max_seq_len`` training items but one; targets: the same shifted by one."""
-        end = self.train_end[users]
-        start = np.maximum(self.user_start[users], end - self.max_seq_len - 1)
-        input_index, offsets = concatenated_ranges(start, end - 1)
-        return TrainingBatch(self._sequences(input_index, input_index + 1, offsets), self._tensor(self.dataset.item_ids[input_index + 1]))
+    def batches(self, chunks: Chunks, batch_size: int, order: ChunkOrder, rng: np.random.Generator | None = None) -> Iterator[SequenceBatch]:
+        """Batches of ``batch_size`` chunks, shuffled or in the time order of their first target."""
+        if order == "shuffle":
+            assert rng is not None
+            sequence = rng.permutation(len(chunks.start))
+        else:
+            sequence = np.argsort(chunks.first_target_time, kind="stable")
+        for first in range(0, len(sequence), batch_size):
+            yield self.batch(chunks, sequence[first : first + batch_size])
 
-    def evaluation_batch(self, users: np.ndarray, split: EvalSplit) -> EvaluationBatch:
-        """The history before each user's validation (or test) item, truncated to ``max_seq_len``."""
-        target_index = self.user_end[users] - (2 if split == "valid" else 1)
-        start = np.maximum(self.user_start[users], target_index - self.max_seq_len)
-        input_index, offsets = concatenated_ranges(start, target_index)
-        query_index = input_index + 1  # the event each position predicts; last one is the target
-        history_index, history_offsets = concatenated_ranges(self.user_start[users], target_index)
-        return EvaluationBatch(
-            sequences=self._sequences(input_index, query_index, offsets),
-            target_ids=self._tensor(self.dataset.item_ids[target_index]),
-            history_ids=self._tensor(self.dataset.item_ids[history_index]),
-            history_offsets=self._tensor(history_offsets),
+    def batch(self, chunks: Chunks, chosen: np.ndarray) -> SequenceBatch:
+        """The jagged batch of the chunks ``chosen`` (indices into ``chunks``)."""
+        token_index, offsets = concatenated_ranges(chunks.start[chosen], chunks.end[chosen])
+        target_index, target_offsets = concatenated_ranges(chunks.token_offsets[chosen], chunks.token_offsets[chosen + 1])
+        supervising = chunks.tokens[target_index]
+        chunk_in_batch = np.repeat(np.arange(len(chosen)), np.diff(target_offsets))
+        rows = offsets[chunk_in_batch] + supervising - chunks.start[chosen][chunk_in_batch]
+        events = self.stream.target_event[supervising]
+        stream = self.stream
+        labels = self.dataset.labels[events] if self.dataset.labels is not None else None
+        sequences = JaggedSequences(
+            item_ids=_tensor(stream.item_ids[token_index]),
+            timestamps=_tensor(stream.timestamps[token_index]),
+            query_timestamps=_tensor(self.query_timestamps[token_index]),
+            offsets=_tensor(offsets),
+            action_ids=_tensor(stream.action_ids[token_index]),
+            context_ids=_tensor(stream.context_ids[token_index]),
+        )
+        return SequenceBatch(
+            sequences=sequences,
+            supervised_rows=_tensor(rows),
+            target_events=_tensor(events),
+            target_item_ids=_tensor(self.dataset.item_ids[events]),
+            labels=None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.float32)),
         )
 
-    def training_batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[TrainingBatch]:
-        """One epoch over the training users in a fresh random order."""
-        order = rng.permutation(self.training_users)
-        for first in range(0, len(order), batch_size):
-            yield self.training_batch(order[first : first + batch_size])
+    def history_items(self, target_events: Tensor) -> tuple[Tensor, Tensor]:
+        """Items of every event of the user before each target event (CSR: values, [S+1] offsets)."""
+        events = target_events.cpu().numpy()
+        index, offsets = concatenated_ranges(self.user_first_event[events], events)
+        return _tensor(self.dataset.item_ids[index]), _tensor(offsets)
 
-    def evaluation_batches(self, split: EvalSplit, batch_size: int) -> Iterator[EvaluationBatch]:
-        users = np.arange(self.num_users)
-        for first in range(0, len(users), batch_size):
-            yield self.evaluation_batch(users[first : first + batch_size], split)
 
-    def _sequences(self, input_index: np.ndarray, query_index: np.ndarray, offsets: np.ndarray) -> JaggedSequences:
-        stamps = self.dataset.timestamps
-        return JaggedSequences(
-            item_ids=self._tensor(self.dataset.item_ids[input_index]),
-            timestamps=self._tensor(stamps[input_index]),
-            query_timestamps=self._tensor(stamps[query_index]),
-            offsets=self._tensor(offsets),
-        )
-
-    @staticmethod
-    def _tensor(array: np.ndarray) -> Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
+def _tensor(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))

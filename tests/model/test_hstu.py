@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from model.config import ModelConfig
 from model.hstu import HSTULayer
-from model.inputs import JaggedSequences
+from model.inputs import JaggedSequences, Vocabulary
 from model.registry import build_model
 
 
@@ -49,7 +49,7 @@ def test_layer_matches_equations_1_to_3_written_out():
 def test_future_tokens_never_change_earlier_outputs():
     for name in ("hstu", "sasrec"):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(name=name, num_layers=2, num_heads=2, embedding_dim=8, dropout=0.0), 30, 16).eval()
+        model = build_model(ModelConfig(name=name, num_layers=2, num_heads=2, embedding_dim=8, dropout=0.0), "retrieval", Vocabulary(30, 16)).eval()
         sequences = sequences_of([9])
         before = model(sequences)
         changed_ids = sequences.item_ids.clone()
@@ -64,7 +64,7 @@ def test_future_tokens_never_change_earlier_outputs():
 def test_outputs_do_not_depend_on_batch_neighbours():
     for name in ("hstu", "sasrec"):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(name=name, num_heads=2, embedding_dim=8, dropout=0.0), 30, 16).eval()
+        model = build_model(ModelConfig(name=name, num_heads=2, embedding_dim=8, dropout=0.0), "retrieval", Vocabulary(30, 16)).eval()
         both = sequences_of([4, 7])
         alone = JaggedSequences(both.item_ids[:4], both.timestamps[:4], both.query_timestamps[:4], both.offsets[:2])
         torch.testing.assert_close(model(both)[:4], model(alone))
@@ -75,3 +75,23 @@ def test_rab_switches_remove_the_tables():
         layer = HSTULayer(8, 1, 8, 8, 0.0, 16, rab=mode)
         assert (layer.relative_bias.position_weights is not None) == has_position
         assert (layer.relative_bias.time_weights is not None) == has_time
+
+
+def test_gr_ranking_prediction_never_sees_its_own_action_or_the_future():
+    """Phi_i's prediction of a_i depends on Phi_0, a_0, ..., Phi_i only (Table 1, target-aware causal)."""
+    for name in ("hstu", "sasrec"):
+        torch.manual_seed(0)
+        vocabulary = Vocabulary(30, 16, num_action_tokens=5, task_names=("like", "share"))
+        model = build_model(ModelConfig(name=name, num_heads=2, embedding_dim=8, dropout=0.0), "ranking", vocabulary).eval()
+        # Phi_0 a_0 Phi_1 a_1 Phi_2 a_2: item tokens at rows 0, 2, 4
+        items = torch.tensor([3, 0, 7, 0, 9, 0])
+        actions = torch.tensor([0, 2, 0, 5, 0, 1])
+        stamps = torch.tensor([10, 10, 20, 20, 30, 30])
+        offsets = torch.tensor([0, 6])
+        before = model(JaggedSequences(items, stamps, stamps, offsets, action_ids=actions))
+        changed_actions = actions.clone()
+        changed_actions[3] = 4  # a_1 changes: the prediction at Phi_1 (row 2) must not
+        after = model(JaggedSequences(items, stamps, stamps, offsets, action_ids=changed_actions))
+        torch.testing.assert_close(before[:3], after[:3])
+        assert not torch.allclose(before[4], after[4])  # Phi_2 does see a_1
+        assert before.shape == (6, 2)

@@ -1,0 +1,65 @@
+"""Which events are trained on and which are evaluated, for each training regime.
+
+* ``multi_epoch`` (full shuffle, paper Table 4): leave-one-out per user. The last target-able event
+  is the test target, the one before it the validation target, every earlier target-able event is
+  a training target. For ``gr_retrieval`` only positive events are target-able, so the held-out
+  events are the user's last two positive ones.
+* ``streaming`` (one pass in time order, Tables 2 and 5): events are cut into ``num_windows``
+  consecutive time windows holding about equal numbers of events (ties never straddle a
+  boundary). The model trains on window k, then is evaluated on window k + 1; the last window
+  is the test window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaling.data.sequences import SequenceDataset
+
+
+@dataclass(frozen=True)
+class LeaveOneOutEvents:
+    train: np.ndarray  # [*] event indices supervised in training
+    valid: np.ndarray  # [*] one event per user that has one
+    test: np.ndarray  # [*] one event per user that has one
+
+
+def leave_one_out_events(dataset: SequenceDataset, supervised: np.ndarray) -> LeaveOneOutEvents:
+    """Split each user's supervised events (bool [E]) into train / valid (second last) / test (last).
+
+    Training targets are supervised events strictly before the user's validation event.
+    """
+    user = np.repeat(np.arange(dataset.num_users), dataset.lengths())
+    events = np.flatnonzero(supervised)
+    users_of = user[events]
+    # Rank of each supervised event from the end of its user's list: 0 = last, 1 = second last.
+    counts = np.bincount(users_of, minlength=dataset.num_users)
+    ends = np.cumsum(counts)
+    from_end = ends[users_of] - 1 - np.arange(len(events))
+    test = events[from_end == 0]
+    valid = events[from_end == 1]
+    valid_of_user = np.full(dataset.num_users, np.iinfo(np.int64).max, dtype=np.int64)
+    valid_of_user[user[valid]] = valid
+    train = events[(from_end >= 2) & (events < valid_of_user[users_of])]
+    # Only users that also have a validation target are tested, so valid and test cover the same users.
+    test = test[np.isin(user[test], user[valid])]
+    return LeaveOneOutEvents(train=train, valid=valid, test=test)
+
+
+def time_window_of_events(timestamps: np.ndarray, num_windows: int) -> np.ndarray:
+    """[E] window index in 0..num_windows-1 with about E / num_windows events each, ties kept together."""
+    if num_windows < 2:
+        raise ValueError(f"streaming needs at least 2 time windows; got {num_windows}")
+    ordered = np.sort(timestamps, kind="stable")
+    cut_ranks = (np.arange(1, num_windows) * len(ordered)) // num_windows
+    boundaries = ordered[np.clip(cut_ranks, 0, len(ordered) - 1)]  # first timestamp of windows 1..W-1
+    return np.searchsorted(boundaries, timestamps, side="right").astype(np.int64)
+
+
+def streaming_windows(dataset: SequenceDataset, supervised: np.ndarray, num_windows: int) -> list[np.ndarray]:
+    """Supervised event indices of each time window, in window order (some may be empty)."""
+    window = time_window_of_events(dataset.timestamps, num_windows)
+    events = np.flatnonzero(supervised)
+    return [events[window[events] == k] for k in range(num_windows)]

@@ -1,0 +1,99 @@
+"""Training losses and evaluation metrics per task, so the training loop stays task-agnostic.
+
+* Retrieval (``retrieval``, ``gr_retrieval``): sampled softmax over uniformly drawn negatives
+  with a temperature on cosine similarities; evaluated by ranking each target against the full
+  catalogue (history items excluded) and by the full-softmax log perplexity.
+* Ranking: binary cross-entropy per task on the item tokens (or impressions); evaluated by NE
+  and AUC per task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.losses import sample_uniform_negatives, sampled_softmax_loss
+from scaling.data.batching import SequenceBatch, SequenceBatcher
+from scaling.metrics import ranking_metrics, retrieval_metrics, target_ranks
+
+SCORING_CHUNK = 1024  # targets scored against the catalogue at once (bounds the [S, I] matrices)
+
+
+class Objective(Protocol):
+    def loss(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> Tensor: ...
+
+    def evaluate(self, model: nn.Module, batches: Iterable[SequenceBatch], device: torch.device) -> dict[str, float]: ...
+
+
+class RetrievalObjective:
+    def __init__(self, num_negatives: int, temperature: float, batcher: SequenceBatcher, exclude_history: bool) -> None:
+        self.num_negatives = num_negatives
+        self.temperature = temperature
+        self.batcher = batcher
+        self.exclude_history = exclude_history
+
+    def loss(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> Tensor:
+        queries = model(batch.sequences)[batch.supervised_rows]  # [S, d]
+        targets = batch.target_item_ids
+        negatives = sample_uniform_negatives(targets.numel(), self.num_negatives, model.num_items, generator, targets.device)
+        return sampled_softmax_loss(
+            queries, model.item_vectors(targets), model.item_vectors(negatives), targets, negatives, self.temperature
+        )
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[SequenceBatch], device: torch.device) -> dict[str, float]:
+        catalogue = model.catalogue_vectors()  # [I + 1, d]
+        ranks, neg_log_likelihoods = [], []
+        for batch in batches:
+            batch = batch.to(device)
+            queries = model(batch.sequences)[batch.supervised_rows]  # [S, d]
+            for first in range(0, batch.num_targets, SCORING_CHUNK):
+                chunk = slice(first, first + SCORING_CHUNK)
+                scores = queries[chunk] @ catalogue.T  # [s, I + 1]
+                targets = batch.target_item_ids[chunk]
+                excluded = self._history_mask(batch.target_events[chunk], catalogue.shape[0]) if self.exclude_history else None
+                ranks.append(target_ranks(scores, targets, excluded).cpu())
+                neg_log_likelihoods.append(self._negative_log_likelihood(scores, targets).cpu())
+        if not ranks:
+            return {}
+        metrics = retrieval_metrics(torch.cat(ranks))
+        metrics["log_pplx"] = torch.cat(neg_log_likelihoods).mean().item()
+        return metrics
+
+    def _negative_log_likelihood(self, scores: Tensor, targets: Tensor) -> Tensor:
+        """-log p(target) under the full softmax over the catalogue at the training temperature."""
+        logits = scores[:, 1:] / self.temperature  # column 0 is padding
+        return torch.logsumexp(logits, dim=1) - logits.gather(1, (targets - 1).unsqueeze(1)).squeeze(1)
+
+    def _history_mask(self, target_events: Tensor, num_columns: int) -> Tensor:
+        """[s, I + 1] True for items in each target's history (they do not compete)."""
+        history, offsets = self.batcher.history_items(target_events)
+        history, offsets = history.to(target_events.device), offsets.to(target_events.device)
+        mask = torch.zeros(target_events.numel(), num_columns, dtype=torch.bool, device=target_events.device)
+        rows = torch.repeat_interleave(torch.arange(target_events.numel(), device=offsets.device), offsets[1:] - offsets[:-1])
+        mask[rows, history] = True
+        return mask
+
+
+class RankingObjective:
+    def __init__(self, task_names: tuple[str, ...]) -> None:
+        self.task_names = task_names
+
+    def loss(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> Tensor:
+        logits = model(batch.sequences, rows=batch.supervised_rows)  # [S, K]
+        return F.binary_cross_entropy_with_logits(logits, batch.labels)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable[SequenceBatch], device: torch.device) -> dict[str, float]:
+        logits, labels = [], []
+        for batch in batches:
+            batch = batch.to(device)
+            logits.append(model(batch.sequences, rows=batch.supervised_rows).float().cpu())
+            labels.append(batch.labels.cpu())
+        if not logits:
+            return {}
+        return ranking_metrics(torch.cat(logits), torch.cat(labels), self.task_names)
