@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="like --resume, and also rerun failed and diverged trials")
     parser.add_argument("--storage", default=None, metavar="DIR",
                         help="results root (local folder or URI such as s3://bucket/sweeps), overriding the sweep's")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a sweep key, e.g. --set resources.gpu=0 --set budget.epochs=5 (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="validate, print the expanded trials and exit")
 
 
@@ -41,9 +43,9 @@ def format_trials(plan) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.sweep.runner import plan_sweep
+    from scaling.sweep.plan import plan_sweep
 
-    plan = plan_sweep(args.sweep, args.storage, args.resume, args.retry_failed)
+    plan = plan_sweep(args.sweep, args.storage, args.resume, args.retry_failed, args.overrides)
     if args.dry_run:
         print(format_trials(plan))
         print(f"\n{len(plan.trials)} trials, {len(plan.to_run)} to run; results would go to {plan.store.root}")

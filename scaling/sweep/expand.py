@@ -117,16 +117,19 @@ def _trial_config(group_config: dict[str, Any], point: dict[str, Any], seed: int
             data["seed"] = seed
         return run_config_from_dict(data)
     except ConfigError as error:
-        raise ConfigError("", f"{sweep_file}: group '{group}': {_blame(error.key, point)}: {error}") from None
+        raise ConfigError("", f"{sweep_file}: group '{group}': {_blame(error.key, point, group_config)}: {error}") from None
 
 
-def _blame(error_key: str, point: dict[str, Any]) -> str:
-    """Which axis (and value) a config error comes from, or the whole point when it is a combination."""
+def _blame(error_key: str, point: dict[str, Any], group_config: dict[str, Any]) -> str:
+    """Where a config error comes from: one axis and its value, the config itself, or a combination."""
     for key, value in point.items():
         if error_key == key or error_key.startswith(f"{key}.") or key.startswith(f"{error_key}."):
             return f"axis '{key}' value {value!r}"
-    if not point:
-        return "base config"
+    try:
+        run_config_from_dict(group_config)
+    except ConfigError as without_axes:
+        if without_axes.key == error_key:
+            return "config (base, config and group config merged)"
     return "trial " + ", ".join(f"{key}={value!r}" for key, value in point.items())
 
 

@@ -150,27 +150,3 @@ def new_record(trial: Trial, attempt: int) -> dict[str, Any]:
 def finished(record: dict[str, Any] | None) -> bool:
     return record is not None and record.get("status") in FINISHED
 
-
-def select_trials(
-    trials: list[Trial], records: dict[str, dict[str, Any]], resume: bool, retry_failed: bool, where: str
-) -> list[Trial]:
-    """The trials this invocation runs, given the records already on disk.
-
-    A fresh sweep runs everything, and refuses to start over records it would mix with. On
-    resume, completed trials are skipped, and so are failed and diverged ones unless
-    ``retry_failed``; a trial with no record or one left running by a killed sweep runs again
-    from the start.
-    """
-    known = [t for t in trials if t.trial_id in records]
-    if known and not (resume or retry_failed):
-        raise UserError(
-            f"{where} already holds {len(known)} trial records of this sweep; pass --resume to continue it "
-            "(--retry-failed to also rerun failed trials) or --storage to start elsewhere"
-        )
-    selected = []
-    for trial in trials:
-        status = records.get(trial.trial_id, {}).get("status")
-        if status == "completed" or (status in ("failed", "diverged") and not retry_failed):
-            continue
-        selected.append(trial)
-    return selected

@@ -50,11 +50,10 @@ def completed_report(result: dict[str, Any]) -> dict[str, Any]:
         "status": "completed",
         "failure_reason": None,
         "step": result["steps"],
-        "epoch": result["epochs_run"],
         "flops": result["flops"],
         "pf_days": result["pf_days"],
         "wall_seconds": result["wall_seconds"],
-        "best_epoch": result["best_epoch"],
+        "best_epoch": result.get("best_epoch"),  # multi-epoch runs only
         **_params(result["params"]),
         **_metrics("test", result["test"]),
     }

@@ -1,7 +1,7 @@
 """Running a sweep on Ray Tune, embedded on this machine or on an existing cluster.
 
-``plan_sweep`` expands and validates every trial, and decides which ones still need to run
-(no Ray involved). ``run_sweep`` then starts or connects to Ray, builds a ``Tuner`` over the
+Given a :class:`~scaling.sweep.plan.SweepPlan` (every trial validated, those to run chosen),
+``run_sweep`` starts or connects to Ray, builds a ``Tuner`` over the
 function trainable (one grid point per trial id), forwards Tune's trial events to the
 :class:`~scaling.sweep.recorder.TrialBook`, and rebuilds the results table at the end, also
 when interrupted.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,34 +25,15 @@ from ray import tune
 
 from scaling.configtools import to_dict
 from scaling.errors import UserError
-from scaling.sweep.expand import Trial, expand_sweep
+from scaling.sweep.expand import Trial
+from scaling.sweep.plan import SweepPlan
 from scaling.sweep.recorder import Log, TrialBook
-from scaling.sweep.records import MANIFEST, Manifest, SweepStore, select_trials
+from scaling.sweep.records import MANIFEST, Manifest
 from scaling.sweep.reports import classify_failure
-from scaling.sweep.spec import SweepConfig, load_sweep
 from scaling.sweep.table import rebuild_results
 from scaling.sweep.trainable import run_trial
 
 PROJECT_PACKAGES = ("scaling", "model", "kernels")  # what trials import; analysis/ never runs in a trial
-
-
-@dataclass(frozen=True)
-class SweepPlan:
-    sweep: SweepConfig
-    trials: list[Trial]  # every trial of the sweep, in order
-    to_run: list[Trial]  # those this invocation runs
-    store: SweepStore
-    records: dict[str, dict[str, Any]]  # records already on disk
-
-
-def plan_sweep(sweep_file: Path, storage: str | None, resume: bool, retry_failed: bool) -> SweepPlan:
-    """Validate the whole sweep and pick the trials to run; raises a one-line UserError on any problem."""
-    sweep = load_sweep(sweep_file)
-    trials = expand_sweep(sweep, sweep_file)
-    store = SweepStore(storage if storage is not None else sweep.storage, sweep.name)
-    records = store.read_records()
-    to_run = select_trials(trials, records, resume, retry_failed, store.root)
-    return SweepPlan(sweep, trials, to_run, store, records)
 
 
 def project_runtime_env() -> dict[str, Any]:

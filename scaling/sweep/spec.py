@@ -11,11 +11,12 @@ by the run config's own validation.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling.configtools import ConfigError, from_dict, load_yaml, option, require
+from scaling.configtools import ConfigError, apply_overrides, from_dict, load_yaml, option, require
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # used in folder names and trial ids
 
@@ -125,10 +126,10 @@ class SweepConfig:
         return list(self.groups) or [Group(name="main")]
 
 
-def load_sweep(path: Path) -> SweepConfig:
-    """Read and check a sweep YAML; errors are one line naming the file and the key."""
+def load_sweep(path: Path, overrides: Sequence[str] = ()) -> SweepConfig:
+    """Read and check a sweep YAML, with ``key=value`` overrides (``resources.gpu=0``); one-line errors."""
     try:
-        return from_dict(SweepConfig, load_yaml(path))
+        return from_dict(SweepConfig, apply_overrides(load_yaml(path), overrides))
     except ConfigError as error:
         message = str(error)
         raise ConfigError("", message if message.startswith(str(path)) else f"{path}: {message}") from None
