@@ -68,7 +68,12 @@ def config_digest(config: RunConfig) -> str:
 
 def expand_sweep(sweep: SweepConfig, sweep_file: Path) -> list[Trial]:
     """All trials of ``sweep``, each validated; raises a one-line ConfigError on the first bad one."""
-    base: dict[str, Any] = load_yaml(sweep_file.parent / sweep.base) if sweep.base is not None else {}
+    base: dict[str, Any] = {}
+    if sweep.base is not None:
+        try:
+            base = load_yaml(sweep_file.parent / sweep.base)
+        except ConfigError as error:
+            raise ConfigError("", f"{sweep_file}: base: {error}") from None
     trials: list[Trial] = []
     for group in sweep.effective_groups():
         trials.extend(_expand_group(sweep, group, deep_merge(deep_merge(base, sweep.config), group.config), sweep_file))
@@ -79,7 +84,7 @@ def expand_sweep(sweep: SweepConfig, sweep_file: Path) -> list[Trial]:
 def _expand_group(sweep: SweepConfig, group: Group, group_config: dict[str, Any], sweep_file: Path) -> list[Trial]:
     grid = {**sweep.grid, **group.grid}
     zips = [*sweep.zip, *group.zip]
-    axes = [*grid, *(key for block in zips for key in block)]
+    axes = [*sweep.grid, *group.grid, *(key for block in zips for key in block)]
     _check_axis_keys(sweep, group, axes, sweep_file)
     budgeted = copy.deepcopy(group_config)
     for key, value in sweep.budget.overrides().items():

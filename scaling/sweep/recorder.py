@@ -16,6 +16,7 @@ from scaling.sweep.expand import Trial
 from scaling.sweep.records import SweepStore, new_record
 from scaling.sweep.reports import EVALUATION, FINAL, REPORT_KIND
 from scaling.sweep.table import PROGRESS_COLUMNS, is_metric, metric_direction
+from scaling.train import default_selection_metric
 
 Log = Callable[[str], None]
 
@@ -102,12 +103,14 @@ class TrialBook:
         last = record["evaluations"][-1] if record["evaluations"] else {}
         metric = self._selection_metric(record)
         best = [e[metric] for e in record["evaluations"] if isinstance(e.get(metric), float)]
-        chosen = max(best) if metric_direction(metric) > 0 else min(best) if best else None
-        shown = f"  best {metric} {chosen:.4f}" if chosen is not None else ""
+        shown = ""
+        if best:
+            shown = f"  best {metric} {max(best) if metric_direction(metric) > 0 else min(best):.4f}"
         return f"step {last.get('step')}  {last.get('pf_days', 0.0):.3g} PF-days{shown}  ({seconds:.0f} s)"
 
     def _selection_metric(self, record: dict[str, Any]) -> str:
-        return f"valid/{self.trials[record['trial_id']].config.eval.selection_metric}"
+        config = self.trials[record["trial_id"]].config
+        return f"valid/{config.eval.selection_metric or default_selection_metric(config.data.task)}"
 
 
 def _describe(trial: Trial) -> str:

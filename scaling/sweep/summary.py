@@ -71,7 +71,7 @@ def format_summary(table: pd.DataFrame, metrics: list[str] | None = None) -> str
         known = ", ".join(c.split("/", 1)[1] for c in table.columns if c.startswith("valid/"))
         raise UserError(f"metric {unknown[0]!r} is not in the results table; choose one of {known}")
     summary = trial_summary(table, chosen)
-    formatters = {"pf_days": lambda v: f"{v:.3g}" if pd.notna(v) else "-"}
+    formatters = {"pf_days": lambda v: f"{v:.3g}" if pd.notna(v) else "-", "step": lambda v: "-" if pd.isna(v) else f"{int(v)}"}
     for column in summary.columns:
         if column.startswith(("best valid/", "test/")):
             formatters[column] = lambda v: f"{v:.4f}" if pd.notna(v) else "-"

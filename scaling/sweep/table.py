@@ -26,7 +26,7 @@ from scaling.sweep.records import MANIFEST, RESULTS_FILE, Manifest, SweepStore, 
 IDENTITY_COLUMNS = ["sweep", "trial_id", "group", "model", "family", "status", "failure_reason", "seed"]
 PROGRESS_COLUMNS = ["step", "epoch", "flops", "pf_days", "params_embedding", "params_non_embedding", "wall_seconds"]
 DATA_COLUMNS = ["data.task", "data.dataset"]
-INTEGER_COLUMNS = ["seed", "step", "epoch", "params_embedding", "params_non_embedding"]
+INTEGER_COLUMNS = ["seed", "step", "params_embedding", "params_non_embedding"]  # epoch is fractional when streaming
 SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
 LOWER_IS_BETTER = ("ne", "log_pplx", "loss")  # metric base names; every other metric is higher-is-better
 
@@ -93,7 +93,7 @@ def results_table(manifest: Manifest, records: dict[str, dict[str, Any]]) -> pd.
     table = table.reindex(columns=columns)
     for column in INTEGER_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
-    for column in ["flops", "pf_days", "wall_seconds", *metrics]:
+    for column in ["epoch", "flops", "pf_days", "wall_seconds", *metrics]:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     for column in axes:
         table[column] = _storable(table[column])
