@@ -7,13 +7,16 @@ from typing import Literal
 
 from scaling.configtools import option, require
 
-ModelName = Literal["hstu", "sasrec"]
+ModelName = Literal["hstu", "sasrec", "dlrm", "dcnv2", "dhen", "mmoe", "din", "two_tower"]
+DHENModuleName = Literal["attention", "cross", "linear", "mlp", "dot"]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: ModelName = option("hstu", "registry name of the network")
-    num_layers: int = option(2, "number of stacked encoder layers")
+    num_layers: int = option(
+        2, "stacked layers: encoder layers (GR), cross layers (dcnv2), ensemble layers (dhen), blocks per tower (two_tower)"
+    )
     num_heads: int = option(1, "attention heads per layer")
     embedding_dim: int = option(50, "item embedding and model width d")
     qk_dim: int | None = option(None, "query/key width per head d_qk (null: embedding_dim / num_heads)")
@@ -30,6 +33,26 @@ class ModelConfig:
     ffn_dim: int | None = option(None, "Transformer feed-forward width (null: embedding_dim, as SASRec)")
     attention_backend: Literal["auto", "reference", "triton"] = option(
         "auto", "attention kernel: auto (Triton on CUDA, PyTorch reference on CPU), reference or triton"
+    )
+    # DLRM family (dlrm, dcnv2, dhen, mmoe, din, two_tower); they also read num_layers (above),
+    # embedding_dim, dropout (on MLP hidden activations) and, for DHEN's attention, num_heads.
+    hidden_dim: int = option(256, "DLRM family: width of MLP hidden layers (bottom, top, deep, experts, towers)")
+    mlp_layers: int = option(2, "DLRM family: hidden layers of the top MLP / deep network / each MMoE expert")
+    top: Literal["mlp", "mmoe"] = option(
+        "mlp", "DLRM family: multi-task top, a shared MLP or MMoE (the mmoe model is always MMoE)"
+    )
+    num_experts: int = option(4, "MMoE: experts shared by the tasks")
+    sequence_module: Literal["mean", "din"] = option(
+        "mean", "DLRM family: history pooling, mean or DIN target attention (the din model is always DIN)"
+    )
+    history_len: int = option(50, "DLRM family: K most recent earlier items per impression")
+    low_rank: int = option(0, "DCN-v2 and DHEN cross: rank r of W = U V^T (0: full-rank W)")
+    cross_experts: int = option(1, "DCN-v2: low-rank experts per cross layer (DCN-Mix when > 1; needs low_rank > 0)")
+    cross_structure: Literal["stacked", "parallel"] = option(
+        "stacked", "DCN-v2: deep network after the cross network (stacked) or beside it (parallel)"
+    )
+    dhen_modules: tuple[DHENModuleName, ...] = option(
+        ("attention", "cross", "dot", "mlp"), "DHEN: interaction modules ensembled in every layer"
     )
 
     def __post_init__(self) -> None:
@@ -48,6 +71,35 @@ class ModelConfig:
                 f"({self.num_heads}); set {key} explicitly or change num_heads",
             )
         require(self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim", f"must be >= 1 or null; got {self.ffn_dim}")
+        self._check_dlrm_family()
+
+    def _check_dlrm_family(self) -> None:
+        for key in ("hidden_dim", "num_experts", "history_len", "cross_experts"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1; got {getattr(self, key)}")
+        for key in ("mlp_layers", "low_rank"):
+            require(getattr(self, key) >= 0, key, f"must be >= 0; got {getattr(self, key)}")
+        require(
+            self.cross_experts == 1 or self.low_rank > 0,
+            "cross_experts",
+            f"is {self.cross_experts}, but DCN-Mix experts are low-rank; set low_rank >= 1 (e.g. 64) or cross_experts: 1",
+        )
+        uses_mmoe = self.name == "mmoe" or (self.top == "mmoe" and self.name in ("dlrm", "dcnv2", "dhen", "din"))
+        require(
+            not uses_mmoe or self.mlp_layers >= 1,
+            "mlp_layers",
+            "must be >= 1 with an MMoE top (each expert is an MLP with mlp_layers hidden layers)",
+        )
+        require(
+            not (self.name == "dcnv2" and self.cross_structure == "parallel") or self.mlp_layers >= 1,
+            "mlp_layers",
+            "must be >= 1 for the parallel DCN-v2 (the deep network beside the cross network has mlp_layers layers)",
+        )
+        require(len(self.dhen_modules) >= 1, "dhen_modules", "must name at least one module")
+        require(
+            len(set(self.dhen_modules)) == len(self.dhen_modules),
+            "dhen_modules",
+            f"lists a module twice: {list(self.dhen_modules)}; name each at most once",
+        )
 
     @property
     def head_qk_dim(self) -> int:

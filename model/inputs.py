@@ -80,3 +80,41 @@ class ImpressionFeatures:
 
     def to(self, device: torch.device | str) -> "ImpressionFeatures":
         return ImpressionFeatures(*(getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The dimensions a DLRM-family ranking model is built for: what the feature pipeline emits.
+
+    ``scaling.data.features.feature_spec(dataset, history_len)`` computes it from a dataset; a
+    model built for one spec accepts :class:`ImpressionFeatures` whose dense width, sparse
+    columns and id ranges match it (any batch size N and any history length K).
+    """
+
+    num_items: int  # item ids 1..num_items (0 = padding)
+    num_categories: int  # category ids 1..num_categories (0 = unknown)
+    num_dense: int  # F, columns of ImpressionFeatures.dense
+    sparse_vocab_sizes: tuple[int, ...]  # rows of sparse column s's table, padding row 0 included
+    num_action_tokens: int  # action tokens 1..num_action_tokens in history_actions (0 = padding)
+    num_tasks: int  # T, logits per impression
+    history_len: int  # K, history items per impression the pipeline emits
+    dense_names: tuple[str, ...] = ()  # name of each dense column, for reports
+    task_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("num_items", "num_tasks", "num_action_tokens", "history_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FeatureSpec.{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("num_categories", "num_dense"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FeatureSpec.{name} must be >= 0; got {getattr(self, name)}")
+        if any(size < 2 for size in self.sparse_vocab_sizes):
+            raise ValueError(f"every sparse vocabulary needs padding plus one value (size >= 2); got {self.sparse_vocab_sizes}")
+        if self.dense_names and len(self.dense_names) != self.num_dense:
+            raise ValueError(f"{len(self.dense_names)} dense_names for num_dense={self.num_dense}; give one name per column")
+        if self.task_names and len(self.task_names) != self.num_tasks:
+            raise ValueError(f"{len(self.task_names)} task_names for num_tasks={self.num_tasks}; give one name per task")
+
+    @property
+    def num_sparse(self) -> int:
+        return len(self.sparse_vocab_sizes)

@@ -1,4 +1,4 @@
-"""Losses: sampled softmax over uniformly drawn negatives for retrieval."""
+"""Retrieval losses: sampled softmax over uniform negatives, alone or mixed with in-batch negatives."""
 
 from __future__ import annotations
 
@@ -33,3 +33,47 @@ def sample_uniform_negatives(
 ) -> Tensor:
     """[N, R] item ids drawn uniformly from 1..num_items (0 is padding), independently per target."""
     return torch.randint(1, num_items + 1, (num_targets, num_negatives), generator=generator, device=device)
+
+
+def mixed_negatives_softmax_loss(
+    query: Tensor,
+    positive: Tensor,
+    positive_ids: Tensor,
+    temperature: float,
+    negatives: Tensor | None = None,
+    negative_ids: Tensor | None = None,
+    item_frequencies: Tensor | None = None,
+    in_batch_rows: Tensor | None = None,
+) -> Tensor:
+    """Mean over N targets of -log softmax of the positive among in-batch and sampled negatives.
+
+    Mixed negative sampling (Yang et al., WWW 2020). query, positive: [N, d]; positive_ids: [N].
+    Row i's candidates are its positive, the positives of the rows ``in_batch_rows`` (default:
+    all N, which costs [N, N] logits; pass a subset of B' rows for long jagged batches) and its
+    own R sampled ``negatives`` [N, R, d] with ``negative_ids`` [N, R] (optional). A candidate
+    with the positive's id is masked: it is not a negative.
+
+    In-batch negatives are drawn in proportion to popularity, which over-penalises popular
+    items. With ``item_frequencies`` [num_items + 1] (p_j: the share of training targets that
+    are item j) every logit, the positive's included, is corrected by the log of the item's
+    expected number of draws under the mixed proposal, log(B' p_j + R / num_items): the logQ
+    correction of Yi et al. (RecSys 2019, Section 3.2) extended to uniform negatives.
+    """
+    shared_rows = torch.arange(query.shape[0], device=query.device) if in_batch_rows is None else in_batch_rows
+    logits = [(query * positive).sum(-1, keepdim=True), query @ positive[shared_rows].T]  # [N, 1], [N, B']
+    candidate_ids = [positive_ids.unsqueeze(1), positive_ids[shared_rows].unsqueeze(0).expand(query.shape[0], -1)]
+    if negatives is not None:
+        if negative_ids is None:
+            raise ValueError("negative_ids are needed with negatives (to mask accidental hits and correct logQ)")
+        logits.append(torch.einsum("nd,nrd->nr", query, negatives))  # [N, R]
+        candidate_ids.append(negative_ids)
+    scores = torch.cat(logits, dim=1) / temperature  # [N, 1 + B' + R]; column 0 is the positive
+    ids = torch.cat(candidate_ids, dim=1)
+    if item_frequencies is not None:
+        num_sampled = 0 if negatives is None else negatives.shape[1]
+        expected_draws = len(shared_rows) * item_frequencies + num_sampled / (item_frequencies.numel() - 1)
+        scores = scores - torch.log(expected_draws.clamp(min=1e-12))[ids]
+    accidental_hit = ids == positive_ids.unsqueeze(1)
+    accidental_hit[:, 0] = False
+    scores = scores.masked_fill(accidental_hit, float("-inf"))
+    return (torch.logsumexp(scores, dim=1) - scores[:, 0]).mean()

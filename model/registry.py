@@ -1,4 +1,10 @@
-"""Model registry: ``model.name`` -> a constructed network, its family (GR or DLRM) and its tasks."""
+"""Model registry: ``model.name`` -> a constructed network, its family (GR or DLRM), tasks and input.
+
+Sequence models (``hstu``, ``sasrec``, ``two_tower``) read :class:`~model.inputs.JaggedSequences`
+and are built from the data's :class:`~model.inputs.Vocabulary`; impression models (the DLRM
+ranking baselines) read :class:`~model.inputs.ImpressionFeatures` and are built from a
+:class:`~model.inputs.FeatureSpec`.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +12,41 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from torch import nn
+from torch import Tensor, nn
 
+from model.baselines.dcnv2 import DCNv2
+from model.baselines.dhen import DHEN
+from model.baselines.din import DIN, make_history_pooling
+from model.baselines.dlrm import DLRM
+from model.baselines.mlp import TopFactory
+from model.baselines.mmoe import MMoEModel, multitask_top
+from model.baselines.two_tower import TwoTower
 from model.config import ModelConfig
 from model.hstu import HSTUEncoder, HSTULayer
-from model.inputs import Vocabulary
+from model.inputs import FeatureSpec, Vocabulary
 from model.recommender import SequenceBackbone, SequentialRankingModel, SequentialRetrievalModel
 from model.sasrec import SASRecEncoder, SASRecLayer
 
 Family = Literal["GR", "DLRM"]
+InputKind = Literal["sequence", "impressions"]
 SEQUENCE_TASKS = frozenset({"retrieval", "gr_retrieval", "ranking"})
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What the data tells a builder: vocabulary sizes, and per-kind extras."""
+
+    vocabulary: Vocabulary
+    features: FeatureSpec | None = None  # impression models: feature dimensions and vocabularies
+    item_categories: Tensor | None = None  # [num_items + 1] side information (two_tower's item tower)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     family: Family
+    input: InputKind
     tasks: frozenset[str]  # data.task values the model can be trained on
-    build: Callable[[ModelConfig, str, Vocabulary], nn.Module]  # (config, task, vocabulary) -> model
+    build: Callable[[ModelConfig, str, ModelInputs], nn.Module]  # (config, task, inputs) -> model
     description: str
 
 
@@ -65,10 +89,11 @@ def _sasrec_encoder(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
 
 def sequential_model(
     encoder_builder: Callable[[ModelConfig, Vocabulary], nn.Module], absolute_positions: bool = True
-) -> Callable[[ModelConfig, str, Vocabulary], nn.Module]:
+) -> Callable[[ModelConfig, str, ModelInputs], nn.Module]:
     """A builder that wraps an encoder in the retrieval or ranking model ``task`` calls for."""
 
-    def build(config: ModelConfig, task: str, vocabulary: Vocabulary) -> nn.Module:
+    def build(config: ModelConfig, task: str, inputs: ModelInputs) -> nn.Module:
+        vocabulary = inputs.vocabulary
         backbone = SequenceBackbone(
             vocabulary, config.embedding_dim, config.dropout, encoder_builder(config, vocabulary), absolute_positions
         )
@@ -79,20 +104,123 @@ def sequential_model(
     return build
 
 
+def impression_model(build_ranking: Callable[[ModelConfig, FeatureSpec], nn.Module]) -> Callable[[ModelConfig, str, ModelInputs], nn.Module]:
+    """A builder for a DLRM ranking model from the data's impression feature spec."""
+
+    def build(config: ModelConfig, task: str, inputs: ModelInputs) -> nn.Module:
+        if inputs.features is None:
+            raise ValueError(f"model '{config.name}' reads impression features; none were given")
+        return build_ranking(config, inputs.features)
+
+    return build
+
+
+def _build_two_tower(config: ModelConfig, task: str, inputs: ModelInputs) -> nn.Module:
+    categories = inputs.item_categories
+    num_categories = int(categories.max().item()) if categories is not None else 0
+    return TwoTower(
+        inputs.vocabulary.num_items, config.embedding_dim, config.hidden_dim, config.num_layers, config.dropout,
+        categories, num_categories,
+    )
+
+
+def _top(config: ModelConfig, features: FeatureSpec, mlp_layers: int | None = None) -> TopFactory:
+    layers = config.mlp_layers if mlp_layers is None else mlp_layers
+    return multitask_top(config.top, features.num_tasks, config.hidden_dim, layers, config.num_experts, config.dropout)
+
+
+def _pooling(config: ModelConfig) -> nn.Module:
+    return make_history_pooling(config.sequence_module, config.embedding_dim)
+
+
+def _build_dlrm(config: ModelConfig, features: FeatureSpec) -> nn.Module:
+    return DLRM(features, config.embedding_dim, config.hidden_dim, _pooling(config), _top(config, features), config.dropout)
+
+
+def _build_dcnv2(config: ModelConfig, features: FeatureSpec) -> nn.Module:
+    parallel = config.cross_structure == "parallel"
+    # Parallel, the deep network sits beside the cross network, so an MLP top is the paper's
+    # logistic layer over their concatenation; stacked, the MLP top *is* the deep network.
+    top = _top(config, features, mlp_layers=0 if parallel and config.top == "mlp" else None)
+    return DCNv2(
+        features,
+        config.embedding_dim,
+        _pooling(config),
+        config.num_layers,
+        top,
+        structure=config.cross_structure,
+        rank=config.low_rank,
+        cross_experts=config.cross_experts,
+        deep_hidden=(config.hidden_dim,) * config.mlp_layers,
+        dropout=config.dropout,
+    )
+
+
+def _build_dhen(config: ModelConfig, features: FeatureSpec) -> nn.Module:
+    return DHEN(
+        features,
+        config.embedding_dim,
+        _pooling(config),
+        config.dhen_modules,
+        config.num_layers,
+        _top(config, features),
+        hidden_dim=config.hidden_dim,
+        rank=config.low_rank,
+        num_heads=config.num_heads,
+        qk_dim=config.head_qk_dim,
+        v_dim=config.head_v_dim,
+    )
+
+
+def _build_mmoe(config: ModelConfig, features: FeatureSpec) -> nn.Module:
+    hidden = (config.hidden_dim,) * config.mlp_layers
+    return MMoEModel(
+        features, config.embedding_dim, _pooling(config), config.num_experts, hidden, config.hidden_dim, config.dropout
+    )
+
+
+def _build_din(config: ModelConfig, features: FeatureSpec) -> nn.Module:
+    return DIN(features, config.embedding_dim, _top(config, features))
+
+
 MODELS: dict[str, ModelSpec] = {
-    "hstu": ModelSpec("GR", SEQUENCE_TASKS, sequential_model(_hstu_encoder),
+    "hstu": ModelSpec("GR", "sequence", SEQUENCE_TASKS, sequential_model(_hstu_encoder),
                       "HSTU generative recommender (pointwise attention, rab^{p,t})"),
-    "sasrec": ModelSpec("GR", SEQUENCE_TASKS, sequential_model(_sasrec_encoder), "SASRec causal softmax Transformer"),
+    "sasrec": ModelSpec("GR", "sequence", SEQUENCE_TASKS, sequential_model(_sasrec_encoder),
+                        "SASRec causal softmax Transformer"),
+    "two_tower": ModelSpec("DLRM", "sequence", frozenset({"retrieval"}), _build_two_tower,
+                           "two-tower retrieval: mean-pooled history and item towers"),
+    "dlrm": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_dlrm),
+                      "DLRM: bottom MLP, pairwise dot interaction, top"),
+    "dcnv2": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_dcnv2),
+                       "DCN-v2: full/low-rank or mixture cross network with a deep network"),
+    "dhen": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_dhen),
+                      "DHEN: stacked ensembles of heterogeneous interaction modules"),
+    "mmoe": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_mmoe),
+                      "MMoE: shared experts with a softmax gate per task"),
+    "din": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_din),
+                     "DIN: target attention over the history, then an MLP"),
 }
 
 
-def build_model(config: ModelConfig, task: str, vocabulary: Vocabulary) -> nn.Module:
-    """The network ``config.name`` names for ``task``, freshly initialised (seed the global RNG first)."""
-    spec = MODELS[config.name]
+def check_model_task(name: str, task: str) -> None:
+    """Raise ValueError unless model ``name`` can be trained on ``task``."""
+    spec = MODELS[name]
     if task not in spec.tasks:
-        raise ValueError(f"model {config.name!r} cannot be trained on data.task {task!r}; it supports {sorted(spec.tasks)}")
-    return spec.build(config, task, vocabulary)
+        raise ValueError(f"model {name!r} cannot be trained on data.task {task!r}; it supports {', '.join(sorted(spec.tasks))}")
+
+
+def build_model(config: ModelConfig, task: str, inputs: ModelInputs | Vocabulary) -> nn.Module:
+    """The network ``config.name`` names for ``task``, freshly initialised (seed the global RNG first)."""
+    check_model_task(config.name, task)
+    if isinstance(inputs, Vocabulary):
+        inputs = ModelInputs(inputs)
+    return MODELS[config.name].build(config, task, inputs)
 
 
 def model_family(name: str) -> Family:
     return MODELS[name].family
+
+
+def model_input(name: str) -> InputKind:
+    return MODELS[name].input

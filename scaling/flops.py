@@ -14,6 +14,7 @@ from torch import nn
 from model.flops import TRAINING_FLOPS_PER_FORWARD_FLOP, ImpressionWorkload, SequenceWorkload
 from scaling.config import RunConfig
 from scaling.data.batching import SequenceBatch
+from scaling.data.impressions import ImpressionBatch
 from scaling.errors import UserError
 
 FLOPS_PER_PF_DAY = 1e15 * 86400  # one petaFLOP/s sustained for a day
@@ -38,16 +39,25 @@ def batch_workload(batch: SequenceBatch, items_per_scored: int) -> SequenceWorkl
     )
 
 
-def training_workload(batch: SequenceBatch, config: RunConfig) -> SequenceWorkload:
-    """One training step: retrieval scores each target against itself and its sampled negatives;
-    ranking scores no items (its task heads are counted by the model)."""
+def impression_workload(batch: ImpressionBatch) -> ImpressionWorkload:
+    """A batch of impressions for the DLRM baselines: N impressions, each with K (padded) history items."""
+    return ImpressionWorkload(num_impressions=batch.num_targets, history_len=batch.features.history_item_ids.shape[1])
+
+
+def training_workload(batch: SequenceBatch | ImpressionBatch, config: RunConfig) -> Workload:
+    """One training step. Sequence retrieval scores each target against itself and its sampled
+    negatives; sequence ranking scores no items (its task heads are counted by the model)."""
+    if isinstance(batch, ImpressionBatch):
+        return impression_workload(batch)
     items = 0 if config.data.task == "ranking" else 1 + config.train.num_negatives
     return batch_workload(batch, items)
 
 
-def evaluation_workload(batch: SequenceBatch, task: str, num_items: int) -> SequenceWorkload:
+def evaluation_workload(batch: SequenceBatch | ImpressionBatch, task: str, num_items: int) -> Workload:
     """One evaluation batch: retrieval scores each target against the catalogue matrix, whose
     ``num_items + 1`` rows include the padding row 0; ranking scores no items."""
+    if isinstance(batch, ImpressionBatch):
+        return impression_workload(batch)
     return batch_workload(batch, 0 if task == "ranking" else num_items + 1)
 
 

@@ -97,3 +97,24 @@ class RankingObjective:
         if not logits:
             return {}
         return ranking_metrics(torch.cat(logits), torch.cat(labels), self.task_names)
+
+
+class ImpressionRankingObjective:
+    """Binary cross-entropy per task for DLRMs scoring impressions from causal features."""
+
+    def __init__(self, task_names: tuple[str, ...]) -> None:
+        self.task_names = task_names
+
+    def loss(self, model: nn.Module, batch, generator: torch.Generator) -> Tensor:
+        return F.binary_cross_entropy_with_logits(model(batch.features), batch.labels)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Iterable, device: torch.device) -> dict[str, float]:
+        logits, labels = [], []
+        for batch in batches:
+            batch = batch.to(device)
+            logits.append(model(batch.features).float().cpu())
+            labels.append(batch.labels.cpu())
+        if not logits:
+            return {}
+        return ranking_metrics(torch.cat(logits), torch.cat(labels), self.task_names)

@@ -32,17 +32,18 @@ from tqdm.auto import tqdm
 
 from model.inputs import Vocabulary
 from model.params import parameter_counts
-from model.registry import build_model, model_family
+from model.registry import MODELS, ModelInputs, build_model, check_model_task, model_family
 from scaling.config import RunConfig
 from scaling.configtools import to_dict
-from scaling.data.batching import Chunks, SequenceBatcher
+from scaling.data.batching import SequenceBatcher
+from scaling.data.impressions import ImpressionBatcher
 from scaling.data.sequences import SequenceDataset
-from scaling.data.splits import leave_one_out_events, streaming_windows
+from scaling.data.splits import LeaveOneOutEvents, leave_one_out_events, streaming_windows
 from scaling.data.tokens import build_token_stream
-from scaling.errors import UserError
+from scaling.errors import DataError, UserError
 from scaling.flops import pf_days, training_step_flops, training_workload
 from scaling.metrics import higher_is_better
-from scaling.objectives import Objective, RankingObjective, RetrievalObjective
+from scaling.objectives import ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective
 from scaling.results import write_json_atomic
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
@@ -75,7 +76,8 @@ class Run:
     config: RunConfig
     device: torch.device
     dataset: SequenceDataset
-    batcher: SequenceBatcher
+    batcher: SequenceBatcher | ImpressionBatcher
+    split: LeaveOneOutEvents | list[np.ndarray]  # multi_epoch targets, or streaming windows' targets
     model: nn.Module
     optimizer: torch.optim.Optimizer
     objective: Objective
@@ -88,6 +90,7 @@ class Run:
     passes: int = 0  # training passes completed (epochs, or streaming windows)
     train_wall_seconds: float = 0.0  # inside training passes only (no evaluation)
     train_cpu_seconds: float = 0.0  # process CPU time (all threads) inside training passes
+
     flops: float = 0.0  # cumulative training FLOPs, 3 x analytic forward per step (scaling/flops.py)
 
     def out_of_budget(self) -> bool:
@@ -104,45 +107,81 @@ def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
     """Everything a run needs; ``dataset`` is data already in memory (tests), else ``config.data`` is loaded."""
     started = time.perf_counter()
     device = resolve_device(config.train.device)
+    task = config.data.task
+    try:
+        check_model_task(config.model.name, task)
+    except ValueError as error:
+        raise UserError(f"config key 'model.name': {error}") from None
     torch.manual_seed(config.seed)
+    shuffle_rng = np.random.default_rng(config.seed + 2)
     if dataset is None:
         from scaling.data.loading import load_dataset
 
         dataset = load_dataset(config.data, config.seed)
-    stream = build_token_stream(dataset, config.data.task, config.data.positive_task)
-    batcher = SequenceBatcher(dataset, stream, config.data.max_seq_len)
-    vocabulary = Vocabulary(
-        num_items=dataset.num_items,
-        max_seq_len=config.data.max_seq_len,
-        num_action_tokens=dataset.num_action_tokens if config.data.task != "retrieval" else 0,
-        num_context_tokens=dataset.contexts.num_tokens if dataset.contexts is not None and config.data.task != "retrieval" else 0,
-        task_names=dataset.task_names if config.data.task == "ranking" else (),
-    )
-    try:
-        model = build_model(config.model, config.data.task, vocabulary).to(device)
-    except ValueError as error:
-        raise UserError(f"config key 'model.name': {error}") from None
-    if config.data.task == "ranking":
-        objective: Objective = RankingObjective(dataset.task_names)
+    if MODELS[config.model.name].input == "impressions":
+        batcher, inputs, objective = _impression_setup(config, dataset)
     else:
-        objective = RetrievalObjective(config.train.num_negatives, config.train.temperature, batcher, config.eval.exclude_history)
+        batcher, inputs, objective = _sequence_setup(config, dataset)
+    split = _target_split(config, dataset, batcher)
+    if isinstance(batcher, ImpressionBatcher):
+        first_training = split.train if isinstance(split, LeaveOneOutEvents) else split[0]
+        batcher.fit_standardizer(first_training, shuffle_rng)
+    model = build_model(config.model, task, inputs).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay, betas=(0.9, 0.98))
     return Run(
         config=config,
         device=device,
         dataset=dataset,
         batcher=batcher,
+        split=split,
         model=model,
         optimizer=optimizer,
         objective=objective,
         negatives_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
-        shuffle_rng=np.random.default_rng(config.seed + 2),
-        selection_metric=config.eval.selection_metric or default_selection_metric(config.data.task),
+        shuffle_rng=shuffle_rng,
+        selection_metric=config.eval.selection_metric or default_selection_metric(task),
         started=started,
     )
 
 
-def train_pass(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float:
+def _vocabulary(config: RunConfig, dataset: SequenceDataset) -> Vocabulary:
+    interleaved = config.data.task != "retrieval"
+    return Vocabulary(
+        num_items=dataset.num_items,
+        max_seq_len=config.data.max_seq_len,
+        num_action_tokens=dataset.num_action_tokens if interleaved else 0,
+        num_context_tokens=dataset.contexts.num_tokens if interleaved and dataset.contexts is not None else 0,
+        task_names=dataset.task_names if config.data.task == "ranking" else (),
+    )
+
+
+def _sequence_setup(config: RunConfig, dataset: SequenceDataset) -> tuple[SequenceBatcher, ModelInputs, Objective]:
+    stream = build_token_stream(dataset, config.data.task, config.data.positive_task)
+    batcher = SequenceBatcher(dataset, stream, config.data.max_seq_len)
+    categories = torch.from_numpy(dataset.item_categories) if dataset.item_categories is not None else None
+    inputs = ModelInputs(_vocabulary(config, dataset), item_categories=categories)
+    if config.data.task == "ranking":
+        return batcher, inputs, RankingObjective(dataset.task_names)
+    objective = RetrievalObjective(config.train.num_negatives, config.train.temperature, batcher, config.eval.exclude_history)
+    return batcher, inputs, objective
+
+
+def _impression_setup(config: RunConfig, dataset: SequenceDataset) -> tuple[ImpressionBatcher, ModelInputs, Objective]:
+    if not dataset.has_actions:
+        raise DataError(f"model '{config.model.name}' ranks impressions by their actions, but dataset "
+                        f"'{config.data.dataset}' has no ratings or action events")
+    batcher = ImpressionBatcher(dataset, config.model.history_len)
+    inputs = ModelInputs(_vocabulary(config, dataset), features=batcher.spec)
+    return batcher, inputs, ImpressionRankingObjective(dataset.task_names)
+
+
+def _target_split(config: RunConfig, dataset: SequenceDataset, batcher) -> LeaveOneOutEvents | list[np.ndarray]:
+    if config.train.regime == "streaming":
+        return streaming_windows(dataset, batcher.supervisable(), config.train.num_windows)
+    return leave_one_out_events(dataset, batcher.supervisable())
+
+
+def train_pass(run: Run, chunks: Any, order: str, progress: tqdm | None) -> float:
     """One pass of AdamW steps over ``chunks``; returns the mean training loss."""
     wall, cpu = time.perf_counter(), time.process_time()
     try:
@@ -153,7 +192,7 @@ def train_pass(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> f
         run.train_cpu_seconds += time.process_time() - cpu
 
 
-def _steps(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float:
+def _steps(run: Run, chunks: Any, order: str, progress: tqdm | None) -> float:
     losses = []
     run.model.train()
     for batch in run.batcher.batches(chunks, run.config.train.batch_size, order, run.shuffle_rng):
@@ -175,7 +214,7 @@ def _steps(run: Run, chunks: Chunks, order: str, progress: tqdm | None) -> float
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def evaluate(run: Run, chunks: Chunks) -> dict[str, float]:
+def evaluate(run: Run, chunks: Any) -> dict[str, float]:
     run.model.eval()
     batches = run.batcher.batches(chunks, run.config.eval.batch_size, "time")
     metrics = run.objective.evaluate(run.model, batches, run.device)
@@ -204,7 +243,7 @@ def _selection_score(metrics: dict[str, float], metric: str) -> float:
 def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress: bool) -> tuple[dict, dict, dict[str, Any]]:
     """Leave-one-out with shuffled epochs, early stopping and best-checkpoint test metrics."""
     config = run.config
-    split = leave_one_out_events(run.dataset, run.batcher.supervisable())
+    split = run.split
     train_chunks, valid_chunks, test_chunks = (run.batcher.chunks(e) for e in (split.train, split.valid, split.test))
     best_score, best_state, best_valid, best_epoch, stale = -math.inf, None, {}, 0, 0
     bar = tqdm(range(1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
@@ -233,7 +272,7 @@ def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress
 def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: bool) -> tuple[dict, dict, dict[str, Any]]:
     """One pass over time windows; window k + 1 evaluates the model trained through window k."""
     config = run.config
-    windows = streaming_windows(run.dataset, run.batcher.supervisable(), config.train.num_windows)
+    windows = run.split
     chunks = [run.batcher.chunks(events) for events in windows]
     last = len(windows) - 1
     valid: dict[str, float] = {}

@@ -3,12 +3,12 @@
 Each case builds a real run (``scaling.train.build_run`` on a small random dataset), runs one
 training step of the real loop (``train_pass`` with ``train.max_steps: 1``: forward, loss,
 backward, AdamW) under the counter, and compares with the FLOPs the run itself recorded,
-3 x forward_flops(workload). To add a model (a DLRM baseline, transformerpp), append a case
-to ``CASES``: its model section, its task, and the sizes of the batch.
+3 x forward_flops(workload). To add a model (transformerpp, a new baseline), append a case to
+``CASES``: its model section, its task and the sizes of the batch.
 
-Tolerance: 1%. The analytic count and the counter differ by design in two small terms: the
-analytic causal attention counts n^2 / 2 pairs per sequence where the mask allows
-n (n + 1) / 2, and the positive logit of the sampled softmax is a dot product computed
+Tolerance: 1% (DLRM: 5%, see its case). The analytic count and the counter differ by design
+in small terms: the analytic causal attention counts n^2 / 2 pairs per sequence where the mask
+allows n (n + 1) / 2, and the positive logit of the sampled softmax is a dot product computed
 elementwise (mul + sum), which the counter does not see while the analytic count includes it.
 A missing or double-counted matmul (a projection, a layer, the backward) is off by far more.
 """
@@ -51,6 +51,7 @@ class FlopsCase:
     num_negatives: int = 128
     batch_size: int = 16
     train: dict[str, Any] = field(default_factory=dict)  # further train-section keys
+    tolerance: float = TOLERANCE
 
 
 CASES = [
@@ -64,6 +65,17 @@ CASES = [
     FlopsCase("sasrec-3x96", {"name": "sasrec", "num_layers": 3, "num_heads": 4, "embedding_dim": 96}, max_seq_len=200, num_negatives=32),
     FlopsCase("hstu-2x64-ranking", {"name": "hstu", "num_layers": 2, "num_heads": 2, "embedding_dim": 64}, task="ranking", max_seq_len=100),
     FlopsCase("hstu-2x32-gr_retrieval", {"name": "hstu", "num_layers": 2, "num_heads": 1, "embedding_dim": 32}, task="gr_retrieval"),
+    # DLRM family: impression batches (ranking) and the two-tower retrieval baseline.
+    # DLRM's bottom MLP reads the dense features, which need no gradient: that first layer's
+    # backward is 1 x its forward, not 2 x, so the 3 x convention over-counts it (by ~4% here).
+    FlopsCase("dlrm", {"name": "dlrm", "embedding_dim": 16, "hidden_dim": 64}, task="ranking", batch_size=64, tolerance=0.05),
+    FlopsCase("dcnv2", {"name": "dcnv2", "embedding_dim": 16, "hidden_dim": 64, "num_layers": 3, "low_rank": 8},
+              task="ranking", batch_size=64),
+    FlopsCase("dhen", {"name": "dhen", "embedding_dim": 16, "hidden_dim": 64, "num_layers": 2}, task="ranking", batch_size=64),
+    FlopsCase("mmoe", {"name": "mmoe", "embedding_dim": 16, "hidden_dim": 64, "top": "mmoe", "num_experts": 4},
+              task="ranking", batch_size=64),
+    FlopsCase("din", {"name": "din", "embedding_dim": 16, "hidden_dim": 64, "sequence_module": "din"}, task="ranking", batch_size=64),
+    FlopsCase("two_tower", {"name": "two_tower", "embedding_dim": 32, "hidden_dim": 64, "num_layers": 2}),
 ]
 
 
@@ -102,7 +114,7 @@ def one_counted_step(run: Run) -> tuple[float, float]:
 def test_recorded_training_flops_match_the_counter(case: FlopsCase):
     recorded, counted = one_counted_step(make_run(case))
     assert counted > 0
-    assert recorded / counted == pytest.approx(1.0, abs=TOLERANCE), f"recorded {recorded:.4g} vs counted {counted:.4g}"
+    assert recorded / counted == pytest.approx(1.0, abs=case.tolerance), f"recorded {recorded:.4g} vs counted {counted:.4g}"
 
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[6]], ids=lambda case: case.id)
