@@ -32,7 +32,8 @@ def run_trial(tune_config: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
         config = run_config_from_dict(spec["config"])
         result = train(
             config,
-            out_dir=Path(tune.get_context().get_trial_dir()),
+            # Not the trial folder itself: Tune keeps its own result.json there.
+            out_dir=Path(tune.get_context().get_trial_dir()) / "train",
             on_evaluation=lambda entry: tune.report(evaluation_report(entry)),
             progress=False,
         )
