@@ -7,7 +7,7 @@ from typing import Literal
 
 from scaling.configtools import option, require
 
-ModelName = Literal["hstu", "sasrec", "dlrm", "dcnv2", "dhen", "mmoe", "din", "two_tower"]
+ModelName = Literal["hstu", "sasrec", "transformerpp", "dlrm", "dcnv2", "dhen", "mmoe", "din", "two_tower"]
 DHENModuleName = Literal["attention", "cross", "linear", "mlp", "dot"]
 
 
@@ -30,7 +30,9 @@ class ModelConfig:
     )
     num_time_buckets: int = option(128, "time-gap buckets of the relative attention bias")
     time_bucket_fn: Literal["log", "sqrt"] = option("log", "bucketisation of time gaps |t_q - t_k| (seconds)")
-    ffn_dim: int | None = option(None, "Transformer feed-forward width (null: embedding_dim, as SASRec)")
+    ffn_dim: int | None = option(
+        None, "feed-forward width (null: embedding_dim for SASRec; 8/3 embedding_dim rounded up to 8 for transformerpp's SwiGLU)"
+    )
     attention_backend: Literal["auto", "reference", "triton"] = option(
         "auto", "attention kernel: auto (Triton on CUDA, PyTorch reference on CPU), reference or triton"
     )
@@ -71,6 +73,12 @@ class ModelConfig:
                 f"({self.num_heads}); set {key} explicitly or change num_heads",
             )
         require(self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim", f"must be >= 1 or null; got {self.ffn_dim}")
+        require(
+            self.name != "transformerpp" or self.head_qk_dim % 2 == 0,
+            "qk_dim",
+            f"must be even for transformerpp (RoPE rotates channel pairs); the per-head width is {self.head_qk_dim}: "
+            "set model.qk_dim or change embedding_dim / num_heads",
+        )
         self._check_dlrm_family()
 
     def _check_dlrm_family(self) -> None:

@@ -60,6 +60,17 @@ class SequenceBackbone(nn.Module):
         x = self.input_layer(self.embedding(sequences), sequences.offsets)
         return self.encoder(x, sequences)
 
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedding.items.table.embedding_dim
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Encoder FLOPs (embedding lookups and the input layer's elementwise work count 0)."""
+        encoder_flops = getattr(self.encoder, "forward_flops", None)
+        if encoder_flops is None:
+            raise NotImplementedError(f"{type(self.encoder).__name__} does not implement forward_flops(workload)")
+        return encoder_flops(workload)
+
 
 class SequentialRetrievalModel(nn.Module):
     """Next-item retrieval: cosine similarity between the token's output and item embeddings."""
@@ -85,15 +96,13 @@ class SequentialRetrievalModel(nn.Module):
         return F.normalize(self.backbone.embedding.items.table.weight, dim=-1)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:
-        """Encoder over every token plus scoring: each scored token's [d] output against ``items_per_scored`` items.
+        """Encoder FLOPs plus scoring: each scored token's [d] vector against ``items_per_scored`` items.
 
-        In training the scored tokens are the loss targets and each meets 1 + num_negatives item
-        vectors (the positive and the sampled negatives of the sampled softmax); in evaluation
-        each query meets the whole catalogue. Embedding lookups, the input layer and the L2
-        normalisations are lookups or elementwise (0 FLOPs, model/flops.py).
+        Scoring is one [1, d] x [d, items_per_scored] product per scored token, 2 d items_per_scored
+        FLOPs; embedding lookups and L2 normalisation count 0 (:mod:`model.flops`).
         """
-        width = self.backbone.embedding.items.table.embedding_dim
-        return self.backbone.encoder.forward_flops(workload) + matmul_flops(workload.num_scored, width, workload.items_per_scored)
+        scoring = workload.num_scored * matmul_flops(1, self.backbone.embedding_dim, workload.items_per_scored)
+        return self.backbone.forward_flops(workload) + scoring
 
 
 class TaskHeads(nn.Module):
@@ -135,4 +144,4 @@ class SequentialRankingModel(nn.Module):
 
     def forward_flops(self, workload: SequenceWorkload) -> float:
         """Encoder over every token plus the task heads on the scored (labelled) tokens."""
-        return self.backbone.encoder.forward_flops(workload) + self.heads.forward_flops(workload.num_scored)
+        return self.backbone.forward_flops(workload) + self.heads.forward_flops(workload.num_scored)

@@ -26,6 +26,7 @@ from model.hstu import HSTUEncoder, HSTULayer
 from model.inputs import FeatureSpec, Vocabulary
 from model.recommender import SequenceBackbone, SequentialRankingModel, SequentialRetrievalModel
 from model.sasrec import SASRecEncoder, SASRecLayer
+from model.transformerpp import TransformerPPEncoder, TransformerPPLayer, swiglu_hidden_dim
 
 Family = Literal["GR", "DLRM"]
 InputKind = Literal["sequence", "impressions"]
@@ -85,6 +86,24 @@ def _sasrec_encoder(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
         for _ in range(config.num_layers)
     ]
     return SASRecEncoder(layers, config.embedding_dim)
+
+
+def _transformerpp_encoder(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
+    ffn_dim = config.ffn_dim if config.ffn_dim is not None else swiglu_hidden_dim(config.embedding_dim)
+    layers = [
+        TransformerPPLayer(
+            embedding_dim=config.embedding_dim,
+            num_heads=config.num_heads,
+            qk_dim=config.head_qk_dim,
+            v_dim=config.head_v_dim,
+            ffn_dim=ffn_dim,
+            dropout=config.dropout,
+            max_seq_len=vocabulary.max_seq_len,
+            attention_backend=config.attention_backend,
+        )
+        for _ in range(config.num_layers)
+    ]
+    return TransformerPPEncoder(layers, config.embedding_dim)
 
 
 def sequential_model(
@@ -188,6 +207,9 @@ MODELS: dict[str, ModelSpec] = {
                       "HSTU generative recommender (pointwise attention, rab^{p,t})"),
     "sasrec": ModelSpec("GR", "sequence", SEQUENCE_TASKS, sequential_model(_sasrec_encoder),
                         "SASRec causal softmax Transformer"),
+    # RoPE carries positions, so Transformer++'s input layer adds no absolute position embedding.
+    "transformerpp": ModelSpec("GR", "sequence", SEQUENCE_TASKS, sequential_model(_transformerpp_encoder, absolute_positions=False),
+                               "Transformer++ (LLaMA-style: RMSNorm, RoPE, SwiGLU; Table 5)"),
     "two_tower": ModelSpec("DLRM", "sequence", frozenset({"retrieval"}), _build_two_tower,
                            "two-tower retrieval: mean-pooled history and item towers"),
     "dlrm": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_dlrm),

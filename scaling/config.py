@@ -15,7 +15,7 @@ from typing import Any, Literal
 from model.config import ModelConfig
 from scaling.configtools import apply_overrides, from_dict, load_yaml, option, require
 
-DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "csv"]
+DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "synthetic-industrial", "csv"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,91 @@ class SyntheticDPConfig:
 
 
 @dataclass(frozen=True)
+class SyntheticIndustrialConfig:
+    """An industrial-style ranking stream: drifting multi-interest users, multi-hot actions, contexts.
+
+    See :mod:`scaling.data.synthetic_industrial` for the generative model. Times are in days or
+    seconds as each name says; probabilities are per event or per session as each help says.
+    """
+
+    # Population and catalogue.
+    num_users: int = option(100_000, "users generated")
+    num_items: int = option(50_000, "item vocabulary size (ids 1..num_items, released in id order)")
+    num_categories: int = option(200, "item categories; each item belongs to exactly one")
+    category_zipf_exponent: float = option(0.8, "Zipf exponent of global category popularity (interests, exploration)")
+    item_zipf_exponent: float = option(0.8, "Zipf exponent of item popularity within a category")
+    initial_item_fraction: float = option(
+        0.5, "fraction of item ids released at time 0; the rest arrive in equal daily batches over the span"
+    )
+    quality_popularity_correlation: float = option(0.5, "correlation of an item's quality with its standardised log popularity")
+    # Sequence lengths and timestamps.
+    mean_events_per_user: float = option(200.0, "mean of the lognormal events-per-user distribution (before clipping)")
+    length_sigma: float = option(1.0, "sigma of log(events per user); larger is more skewed")
+    min_events_per_user: int = option(5, "events per user are clipped below at this")
+    max_events_per_user: int = option(2048, "events per user are clipped above at this")
+    time_span_days: float = option(365.0, "users' active windows lie in [0, time_span_days] (days)")
+    min_tenure_fraction: float = option(0.1, "a user's active window is U(min_tenure_fraction, 1) x the span")
+    mean_events_per_session: float = option(8.0, "mean session size in events (geometric)")
+    within_session_gap_seconds: float = option(60.0, "median gap between events of one session (lognormal, seconds)")
+    within_session_gap_sigma: float = option(1.0, "sigma of log(within-session gap)")
+    # Interests and their drift.
+    max_interests_per_user: int = option(4, "a user holds U{1..max} interest categories at a time")
+    interest_weight_std: float = option(1.0, "std of the initial log-weights of a user's interests")
+    interest_drift_per_day: float = option(0.15, "std of the log-weight random walk per sqrt(day)")
+    interest_switch_rate_per_day: float = option(0.01, "rate (per day) at which one interest is replaced by a new category")
+    session_stickiness: float = option(0.5, "probability that a within-session event repeats the previous category")
+    exploration_prob: float = option(0.1, "probability that an event's category comes from global popularity instead")
+    # Action model (logistic; see the module docstring).
+    intensity_half_life_days: float = option(7.0, "half-life of the decayed count of engagements per (user, category) (days)")
+    intensity_coef: float = option(0.6, "weight of log(1 + intensity) in the engagement score")
+    affinity_coef: float = option(0.4, "weight of the latent interest weight (relative to uniform) in the score")
+    quality_coef: float = option(0.5, "weight of item quality in the score")
+    taste_dim: int = option(8, "dimension of the user-taste / item-trait vectors")
+    taste_coef: float = option(0.5, "weight of the user-item taste match in the score")
+    user_bias_std: float = option(0.5, "std of each user's engagement propensity")
+    event_noise_std: float = option(0.5, "std of per-event noise in the score (shared by all tasks)")
+    click_bias: float = option(-3.3, "logit offset of click")
+    like_bias: float = option(-4.0, "logit offset of like given click")
+    share_bias: float = option(-6.0, "logit offset of share given click")
+    complete_bias: float = option(-3.3, "logit offset of complete")
+    complete_quality_coef: float = option(0.5, "extra weight of item quality in complete (consumption follows quality)")
+    skip_bias: float = option(1.5, "logit offset of skip given neither click nor complete (skip uses minus the score)")
+    device_effect_std: float = option(0.3, "std of each (device, task) logit offset")
+    # Slowly changing contexts (Section 2.1).
+    num_devices: int = option(4, "device vocabulary size")
+    num_locales: int = option(30, "locale vocabulary size")
+    device_change_prob: float = option(0.05, "probability that a session re-draws the user's device")
+    locale_change_prob: float = option(0.01, "probability that a session re-draws the user's locale")
+
+    def __post_init__(self) -> None:
+        for key in ("num_users", "num_items", "num_categories", "min_events_per_user", "max_interests_per_user",
+                    "taste_dim", "num_devices", "num_locales"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1; got {getattr(self, key)}")
+        require(self.num_items >= self.num_categories, "num_items",
+                f"must be >= num_categories ({self.num_categories}) so every category has an item; got {self.num_items}")
+        require(self.max_events_per_user >= self.min_events_per_user, "max_events_per_user",
+                f"must be >= min_events_per_user ({self.min_events_per_user}); got {self.max_events_per_user}")
+        for key in ("mean_events_per_user", "mean_events_per_session"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1; got {getattr(self, key)}")
+        for key in ("time_span_days", "within_session_gap_seconds", "intensity_half_life_days"):
+            require(getattr(self, key) > 0, key, f"must be > 0; got {getattr(self, key)}")
+        # 2^(span / half-life) must stay finite in float64 (the decayed counts are kept in that form).
+        require(self.time_span_days / self.intensity_half_life_days <= 1000, "intensity_half_life_days",
+                f"must be >= time_span_days / 1000 ({self.time_span_days / 1000:g}); got {self.intensity_half_life_days}")
+        for key in ("category_zipf_exponent", "item_zipf_exponent", "length_sigma", "within_session_gap_sigma",
+                    "interest_weight_std", "interest_drift_per_day", "interest_switch_rate_per_day", "user_bias_std",
+                    "event_noise_std", "device_effect_std"):
+            require(getattr(self, key) >= 0, key, f"must be >= 0; got {getattr(self, key)}")
+        for key in ("session_stickiness", "exploration_prob", "device_change_prob", "locale_change_prob"):
+            require(0 <= getattr(self, key) <= 1, key, f"must be in [0, 1]; got {getattr(self, key)}")
+        require(0 < self.initial_item_fraction <= 1, "initial_item_fraction",
+                f"must be in (0, 1]; got {self.initial_item_fraction}")
+        require(0 < self.min_tenure_fraction <= 1, "min_tenure_fraction", f"must be in (0, 1]; got {self.min_tenure_fraction}")
+        require(-1 <= self.quality_popularity_correlation <= 1, "quality_popularity_correlation",
+                f"must be in [-1, 1]; got {self.quality_popularity_correlation}")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     dataset: DatasetName = option("synthetic-dp", "dataset format and name")
     path: str | None = option(
@@ -62,6 +147,9 @@ class DataConfig:
     download: bool = option(True, "download a known public dataset that is missing from disk")
     cache_dir: str | None = option(None, "preprocessed-data cache (null: $GR_SCALING_CACHE or ~/.cache/gr-scaling)")
     synthetic_dp: SyntheticDPConfig = option(SyntheticDPConfig, "synthetic-dp generator settings")
+    synthetic_industrial: SyntheticIndustrialConfig = option(
+        SyntheticIndustrialConfig, "synthetic-industrial generator settings (ranking stream with actions and contexts)"
+    )
 
     def __post_init__(self) -> None:
         require(self.max_seq_len >= 2, "max_seq_len", f"must be >= 2; got {self.max_seq_len}")

@@ -76,6 +76,9 @@ CASES = [
               task="ranking", batch_size=64),
     FlopsCase("din", {"name": "din", "embedding_dim": 16, "hidden_dim": 64, "sequence_module": "din"}, task="ranking", batch_size=64),
     FlopsCase("two_tower", {"name": "two_tower", "embedding_dim": 32, "hidden_dim": 64, "num_layers": 2}),
+    FlopsCase("transformerpp-2x32", {"name": "transformerpp", "num_layers": 2, "num_heads": 2, "embedding_dim": 32}),
+    FlopsCase("transformerpp-3x64", {"name": "transformerpp", "num_layers": 3, "num_heads": 4, "embedding_dim": 64},
+              max_seq_len=100, num_negatives=64),
 ]
 
 

@@ -1,0 +1,162 @@
+"""Transformer++: the LLaMA-style Transformer the paper compares HSTU against (Section 4.1.2, Table 5).
+
+Touvron et al. (2023a): pre-norm residual blocks with RMSNorm, rotary position embeddings
+(RoPE, Su et al.) on queries and keys, a SwiGLU feed-forward block (Shazeer, 2020), no biases,
+and a final RMSNorm. One layer, for jagged inputs X [T, d]::
+
+    N   = RMSNorm(X)
+    X   = X + Dropout(W_o Attention(RoPE(W_q N), RoPE(W_k N), W_v N))     (causal softmax)
+    N   = RMSNorm(X)
+    X   = X + Dropout(W_2 (SiLU(W_1 N) * W_3 N))                           (SwiGLU)
+
+Attention runs through :func:`kernels.jagged_attention` (softmax, scale 1/sqrt(d_qk)). RoPE
+rotates each query/key channel pair (2j, 2j+1) by ``position * base^(-2j / d_qk)``, where the
+position is the token's index inside its own sequence, so attention scores depend only on
+position differences and never on batch neighbours. Ranking targets (``num_targets``) all sit at
+the position right after the history, the same rule the kernels use for rab^{p}. RoPE is the only
+position signal: build the input layer without absolute position embeddings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kernels import jagged_attention
+from kernels.jagged import lengths_from_offsets, token_coordinates
+from model.flops import SequenceWorkload, causal_attention_flops, matmul_flops
+from model.inputs import JaggedSequences
+
+ROPE_BASE = 10_000.0  # LLaMA's rotary base
+RMS_NORM_EPS = 1e-6  # LLaMA's RMSNorm epsilon
+SWIGLU_MULTIPLE = 8  # hidden widths are rounded up to a multiple of this (tensor-core friendly)
+
+
+def swiglu_hidden_dim(embedding_dim: int) -> int:
+    """Default SwiGLU width: 8/3 d rounded up to a multiple of 8.
+
+    SwiGLU has three d x f matrices instead of two, so f = 8/3 d keeps the parameters and FLOPs
+    of the classic 4d two-matrix MLP (LLaMA rounds to 256; 8 keeps small models small).
+    """
+    return SWIGLU_MULTIPLE * math.ceil(int(8 * embedding_dim / 3) / SWIGLU_MULTIPLE)
+
+
+def rotary_positions(offsets: Tensor, num_targets: Tensor | None = None) -> Tensor:
+    """[T] int64 position of every token inside its sequence; targets all sit at the history's end."""
+    sequence_index, position = token_coordinates(offsets)
+    if num_targets is None:
+        return position
+    history_length = lengths_from_offsets(offsets) - num_targets.to(offsets.dtype)  # [B]
+    return torch.minimum(position, history_length[sequence_index])
+
+
+def rotary_frequencies(dim: int, base: float = ROPE_BASE, device: torch.device | None = None) -> Tensor:
+    """[dim / 2] float32 angular frequency of each channel pair: base^(-2j / dim)."""
+    return base ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
+
+
+def apply_rotary(x: Tensor, positions: Tensor, base: float = ROPE_BASE) -> Tensor:
+    """Rotate channel pairs (2j, 2j+1) of x [T, H, D] by positions [T] x frequency j; returns [T, H, D]."""
+    dim = x.shape[-1]
+    if dim % 2:
+        raise ValueError(f"RoPE rotates channel pairs, so the per-head query/key width must be even; got {dim}")
+    # Angles in float32 even for bf16 inputs: position * frequency needs the mantissa.
+    angles = positions.to(torch.float32)[:, None] * rotary_frequencies(dim, base, x.device)[None, :]  # [T, D/2]
+    cos, sin = angles.cos()[:, None, :], angles.sin()[:, None, :]  # [T, 1, D/2]
+    pairs = x.float().reshape(*x.shape[:-1], dim // 2, 2)  # [T, H, D/2, 2]
+    even, odd = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)  # [T, H, D/2, 2]
+    return rotated.reshape(x.shape).to(x.dtype)
+
+
+class TransformerPPLayer(nn.Module):
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_heads: int,
+        qk_dim: int,
+        v_dim: int,
+        ffn_dim: int,
+        dropout: float,
+        max_seq_len: int,
+        rope_base: float = ROPE_BASE,
+        attention_backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if qk_dim % 2:
+            raise ValueError(f"Transformer++ rotates channel pairs (RoPE): per-head qk_dim must be even; got {qk_dim}")
+        self.num_heads, self.qk_dim, self.v_dim = num_heads, qk_dim, v_dim
+        self.max_seq_len = max_seq_len
+        self.rope_base = rope_base
+        self.attention_backend = attention_backend
+        self.attention_norm = nn.RMSNorm(embedding_dim, eps=RMS_NORM_EPS)
+        self.query = nn.Linear(embedding_dim, num_heads * qk_dim, bias=False)
+        self.key = nn.Linear(embedding_dim, num_heads * qk_dim, bias=False)
+        self.value = nn.Linear(embedding_dim, num_heads * v_dim, bias=False)
+        self.output = nn.Linear(num_heads * v_dim, embedding_dim, bias=False)
+        self.ffn_norm = nn.RMSNorm(embedding_dim, eps=RMS_NORM_EPS)
+        self.gate = nn.Linear(embedding_dim, ffn_dim, bias=False)  # W_1, through SiLU
+        self.up = nn.Linear(embedding_dim, ffn_dim, bias=False)  # W_3
+        self.down = nn.Linear(ffn_dim, embedding_dim, bias=False)  # W_2
+        self.dropout = nn.Dropout(dropout)
+
+    def attend(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        """Causal softmax self-attention with RoPE: [T, d] (already normalised) -> [T, d]."""
+        tokens = x.shape[0]
+        positions = rotary_positions(sequences.offsets, sequences.num_targets)  # [T]
+        q = apply_rotary(self.query(x).reshape(tokens, self.num_heads, self.qk_dim), positions, self.rope_base)
+        k = apply_rotary(self.key(x).reshape(tokens, self.num_heads, self.qk_dim), positions, self.rope_base)
+        v = self.value(x).reshape(tokens, self.num_heads, self.v_dim)
+        attended = jagged_attention(
+            q, k, v, sequences.offsets,
+            max_seq_len=self.max_seq_len,
+            activation="softmax",
+            scale=1.0 / math.sqrt(self.qk_dim),
+            num_targets=sequences.num_targets,
+            backend=self.attention_backend,
+        )  # [T, H, dv]
+        return self.output(attended.reshape(tokens, self.num_heads * self.v_dim))
+
+    def feed_forward(self, x: Tensor) -> Tensor:
+        """SwiGLU: W_2 (SiLU(W_1 x) * W_3 x), [T, d] -> [T, d]."""
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        x = x + self.dropout(self.attend(self.attention_norm(x), sequences))
+        return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Matmul FLOPs of one layer over ``workload`` (conventions in :mod:`model.flops`).
+
+        With T tokens, S = sum_i n_i^2, width d, H heads of widths d_qk, d_v and SwiGLU width f:
+        W_q, W_k: 2 x 2 T d H d_qk; W_v, W_o: 2 x 2 T d H d_v; causal Q K^T and A V:
+        S H (d_qk + d_v); W_1, W_3, W_2: 3 x 2 T d f. Norms, RoPE and softmax count 0.
+        """
+        tokens, d = workload.num_tokens, self.query.in_features
+        projections = 2 * matmul_flops(tokens, d, self.num_heads * self.qk_dim) + 2 * matmul_flops(
+            tokens, d, self.num_heads * self.v_dim
+        )
+        attention = causal_attention_flops(workload.sum_squared_lengths, self.num_heads, self.qk_dim, self.v_dim)
+        feed_forward = 3 * matmul_flops(tokens, d, self.gate.out_features)
+        return projections + attention + feed_forward
+
+
+class TransformerPPEncoder(nn.Module):
+    """A stack of :class:`TransformerPPLayer` followed by the final RMSNorm."""
+
+    def __init__(self, layers: list[TransformerPPLayer], embedding_dim: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.final_norm = nn.RMSNorm(embedding_dim, eps=RMS_NORM_EPS)
+
+    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, sequences)
+        return self.final_norm(x)
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Sum of the layers' FLOPs; the final norm counts 0."""
+        return sum(layer.forward_flops(workload) for layer in self.layers)
