@@ -27,19 +27,21 @@ def log(line: str) -> None:
 
 
 def format_trials(plan) -> str:
-    """The expanded trial table of a dry run: one line per trial with its axes and what will happen to it."""
+    """The expanded trials of a dry run, one table per group: axes, seed, resources, what will happen."""
     import pandas as pd
 
     will_run = {trial.trial_id for trial in plan.to_run}
-    rows = []
-    for trial in plan.trials:
-        status = plan.records.get(trial.trial_id, {}).get("status", "new")
-        rows.append({
-            "trial_id": trial.trial_id, "model": trial.model, **trial.point, "seed": trial.config.seed,
-            "cpu": trial.resources.cpu, "gpu": trial.resources.gpu,
-            "recorded": status, "action": "run" if trial.trial_id in will_run else "skip",
-        })
-    return pd.DataFrame(rows).to_string(index=False, na_rep="-")
+    sections = []
+    for group in dict.fromkeys(trial.group for trial in plan.trials):
+        rows = [
+            {"trial_id": t.trial_id, "model": t.model, "task": t.config.data.task, **t.point, "seed": t.config.seed,
+             "cpu": t.resources.cpu, "gpu": t.resources.gpu,
+             "recorded": plan.records.get(t.trial_id, {}).get("status", "-"),
+             "action": "run" if t.trial_id in will_run else "skip"}
+            for t in plan.trials if t.group == group
+        ]
+        sections.append(f"group {group} ({len(rows)} trials)\n" + pd.DataFrame(rows).to_string(index=False))
+    return "\n\n".join(sections)
 
 
 def run(args: argparse.Namespace) -> int:

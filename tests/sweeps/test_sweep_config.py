@@ -72,6 +72,8 @@ def test_trial_ids_follow_the_config_not_the_position(tmp_path):
     ("model.num_layers", "deep", "axis 'model.num_layers' value 'deep': config key 'model.num_layers': must be an integer"),
     ("model.name", "gpt", "axis 'model.name' value 'gpt': config key 'model.name': must be one of"),
     ("train.lr", -1.0, "axis 'train.lr' value -1.0: config key 'train.lr': must be > 0"),
+    ("model.name", "dcnv2", "axis 'model.name' value 'dcnv2': config key 'model.name': model 'dcnv2' cannot be trained on "
+                            "data.task 'retrieval'"),
     ("model.num_layers.depth", 2, "axis 'model.num_layers.depth' value 2: config key 'model.num_layers': must be an integer"),
 ])
 def test_bad_axis_name_or_value_names_file_axis_and_value(tmp_path, axis, value, expected):
