@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,11 @@ class TuneRecorder(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.book.ended(trial.config["trial_id"])
+        rebuild_results(self.book.store)  # the table stays current while a long sweep runs
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.book.ended(trial.config["trial_id"], error=crash_reason(trial))
+        rebuild_results(self.book.store)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.book.heartbeat()
@@ -131,7 +134,7 @@ def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
             trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
-            name=time.strftime("run-%Y%m%d-%H%M%S"),
+            name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}",  # one Tune experiment per invocation
             storage_path=plan.store.tune_storage,
             callbacks=[TuneRecorder(book)],
             verbose=0,  # progress comes from the TrialBook's concise lines
