@@ -20,12 +20,38 @@ def sampled_softmax_loss(
     negative_ids: [N, R]. A negative that happens to be the positive item is masked out
     (it is not a negative), as in the reference implementation.
     """
-    positive_logits = (query * positive).sum(-1, keepdim=True) / temperature  # [N, 1]
+    positive_logits = (query * positive).sum(-1) / temperature  # [N]
     negative_logits = torch.einsum("nd,nrd->nr", query, negatives) / temperature  # [N, R]
+    return sampled_softmax_from_logits(positive_logits, negative_logits, positive_ids, negative_ids)
+
+
+def sampled_softmax_from_logits(
+    positive_logits: Tensor, negative_logits: Tensor, positive_ids: Tensor, negative_ids: Tensor
+) -> Tensor:
+    """The sampled-softmax loss from already computed logits: positive [N], negatives [N, R]."""
     accidental_hit = negative_ids == positive_ids.unsqueeze(1)
     negative_logits = negative_logits.masked_fill(accidental_hit, float("-inf"))
-    logits = torch.cat([positive_logits, negative_logits], dim=1)  # [N, 1 + R]
-    return (torch.logsumexp(logits, dim=1) - positive_logits.squeeze(1)).mean()
+    logits = torch.cat([positive_logits.unsqueeze(1), negative_logits], dim=1)  # [N, 1 + R]
+    return (torch.logsumexp(logits, dim=1) - positive_logits).mean()
+
+
+def sampled_softmax_over_table(
+    query: Tensor, table: Tensor, positive_ids: Tensor, negative_ids: Tensor, temperature: float
+) -> Tensor:
+    """:func:`sampled_softmax_loss` with item vectors taken from a [num_items + 1, d] normalised table.
+
+    Two exact ways to get the same logits; the cheaper one is chosen by shape. When the table has
+    no more rows than the R x d numbers gathered per target, one [N, d] x [d, I] matmul scores
+    every item and the needed columns are picked out (a dense GEMM forward and backward);
+    otherwise the R negative vectors of each target are gathered and dotted.
+    """
+    num_negatives, dim = negative_ids.shape[1], table.shape[1]
+    if table.shape[0] <= num_negatives * dim:
+        all_logits = (query @ table.T) / temperature  # [N, I + 1]
+        positive_logits = all_logits.gather(1, positive_ids.unsqueeze(1)).squeeze(1)
+        negative_logits = all_logits.gather(1, negative_ids)
+        return sampled_softmax_from_logits(positive_logits, negative_logits, positive_ids, negative_ids)
+    return sampled_softmax_loss(query, table[positive_ids], table[negative_ids], positive_ids, negative_ids, temperature)
 
 
 def sample_uniform_negatives(

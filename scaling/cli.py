@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "scaling.commands.train",
     "config": "scaling.commands.config",
     "reproduce": "scaling.commands.reproduce",
+    "data": "scaling.commands.data",
     "sweep": "scaling.commands.sweep",
     "results": "scaling.commands.results",
 }

@@ -131,7 +131,9 @@ class SyntheticIndustrialConfig:
 class DataConfig:
     dataset: DatasetName = option("synthetic-dp", "dataset format and name")
     path: str | None = option(
-        None, "raw data file or folder (null: $GR_SCALING_DATA/<dataset>, downloaded there if allowed)"
+        None,
+        "raw data file or folder (null: $GR_SCALING_DATA/<dataset>, else <cache_dir>/datasets/<dataset>;"
+        " a missing known dataset is downloaded there if allowed)",
     )
     max_seq_len: int = option(200, "longest history fed to the model, in items (most recent kept)")
     task: Literal["retrieval", "gr_retrieval", "ranking"] = option(
@@ -144,6 +146,9 @@ class DataConfig:
     )
     min_user_interactions: int = option(3, "users with fewer interactions are dropped (leave-one-out needs 3)")
     min_item_interactions: int = option(1, "items with fewer interactions are dropped before users are counted")
+    k_core: bool = option(
+        False, "repeat the item then user filters until neither drops anything (a k-core); false: one pass"
+    )
     download: bool = option(True, "download a known public dataset that is missing from disk")
     cache_dir: str | None = option(None, "preprocessed-data cache (null: $GR_SCALING_CACHE or ~/.cache/gr-scaling)")
     synthetic_dp: SyntheticDPConfig = option(SyntheticDPConfig, "synthetic-dp generator settings")
