@@ -5,6 +5,11 @@ in ``model/flops.py``); this module turns the batches the loop actually runs int
 and applies the training convention, forward + backward = 3 x forward. Training compute
 counts optimizer steps only: evaluation passes are not training compute (Kaplan et al. 2020,
 and the paper's Figure 7 x-axis).
+
+These are model FLOPs: what the model and its loss compute, independent of how a kernel or an
+implementation shortcut executes them (the sampled softmax scoring the whole table when that
+is cheaper than gathering negatives, recomputation in a backward pass). The same
+configuration therefore always gets the same compute, whatever the hardware or code path.
 """
 
 from __future__ import annotations
