@@ -53,17 +53,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{len(plan.trials)} trials, {len(plan.to_run)} to run; results would go to {plan.store.root}")
         return 0
 
+    from scaling.sweep.records import finished
     from scaling.sweep.runner import run_sweep
     from scaling.sweep.summary import format_summary
-    from scaling.sweep.table import rebuild_results
+    from scaling.sweep.table import read_results
 
     started = time.perf_counter()
     run_sweep(plan, log)
-    table = rebuild_results(plan.store)
-    print(format_summary(table))
-    unfinished = int((table.drop_duplicates("trial_id")["status"] == "running").sum()) if table is not None else 0
+    print(format_summary(read_results(plan.store.root)))
     log(f"sweep {plan.sweep.name}: {time.perf_counter() - started:.0f} s; table at {plan.store.root}/results.parquet")
+    records = plan.store.read_records()
+    unfinished = [t for t in plan.to_run if not finished(records.get(t.trial_id))]
     if unfinished:
-        log(f"{unfinished} trials did not finish; continue with: scaling sweep {args.sweep} --resume")
+        log(f"{len(unfinished)} trials did not finish; continue with: scaling sweep {args.sweep} --resume")
         return 1
     return 0

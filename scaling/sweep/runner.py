@@ -59,7 +59,7 @@ def connect_ray() -> bool:
 
 
 def check_cluster_fits(trials: list[Trial]) -> None:
-    """Refuse trials that no node of this (embedded, fixed-size) cluster could ever run."""
+    """Refuse trials this machine's Ray could never run (a trial would otherwise wait forever)."""
     available = ray.cluster_resources()
     for trial in trials:
         for name, wanted in (("CPU", trial.resources.cpu), ("GPU", trial.resources.gpu)):
@@ -145,20 +145,24 @@ def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
 
 def run_sweep(plan: SweepPlan, log: Log) -> None:
     """Run ``plan.to_run`` on Ray Tune; the results table is rebuilt whatever happens."""
-    plan.store.write_json(MANIFEST, Manifest.of(plan.sweep.name, plan.trials).to_json())
+    manifest = Manifest.of(plan.sweep.name, plan.trials).to_json()
     if not plan.to_run:
         log("every trial already has a final record; nothing to run")
+        plan.store.write_json(MANIFEST, manifest)
         rebuild_results(plan.store)
         return
     started_ray = connect_ray()
     try:
-        if started_ray and not os.environ.get("RAY_ADDRESS"):
+        if not os.environ.get("RAY_ADDRESS"):  # a local cluster cannot grow: refuse what it cannot run
             check_cluster_fits(plan.to_run)
+        plan.store.write_json(MANIFEST, manifest)
         log(f"running {len(plan.to_run)} of {len(plan.trials)} trials; results in {plan.store.root}")
         book = TrialBook(plan.store, plan.to_run, plan.records, log)
-        build_tuner(plan, book).fit()
-        book.heartbeat(force=True)
+        try:
+            build_tuner(plan, book).fit()
+            book.heartbeat(force=True)
+        finally:
+            rebuild_results(plan.store)
     finally:
-        rebuild_results(plan.store)
         if started_ray:
             ray.shutdown()

@@ -176,3 +176,13 @@ def test_results_command_prints_one_line_per_trial(store, trials, tmp_path, caps
     assert main(["results", str(tmp_path / "runs" / "toy"), "--metric", "mrr"]) == 2
     assert "metric 'mrr' is not in the results table" in capsys.readouterr().err
     assert main(["results", str(tmp_path / "nowhere")]) == 2
+
+
+def test_storage_may_be_a_uri(trials, tmp_path, capsys):
+    store = SweepStore(f"file://{tmp_path}/remote", "toy")
+    store.write_json(MANIFEST, Manifest.of("toy", trials).to_json())
+    run_trials(store, trials)
+    rebuild_results(store)
+    assert (tmp_path / "remote" / "toy" / "results.parquet").is_file()
+    assert main(["results", f"file://{tmp_path}/remote/toy"]) == 0
+    assert trials[0].trial_id in capsys.readouterr().out

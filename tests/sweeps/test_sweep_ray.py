@@ -146,3 +146,13 @@ def test_resume_without_work_and_retry_of_the_diverged_trial(finished_sweep, swe
     pd.testing.assert_frame_equal(comparable(after), comparable(before))
     records = {p.stem: json.loads(p.read_text()) for p in (finished_sweep / "trials").glob("*.json")}
     assert sorted(r["attempt"] for r in records.values()) == [1, 1, 2]  # only the diverged trial ran again
+
+
+def test_a_gpu_trial_on_a_machine_without_gpus_is_refused_before_running(cluster, sweep_file, tmp_path, capsys):
+    if ray.cluster_resources().get("GPU", 0) > 0:
+        pytest.skip("this machine has a GPU")
+    code = main(["sweep", str(sweep_file), "--storage", str(tmp_path), "--set", "resources.gpu=1",
+                 "--set", "config.train.device=auto"])
+    assert code == 2
+    assert "asks for 1 GPU but this machine's Ray has 0" in capsys.readouterr().err
+    assert not (tmp_path / "tiny").exists()
