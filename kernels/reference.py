@@ -88,7 +88,7 @@ def reference_jagged_attention(
     offsets = offsets.to(torch.int64)
     lengths = lengths_from_offsets(offsets)
     if q.shape[0] == 0:
-        return v.new_zeros(v.shape)
+        return v * 0.0  # empty, but still part of the autograd graph
     max_len = int(lengths.max().item())
     coordinates = token_coordinates(offsets)
     padded_q = jagged_to_padded(q, offsets, max_len, coordinates=coordinates)  # [B, L, H, Dqk]

@@ -18,8 +18,9 @@ from scaling.errors import UserError
 COMMANDS: dict[str, str] = {
     "train": "scaling.commands.train",
     "config": "scaling.commands.config",
-    "reproduce": "scaling.commands.reproduce",
     "data": "scaling.commands.data",
+    "reproduce": "scaling.commands.reproduce",
+    "bench": "scaling.commands.bench",
     "sweep": "scaling.commands.sweep",
     "results": "scaling.commands.results",
 }

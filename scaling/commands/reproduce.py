@@ -10,6 +10,8 @@ HELP = "reproduce a paper table (trains several models; minutes to hours)"
 # reproduction name -> module implementing it
 REPRODUCTIONS: dict[str, str] = {
     "table4": "scaling.reproduce.table4",
+    "table2": "scaling.reproduce.table2",
+    "ranking": "scaling.reproduce.ranking",
 }
 
 

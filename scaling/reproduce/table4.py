@@ -9,9 +9,10 @@ of epochs and the training seconds per epoch (wall clock and process CPU time).
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 from typing import Any
+
+from scaling.reproduce.common import add_common_arguments, markdown_table, relative_gain, write_outputs
 
 HELP = "Table 4: SASRec vs HSTU at identical settings on MovieLens / Amazon data (markdown + CSV)"
 
@@ -22,10 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", nargs="+", default=["ml-100k", "amazon-beauty"], help="datasets to run")
     parser.add_argument("--models", nargs="+", default=["sasrec", "hstu"], help="sasrec, hstu and/or hstu-large")
     parser.add_argument("--configs", type=Path, default=Path("sweeps/runs"), help="folder with table4-DATASET-MODEL.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override applied to every run, e.g. --set train.epochs=20 (repeatable)")
-    parser.add_argument("--out", type=Path, default=Path("runs/table4"), help="output folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_common_arguments(parser, "runs/table4")
 
 
 def result_row(dataset: str, model: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -43,28 +41,26 @@ def result_row(dataset: str, model: str, result: dict[str, Any]) -> dict[str, An
     return row
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
+def table4_markdown(rows: list[dict[str, Any]]) -> str:
     """One line per (dataset, model); test cells carry the gain over the dataset's first model."""
     header = (["dataset", "model"] + [f"valid {m}" for m in METRICS] + [f"test {m}" for m in METRICS]
               + ["epochs (best)", "s/epoch wall", "s/epoch CPU"])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = []
     baseline: dict[str, dict[str, Any]] = {}
     for row in rows:
         base = baseline.setdefault(row["dataset"], row)
         cells = [row["dataset"], row["model"]] + [f"{row[f'valid/{m}']:.4f}" for m in METRICS]
         for metric in METRICS:
-            value, reference = row[f"test/{metric}"], base[f"test/{metric}"]
-            gain = "" if base is row or not reference else f" ({100 * (value / reference - 1):+.1f}%)"
-            cells.append(f"{value:.4f}{gain}")
+            value = row[f"test/{metric}"]
+            cells.append(f"{value:.4f}" + ("" if base is row else relative_gain(value, base[f"test/{metric}"])))
         cells += [f"{row['epochs']} ({row['best_epoch']})", f"{row['wall_s_per_epoch']:.2f}", f"{row['cpu_s_per_epoch']:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return markdown_table(header, lines)
 
 
 def run(args: argparse.Namespace) -> int:
     from scaling.config import load_run_config
     from scaling.errors import UserError
-    from scaling.results import write_text_atomic
     from scaling.train import train
 
     configs = {}
@@ -76,15 +72,10 @@ def run(args: argparse.Namespace) -> int:
             configs[(dataset, model)] = load_run_config(path, args.overrides)  # validate all before training
     rows = []
     for (dataset, model), config in configs.items():
-        print(f"== {dataset} / {model}")
+        print(f"== {dataset} / {model}", flush=True)
         result = train(config, out_dir=args.out / f"{dataset}-{model}", progress=not args.quiet)
         rows.append(result_row(dataset, model, result))
-    table = markdown_table(rows)
-    write_text_atomic(args.out / "table4.md", table + "\n")
-    with (args.out / "table4.csv").open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(table)
-    print(f"wrote {args.out / 'table4.md'} and {args.out / 'table4.csv'}")
+    notes = ("Leave-one-out (last item = test, second-to-last = validation), full-catalogue ranking with the user's "
+             "history excluded; test metrics from the best-validation checkpoint (NDCG@10); time per epoch excludes evaluation.")
+    write_outputs(args.out, "table4", table4_markdown(rows), rows, notes)
     return 0

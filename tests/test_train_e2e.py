@@ -1,0 +1,87 @@
+"""End to end: a tiny HSTU learns, runs are reproducible, and the CLI keeps its contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from scaling.cli import main
+from scaling.config import load_run_config
+from scaling.metrics import random_ranker_expectation
+from scaling.train import train
+
+TINY = [
+    "data.dataset=synthetic-dp",
+    "data.synthetic_dp.num_items=200",
+    "data.synthetic_dp.num_categories=10",
+    "data.synthetic_dp.num_records=300",
+    "data.synthetic_dp.record_length=24",
+    "data.max_seq_len=24",
+    "model.embedding_dim=16",
+    "model.num_heads=2",
+    "model.dropout=0.0",
+    "train.batch_size=32",
+    "train.num_negatives=32",
+    "train.lr=0.005",
+    "eval.batch_size=128",
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two threads on a busy 2-core machine make these tests many times slower, not faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_tiny_hstu_learns_far_above_a_random_ranker():
+    config = load_run_config(None, [*TINY, "train.epochs=6", "train.patience=0"])
+    result = train(config, progress=False)
+    random = random_ranker_expectation(200 - 24)  # items compete unless in the user's history
+    assert result["test"]["hr@10"] > 4 * random["hr@10"]
+    assert result["test"]["ndcg@10"] > 4 * random["ndcg@10"]
+    losses = [entry["train_loss"] for entry in result["history"]]
+    assert losses[-1] < losses[0]
+
+
+def test_same_config_twice_gives_identical_metrics_and_golden_numbers():
+    config = load_run_config(None, [*TINY, "train.epochs=2"])
+    first = train(config, progress=False)
+    second = train(config, progress=False)
+    assert first["test"] == second["test"] and first["valid"] == second["valid"]
+    assert [e["train_loss"] for e in first["history"]] == [e["train_loss"] for e in second["history"]]
+    other_seed = train(load_run_config(None, [*TINY, "train.epochs=2", "seed=7"]), progress=False)
+    assert other_seed["test"] != first["test"]
+
+
+def test_cli_train_writes_the_contracted_result(tmp_path, capsys):
+    out = tmp_path / "run"
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text("name: tiny\nmodel:\n  name: sasrec\n")
+    code = main(["train", str(config_path), *[f"--set={o}" for o in TINY], "--set", "train.epochs=1", "--out", str(out), "--quiet"])
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    for split in ("valid", "test"):
+        assert {"hr@10", "ndcg@10", "hr@50", "ndcg@50", "mrr", "hr@1", "hr@500", "ndcg@200"} <= set(result[split])
+    assert set(result["params"]) >= {"embedding", "non_embedding"}
+    assert result["params"]["embedding"] > 0 and result["params"]["non_embedding"] > 0
+    assert len(result["history"]) == 1 and result["wall_seconds"] > 0
+    assert result["config"]["model"]["name"] == "sasrec"
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_failed_run_exits_nonzero_with_one_line_reason(tmp_path):
+    command = [sys.executable, "-m", "scaling.cli", "train", str(tmp_path / "missing.yaml")]
+    finished = subprocess.run(command, capture_output=True, text=True)
+    assert finished.returncode != 0
+    assert finished.stderr.strip().count("\n") == 0 and "config file not found" in finished.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: fast\n")
+    finished = subprocess.run([*command[:-1], str(bad)], capture_output=True, text=True)
+    assert finished.returncode != 0 and finished.stderr.strip() == "error: config key 'train.lr': must be a number; got 'fast'"
