@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "scaling.commands.train",
     "config": "scaling.commands.config",
     "data": "scaling.commands.data",
+    "analyze": "scaling.commands.analyze",
     "reproduce": "scaling.commands.reproduce",
     "bench": "scaling.commands.bench",
     "sweep": "scaling.commands.sweep",

@@ -1,0 +1,258 @@
+"""The report's tables: fits, saturation, Table 4-style test metrics, trials and failures, as render blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis import columns as col
+from analysis.bootstrap import Interval
+from analysis.errors import AnalysisError
+from analysis.formatting import decades_text, number, signed
+from analysis.forms import FORM_NAMES, equation
+from analysis.render import Bullets, Table
+from analysis.saturation import signed_change
+from analysis.study import FormResult, GroupResult, Study
+
+_SYMBOLS = {"alpha": "α"}
+# the paper's Table 4 baseline is SASRec for retrieval; a DLRM for ranking
+DEFAULT_BASELINES = {"retrieval": ("sasrec",), "gr_retrieval": ("sasrec",), "ranking": ("dlrm", "dcnv2")}
+# column order of Table 4: retrieval metrics as in the paper (HR, NDCG), then ranking ones
+_TABLE4_ORDER = {"hr": 0, "ndcg": 1, "mrr": 2, "ne": 3, "auc": 4, "log_pplx": 5, "loss": 6}
+
+
+def fits_table(groups: Sequence[GroupResult], level: float) -> Table:
+    """One row per (group, form): equation, parameters with intervals, fit quality, extrapolation, notes."""
+    header = ("Group", "Form", "Fit", "Parameters [interval]", "R²", "RMSE", "Extrapolation", "Notes")
+    rows = []
+    for group in groups:
+        for form, result in group.forms.items():
+            rows.append((group.group, FORM_NAMES[form] + (" ★" if form == group.primary else ""),
+                         *_fit_cells(result, group)))
+    caption = (f"Fits to the frontier of {groups[0].metric.label} ({groups[0].metric.split}); ★ marks the form "
+               f"drawn in the figure. Intervals: {level:.0%} bootstrap percentiles over trial resamples. R² is in the "
+               f"space named; RMSE is in {groups[0].metric.label} units. Extrapolation: refitted on the lower two "
+               f"thirds of log-compute, error on the frontier points above (bias = mean of predicted - observed).")
+    return Table(header, tuple(rows), caption)
+
+
+def _fit_cells(result: FormResult, group: GroupResult) -> tuple[str, ...]:
+    if result.fit is None:
+        return (result.problem or "not fitted", "—", "—", "—", "—", "")
+    params = "; ".join(_parameter(name, result.fit.params[name], result.intervals.get(name), result.form, group)
+                       for name in result.fit.params)
+    notes = [f"{_SYMBOLS.get(n, n)}: {i.note}" for n, i in result.intervals.items() if i.note and not
+             i.note.startswith("no interval")]
+    slope = result.intervals.get("b")
+    if result.form == "loglinear" and slope is not None and slope.low <= 0 <= slope.high:
+        notes.append("b's interval includes 0: no trend detectable")
+    fitted, drawn = result.resamples
+    if drawn:
+        notes.append(f"{fitted}/{drawn} resamples fitted")
+    goodness = result.goodness
+    return (
+        equation(result.form, result.fit.params, group.metric),
+        params,
+        f"{number(goodness.r2, 4)} ({goodness.r2_space})",
+        number(goodness.rmse),
+        _extrapolation(result),
+        "; ".join(notes),
+    )
+
+
+def _parameter(name: str, value: float, interval: Interval | None, form: str, group: GroupResult) -> str:
+    text = f"{_SYMBOLS.get(name, name)} = {number(value)}"
+    if interval is not None and np.isfinite(interval.low):
+        text += f" [{number(interval.low)}, {number(interval.high)}]" if interval.identified else " (not identified)"
+    if form == "loglinear" and name == "b":
+        text += f" ({number(value * np.log(10))} per decade)"
+    return text
+
+
+def _extrapolation(result: FormResult) -> str:
+    check = result.extrapolation
+    if check is None or not check.available:
+        return check.message.removeprefix("no extrapolation check: ") if check else "—"
+    points = "point" if check.num_heldout == 1 else "points"
+    return (f"MAE {number(check.mean_abs_error)} ({check.mean_rel_error:.1%}) on {check.num_heldout} {points} "
+            f"above {number(check.cutoff)}; bias {number(check.mean_error)}")
+
+
+def saturation_table(groups: Sequence[GroupResult], unit: str) -> Table:
+    header = ("Group", "Verdict", "Frontier", "Change per decade (last window)", "Threshold", "Flat from",
+              "Fitted change per decade at the end [95%]")
+    rows = []
+    for group in groups:
+        s, metric = group.saturation, group.metric
+        frontier = (f"{decades_text(s.decades)}, {number(group.frontier.kept.compute[0])} to "
+                    f"{number(group.frontier.end)} {unit}")
+        trailing = (f"{signed(signed_change(s.trailing_gain, metric))} over {decades_text(s.trailing_decades)}"
+                    if np.isfinite(s.trailing_gain) else "—")
+        rows.append((group.group, s.verdict, frontier, trailing, f"{s.threshold:g}",
+                     f"{number(s.saturation_compute)} {unit}" if s.saturation_compute else "—",
+                     _fitted_gain(group)))
+    caption = (f"Saturation of the {groups[0].metric.label} frontier: flat once the gain per decade stays below "
+               f"the threshold (change in {groups[0].metric.label} units; the sign is the metric's own).")
+    return Table(header, tuple(rows), caption)
+
+
+def _fitted_gain(group: GroupResult) -> str:
+    if group.fitted_gain is None:
+        return "—"
+    estimate, low, high = (signed_change(v, group.metric) for v in group.fitted_gain)
+    interval = f" [{min(low, high):+.2g}, {max(low, high):+.2g}]" if np.isfinite(low) else ""
+    return f"{estimate:+.3g}{interval} ({group.primary})"
+
+
+def trial_summary(study: Study) -> pd.DataFrame:
+    """One row per trial: identity, status, size, progress and its best validation value of each analysed metric."""
+    table = study.table.sort_values([col.TRIAL_ID, col.STEP])
+    last = table.groupby(col.TRIAL_ID, sort=True).tail(1).set_index(col.TRIAL_ID)
+    summary = last[[col.MODEL, col.FAMILY, col.STATUS, col.FAILURE_REASON, col.SEED, col.TASK, col.DATASET,
+                    col.STEP, col.PF_DAYS, col.FLOPS, col.PARAMS_EMBEDDING, col.PARAMS_NON_EMBEDDING, col.WALL_SECONDS]
+                   + col.axis_columns(study.table)].copy()
+    summary["evaluations"] = table.groupby(col.TRIAL_ID, sort=True).size()
+    return summary
+
+
+def trials_table(study: Study, headline: dict[tuple[str, str], col.Metric | None]) -> Table:
+    summary = trial_summary(study)
+    axes = col.axis_columns(study.table)
+    header = ("Trial", "Model", "Family", "Status", "Dataset", *[a.split(".")[-1] for a in axes], "Seed", "Evals",
+              "Steps", study.options.unit, "Params (emb / non-emb)", "Wall", "Best valid")
+    rows = []
+    for trial_id, row in summary.sort_values([col.DATASET, col.FAMILY, col.MODEL, study.options.compute]).iterrows():
+        metric = headline.get((row[col.TASK], row[col.DATASET]))
+        best = _best_valid(study.table, str(trial_id), metric)
+        rows.append((str(trial_id), row[col.MODEL], row[col.FAMILY], row[col.STATUS], row[col.DATASET],
+                     *[_cell(row[a]) for a in axes], str(row[col.SEED]), str(row["evaluations"]), str(row[col.STEP]),
+                     number(row[study.options.compute]),
+                     f"{number(row[col.PARAMS_EMBEDDING])} / {number(row[col.PARAMS_NON_EMBEDDING])}",
+                     _duration(row[col.WALL_SECONDS]), best))
+    caption = "Every trial at its last evaluation; 'Best valid' is the dataset's headline metric."
+    return Table(header, tuple(rows), caption)
+
+
+def _best_valid(table: pd.DataFrame, trial_id: str, metric: col.Metric | None) -> str:
+    if metric is None:
+        return "—"
+    values = table.loc[table[col.TRIAL_ID] == trial_id, metric.column].dropna()
+    if values.empty:
+        return "—"
+    return f"{metric.label} {number(values.max() if metric.higher_is_better else values.min(), 4)}"
+
+
+def _cell(value: object) -> str:
+    numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    return number(float(value)) if numeric else str(value)
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "—"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def failures_list(study: Study) -> Bullets | None:
+    summary = trial_summary(study)
+    failed = summary[~summary[col.STATUS].isin(col.USABLE_STATUSES)]
+    if failed.empty:
+        return None
+    items = []
+    for trial_id, row in failed.iterrows():
+        reason = row[col.FAILURE_REASON]
+        reason = str(reason).strip() if isinstance(reason, str) and reason.strip() else "no reason recorded"
+        items.append(f"{trial_id} ({row[col.MODEL]}, {row[col.FAMILY]}, {row[col.DATASET]}): {row[col.STATUS]}: "
+                     f"{reason} (last evaluation at step {row[col.STEP]}, {number(row[study.options.compute])} "
+                     f"{study.options.unit})")
+    return Bullets(tuple(items))
+
+
+def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
+           selection: col.Metric | None) -> Table | None:
+    """Table 4 style: each configuration's test metrics (at its best-validation checkpoint), gains vs a baseline.
+
+    The baseline is ``baseline_model``'s configuration with the best mean validation ``selection`` metric
+    (chosen on validation, never on the test metrics it is compared on).
+    """
+    rows = study.table[(study.table[col.TASK] == task) & (study.table[col.DATASET] == dataset)
+                       & (study.table[col.STATUS] == "completed")]
+    if rows.empty:
+        return None
+    finals = rows.sort_values(col.STEP).groupby(col.TRIAL_ID, sort=True).tail(1)
+    metrics = _table4_metrics(finals, "test")
+    split_note = "test metrics at each trial's best-validation checkpoint"
+    if not metrics:
+        metrics = _table4_metrics(rows, "valid")
+        finals = _best_valid_rows(rows, metrics)
+        split_note = "no test metrics recorded: best validation values instead"
+    if not metrics:
+        return None
+    axes = [a for a in col.axis_columns(study.table) if rows[a].nunique(dropna=False) > 1]
+    selection = selection or metrics[0]
+    finals = finals.assign(_selection=finals[col.TRIAL_ID].map(_best_per_trial(rows, selection)))
+    aggregations = {m.column: (m.column, "mean") for m in metrics}
+    configs = (finals.groupby([col.MODEL, *axes], sort=True, dropna=False)
+               .agg(trials=(col.TRIAL_ID, "nunique"), compute=(study.options.compute, "mean"),
+                    _selection=("_selection", "mean"), **aggregations)
+               .reset_index())
+    baseline = _baseline_index(configs, selection, task, baseline_model)
+    body = []
+    for index, config in configs.iterrows():
+        settings = ", ".join(f"{a.split('.')[-1]}={_cell(config[a])}" for a in axes)
+        label = config[col.MODEL] + (f" ({settings})" if settings else "")
+        cells = [_with_gain(config[m.column], None if baseline in (None, index) else configs.loc[baseline, m.column])
+                 for m in metrics]
+        body.append((label, str(config["trials"]), number(config["compute"]), *cells))
+    reference = "none (no baseline model here; pass --baseline MODEL)" if baseline is None else body[baseline][0]
+    caption = (f"{dataset} ({task}): {split_note}, mean over seeds; relative change against the baseline "
+               f"{reference} (its model's best configuration on {selection.label} ({selection.split})) in "
+               f"parentheses; for NE, negative is better.")
+    header = ("Model (configuration)", "Trials", study.options.unit,
+              *[f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in metrics])
+    return Table(header, tuple(body), caption)
+
+
+def _table4_metrics(rows: pd.DataFrame, split: str) -> list[col.Metric]:
+    metrics = []
+    for column in col.metric_columns(rows):
+        if column.startswith(f"{split}/") and rows[column].notna().any():
+            try:
+                metrics.append(col.parse_metric(column))
+            except AnalysisError:
+                continue  # a metric analysis does not know; Table 4 lists only known ones
+    return sorted(metrics, key=lambda m: (_TABLE4_ORDER.get(m.base, len(_TABLE4_ORDER)), m.task or "", m.cutoff or 0))
+
+
+def _best_per_trial(rows: pd.DataFrame, metric: col.Metric) -> pd.Series:
+    values = rows.groupby(col.TRIAL_ID, sort=True)[metric.column]
+    return values.max() if metric.higher_is_better else values.min()
+
+
+def _best_valid_rows(rows: pd.DataFrame, metrics: list[col.Metric]) -> pd.DataFrame:
+    """Per trial, the row where its first metric is best."""
+    if not metrics:
+        return rows.head(0)
+    first = metrics[0]
+    ordered = rows.dropna(subset=[first.column]).sort_values(first.column, ascending=not first.higher_is_better)
+    return ordered.groupby(col.TRIAL_ID, sort=True).head(1)
+
+
+def _baseline_index(configs: pd.DataFrame, selection: col.Metric, task: str, baseline_model: str | None) -> int | None:
+    """The baseline model's best configuration on the selection metric (the paper's SASRec row)."""
+    for model in (baseline_model,) if baseline_model else DEFAULT_BASELINES.get(task, ()):
+        candidates = configs.loc[configs[col.MODEL] == model, "_selection"].dropna()
+        if not candidates.empty:
+            return int(candidates.idxmax() if selection.higher_is_better else candidates.idxmin())
+    return None
+
+
+def _with_gain(value: float, reference: float | None) -> str:
+    text = number(value, 4)
+    if reference is None or not np.isfinite(value) or not np.isfinite(reference) or reference == 0:
+        return text
+    return f"{text} ({value / reference - 1:+.1%})"

@@ -1,0 +1,68 @@
+"""``scaling analyze RESULTS_DIR``: scaling-law fits, frontiers, saturation verdicts, figures and a report.
+
+A thin adapter: the analysis itself lives in :mod:`analysis`, which reads only the results table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from scaling.errors import UserError
+
+HELP = "analyse a sweep's results.parquet: scaling-law fits per family, saturation, figures, report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
+                        help="folder holding the sweep's results.parquet (or that file)")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: RESULTS_DIR/report)")
+    parser.add_argument("--metric", action="append", default=[], metavar="METRIC",
+                        help="metric to analyse, e.g. hr@100 or valid/ne (repeatable; default: every HR cut-off, "
+                             "NDCG@10 and NE present)")
+    parser.add_argument("--threshold", action="append", default=[], metavar="[METRIC=]GAIN",
+                        help="gain per decade of compute below which a frontier counts as saturated, for every "
+                             "metric or one (repeatable; default: 0.005 for HR/NDCG, 0.001 for NE)")
+    parser.add_argument("--compute", choices=("pf_days", "flops"), default="pf_days",
+                        help="compute column to fit against (default: pf_days)")
+    parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                        help="trial resamples for the intervals; 0 disables them (default: 200)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument("--per-model", choices=("primary", "all", "none"), default="primary",
+                        help="also fit each model alone: for the headline metric, for every metric, or not at all")
+    parser.add_argument("--baseline", default=None, metavar="MODEL",
+                        help="model whose best configuration is Table 4's baseline "
+                             "(default: sasrec; dlrm for ranking)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes for the fits (default: the CPUs available, at most 8)")
+    parser.add_argument("--huber-delta", type=float, default=1e-3, metavar="DELTA",
+                        help="Huber transition on ln-residuals for the power-law fits (default: 1e-3)")
+
+
+def parse_thresholds(values: list[str]) -> dict[str, float]:
+    """``["0.002", "hr@100=0.01"]`` -> ``{"*": 0.002, "valid/hr@100": 0.01}``."""
+    from analysis.columns import normalize_metric_name
+
+    thresholds: dict[str, float] = {}
+    for value in values:
+        name, _, number = value.rpartition("=")
+        try:
+            gain = float(number)
+        except ValueError:
+            raise UserError(f"--threshold '{value}': expected GAIN or METRIC=GAIN, e.g. 0.001 or ne=0.001") from None
+        thresholds[normalize_metric_name(name) if name else "*"] = gain
+    return thresholds
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.report import analyze, summary_line
+    from analysis.study import Options
+
+    jobs = args.jobs if args.jobs is not None else min(len(os.sched_getaffinity(0)), 8)
+    options = Options(metrics=tuple(args.metric), thresholds=parse_thresholds(args.threshold), compute=args.compute,
+                      bootstrap=args.bootstrap, seed=args.seed, per_model=args.per_model, huber_delta=args.huber_delta,
+                      jobs=jobs)
+    target = analyze(args.results_dir, args.out, options, baseline=args.baseline)
+    print(summary_line(target))
+    return 0
