@@ -14,6 +14,7 @@ so the workers need the dependencies (torch, ray, ...) but not this checkout.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
 
 from scaling.configtools import to_dict
 from scaling.errors import UserError
@@ -39,8 +41,6 @@ PROJECT_PACKAGES = ("scaling", "model", "kernels")  # what trials import; analys
 
 def project_runtime_env() -> dict[str, Any]:
     """The Ray runtime_env that ships this project's packages to every worker."""
-    import importlib
-
     directories = [str(Path(importlib.import_module(name).__file__).parent) for name in PROJECT_PACKAGES]
     return {"py_modules": directories, "excludes": ["__pycache__", "*.pyc"]}
 
@@ -114,7 +114,7 @@ def crash_reason(trial: Any) -> tuple[str, str]:
     error = trial.get_pickled_error()
     if error is None:
         return "failed", "the trial's worker crashed (no error was recorded)"
-    if isinstance(error, ray.exceptions.OutOfMemoryError):
+    if isinstance(error, RayOutOfMemoryError):
         return "failed", "out of memory: Ray's memory monitor killed the worker"
     cause = getattr(error, "cause", None)
     return classify_failure(cause if isinstance(cause, BaseException) else error)

@@ -52,6 +52,11 @@ class Budget:
     flops: float | None = option(None, "cumulative training FLOPs (sets train.max_flops)")
     wall_seconds: float | None = option(None, "seconds since the trial started (sets train.max_wall_seconds)")
 
+    def __post_init__(self) -> None:
+        for name in BUDGET_KEYS:
+            value = getattr(self, name)
+            require(value is None or value > 0, name, f"must be > 0 or null; got {value}")
+
     def overrides(self) -> dict[str, Any]:
         """Run-config key -> value for every budget that is set."""
         return {key: getattr(self, name) for name, key in BUDGET_KEYS.items() if getattr(self, name) is not None}

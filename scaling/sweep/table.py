@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from scaling.errors import UserError
+from scaling.metrics import higher_is_better
 from scaling.sweep.records import MANIFEST, RESULTS_FILE, Manifest, SweepStore, storage_uri
 
 IDENTITY_COLUMNS = ["sweep", "trial_id", "group", "model", "family", "status", "failure_reason", "seed"]
@@ -28,7 +29,6 @@ PROGRESS_COLUMNS = ["step", "epoch", "flops", "pf_days", "params_embedding", "pa
 DATA_COLUMNS = ["data.task", "data.dataset"]
 INTEGER_COLUMNS = ["seed", "step", "params_embedding", "params_non_embedding"]  # epoch is fractional when streaming
 SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
-LOWER_IS_BETTER = ("ne", "log_pplx", "loss")  # metric base names; every other metric is higher-is-better
 
 
 def config_value(config: dict[str, Any], key: str) -> Any:
@@ -127,9 +127,9 @@ def rebuild_results(store: SweepStore) -> pd.DataFrame | None:
 
 
 def metric_direction(column: str) -> int:
-    """+1 when larger is better for metric ``column`` (``valid/hr@10``), -1 when smaller is."""
-    base = column.split("/")[1].split("@")[0]
-    return -1 if base in LOWER_IS_BETTER else 1
+    """+1 when larger is better for metric ``column`` (``valid/hr@10``), -1 when smaller is (``valid/ne``)."""
+    name = column.split("/", 1)[1]
+    return 1 if higher_is_better(name) else -1
 
 
 def read_results(location: str) -> pd.DataFrame:

@@ -103,6 +103,7 @@ def test_bad_combination_names_the_trial(tmp_path):
     ({"max_concurrent_trials": -1}, "config key 'max_concurrent_trials': must be >= 0"),
     ({"grid": "model.num_layers"}, "config key 'grid': must be a mapping"),
     ({"budget": {"hours": 2}}, "config key 'budget.hours': unknown key"),
+    ({"budget": {"flops": 0}}, "config key 'budget.flops': must be > 0"),
     ({"nam": "x"}, "config key 'nam': unknown key"),
 ])
 def test_bad_sweep_sections_are_one_line_errors(tmp_path, body, expected):
