@@ -7,18 +7,17 @@ import pandas as pd
 from scaling.errors import UserError
 from scaling.sweep.table import is_metric, metric_direction
 
-# metrics shown when none are asked for: the first that the table has, retrieval then ranking
-PREFERRED_METRICS = ("ndcg@10", "hr@10", "ne", "log_pplx")
+# metrics shown when none are asked for: those of retrieval and of ranking that the table has
+DEFAULT_METRICS = ("ndcg@10", "hr@10", "ne")
 AXIS_EXCLUDED = ("data.task", "data.dataset")
 
 
 def default_metrics(table: pd.DataFrame) -> list[str]:
-    """Up to two validation metrics worth showing: preferred ones present, else the first metric."""
-    present = [m for m in PREFERRED_METRICS if f"valid/{m}" in table.columns]
+    """The default metrics the table has (a sweep mixing retrieval and ranking shows both), else its first."""
+    present = [m for m in DEFAULT_METRICS if f"valid/{m}" in table.columns]
     if present:
-        return present[:2]
-    valid = [c.split("/", 1)[1] for c in table.columns if c.startswith("valid/")]
-    return valid[:1]
+        return present
+    return [c.split("/", 1)[1] for c in table.columns if c.startswith("valid/")][:1]
 
 
 def varying_axes(table: pd.DataFrame) -> list[str]:
