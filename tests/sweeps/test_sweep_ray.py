@@ -53,13 +53,18 @@ def sweep_file(tmp_path_factory) -> Path:
             "data": {"dataset": "synthetic-dp", "max_seq_len": 12, "cache_dir": str(folder / "cache"),
                      "synthetic_dp": {"num_items": 100, "num_categories": 5, "num_records": 80, "record_length": 16}},
             "model": {"num_layers": 1, "embedding_dim": 8, "dropout": 0.0},
-            "train": {"batch_size": 32, "num_negatives": 8, "patience": 0, "device": "cpu"},
+            "train": {"epochs": 2, "batch_size": 32, "num_negatives": 8, "patience": 0, "device": "cpu"},
             "eval": {"batch_size": 128},
         },
-        "budget": {"epochs": 2},
         "groups": [
             {"name": "stable", "grid": {"model.name": ["hstu", "sasrec"]}},
             {"name": "unstable", "config": {"model": {"name": "hstu"}, "train": {"lr": UNSTABLE_LR}}},
+            {"name": "ranking", "config": {  # a DLRM on a ranking stream, trained in the streaming regime
+                "data": {"dataset": "synthetic-industrial", "task": "ranking",
+                         "synthetic_industrial": {"num_users": 60, "num_items": 100, "num_categories": 5,
+                                                  "mean_events_per_user": 30.0, "max_events_per_user": 60}},
+                "model": {"name": "dcnv2", "hidden_dim": 16},
+                "train": {"regime": "streaming", "epochs": 1, "num_windows": 4}}},
         ],
         "resources": {"cpu": 1},
         "max_concurrent_trials": 2,
@@ -83,7 +88,7 @@ def comparable(table: pd.DataFrame) -> pd.DataFrame:
 def test_tiny_sweep_records_every_evaluation_and_the_divergence(finished_sweep):
     table = pd.read_parquet(finished_sweep / "results.parquet")
     trials = table.drop_duplicates("trial_id").set_index("group")
-    assert len(trials) == 3
+    assert len(trials) == 4
     stable = table[table.group == "stable"]
     assert set(stable["status"]) == {"completed"} and set(stable["model"]) == {"hstu", "sasrec"}
     for _, rows in stable.groupby("trial_id"):
@@ -95,6 +100,11 @@ def test_tiny_sweep_records_every_evaluation_and_the_divergence(finished_sweep):
     assert len(unstable) == 1 and unstable["status"].iloc[0] == "diverged"  # diverged before its first evaluation
     assert "loss became nan" in unstable["failure_reason"].iloc[0]
     assert trials.loc["unstable", "model.name"] == "hstu"
+    ranking = table[table.group == "ranking"]
+    assert set(ranking["status"]) == {"completed"} and set(ranking["family"]) == {"DLRM"}
+    assert ranking["epoch"].tolist() == pytest.approx([1 / 3, 2 / 3])  # streaming: windows 2 and 3 of 4 validate
+    assert ranking["valid/ne"].notna().all() and ranking["test/ne"].notna().tolist() == [False, True]
+    assert any(c.startswith("valid/auc/") for c in table.columns)
 
 
 def test_killed_sweep_resumes_to_the_same_rows(cluster, sweep_file, finished_sweep, tmp_path):
@@ -108,7 +118,7 @@ def test_killed_sweep_resumes_to_the_same_rows(cluster, sweep_file, finished_swe
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     at_kill = [json.loads(p.read_text())["status"] for p in (storage / "tiny" / "trials").glob("*.json")]
-    assert at_kill.count("running") + 3 - len(at_kill) >= 1  # something was left to resume
+    assert at_kill.count("running") + 4 - len(at_kill) >= 1  # something was left to resume
     assert main(["sweep", str(sweep_file), "--storage", str(storage), "--resume"]) == 0
 
     resumed = pd.read_parquet(storage / "tiny" / "results.parquet")
@@ -145,7 +155,7 @@ def test_resume_without_work_and_retry_of_the_diverged_trial(finished_sweep, swe
     after = pd.read_parquet(finished_sweep / "results.parquet")
     pd.testing.assert_frame_equal(comparable(after), comparable(before))
     records = {p.stem: json.loads(p.read_text()) for p in (finished_sweep / "trials").glob("*.json")}
-    assert sorted(r["attempt"] for r in records.values()) == [1, 1, 2]  # only the diverged trial ran again
+    assert sorted(r["attempt"] for r in records.values()) == [1, 1, 1, 2]  # only the diverged trial ran again
 
 
 def test_a_gpu_trial_on_a_machine_without_gpus_is_refused_before_running(cluster, sweep_file, tmp_path, capsys):
