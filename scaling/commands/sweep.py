@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scaling.sweep.plan import SweepPlan
 
 HELP = "run a sweep of trials on Ray Tune (embedded, or the cluster at RAY_ADDRESS); writes STORAGE/NAME/results.parquet"
 
@@ -26,7 +30,7 @@ def log(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
 
 
-def format_trials(plan) -> str:
+def format_trials(plan: SweepPlan) -> str:
     """The expanded trials of a dry run, one table per group: axes, seed, resources, what will happen."""
     import pandas as pd
 
