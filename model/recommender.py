@@ -122,11 +122,8 @@ class TaskHeads(nn.Module):
 
     def forward_flops(self, rows: int) -> float:
         """K heads on ``rows`` outputs: [N, d] x [d, d] then [N, d] x [d, 1] each (LayerNorm, SiLU: 0)."""
-        total = 0.0
-        for head in self.heads:
-            hidden, output = head[1], head[3]
-            total += matmul_flops(rows, hidden.in_features, hidden.out_features) + matmul_flops(rows, output.in_features, 1)
-        return total
+        linears = (layer for head in self.heads for layer in head if isinstance(layer, nn.Linear))
+        return sum(matmul_flops(rows, linear.in_features, linear.out_features) for linear in linears)
 
 
 class SequentialRankingModel(nn.Module):
