@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from kernels.bias import TimeBucketFn
+from kernels.reference_op import reference_attention_op  # imported eagerly: it registers the op's FLOP formulas
 
 AttentionBackend = Literal["auto", "reference", "triton"]
 CachedAttentionBackend = Literal["auto", "reference"]
@@ -80,11 +81,16 @@ def jagged_attention(
     _check_inputs(q, k, v, offsets, max_seq_len, bias, num_targets, contextual_len, activation)
     chosen = resolve_backend(backend, q.device)
     if chosen == "reference":
-        from kernels.reference import reference_jagged_attention
-
-        return reference_jagged_attention(
-            q, k, v, offsets, max_seq_len=max_seq_len, activation=activation, scale=scale, bias=bias,
-            num_targets=num_targets, contextual_len=contextual_len,
+        # Run as a custom op so FLOP counters count jagged causal work, not the padded matrices.
+        return reference_attention_op(
+            q, k, v, offsets,
+            bias.position_weights if bias is not None else None,
+            bias.time_weights if bias is not None else None,
+            bias.query_timestamps if bias is not None else None,
+            bias.key_timestamps if bias is not None else None,
+            num_targets, max_seq_len, activation, float(scale),
+            bias.time_bucket_fn if bias is not None else "log",
+            contextual_len,
         )
     if chosen == "triton":
         try:

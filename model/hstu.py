@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from kernels import RelativeAttentionBias, jagged_attention
 from kernels.bias import TimeBucketFn
+from model.flops import SequenceWorkload, causal_attention_flops, matmul_flops
 from model.inputs import JaggedSequences
 
 RabMode = Literal["pos_time", "pos", "none"]
@@ -127,6 +128,22 @@ class HSTULayer(nn.Module):
         u, v, q, k = self.split_streams(x)
         return x + self.transform(self.attend(q, k, v, sequences), u)
 
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Forward FLOPs of one layer over a jagged batch of T = sum n_i tokens.
+
+        f1 (Eq. 1): [T, d] x [d, H (2 d_qk + 2 d_v)], the fused U, V, Q, K projection;
+        attention (Eq. 2): Q K^T and A V over the causal half, 2 (sum n_i^2 / 2) H (d_qk + d_v);
+        f2 (Eq. 3): [T, H d_v] x [H d_v, d]. LayerNorms, SiLU, rab and the gating by U are
+        elementwise (0 FLOPs by convention, model/flops.py).
+        """
+        tokens, width = workload.num_tokens, self.f1.in_features
+        heads, qk_dim, v_dim = self.num_heads, self.qk_dim, self.v_dim
+        return (
+            matmul_flops(tokens, width, heads * (2 * qk_dim + 2 * v_dim))
+            + causal_attention_flops(workload.sum_squared_lengths, heads, qk_dim, v_dim)
+            + matmul_flops(tokens, heads * v_dim, width)
+        )
+
 
 class HSTUEncoder(nn.Module):
     """A residual stack of :class:`HSTULayer`; no final norm (the retrieval head L2-normalises)."""
@@ -139,3 +156,7 @@ class HSTUEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x, sequences)
         return x
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """The sum of the layers' forward FLOPs (the residual additions are elementwise)."""
+        return sum(layer.forward_flops(workload) for layer in self.layers)

@@ -75,6 +75,9 @@ class SequenceBackbone(nn.Module):
 class SequentialRetrievalModel(nn.Module):
     """Next-item retrieval: cosine similarity between the token's output and item embeddings."""
 
+    # Item vectors are rows of one normalised table, so losses may score against the whole table.
+    item_vectors_are_a_table = True
+
     def __init__(self, backbone: SequenceBackbone) -> None:
         super().__init__()
         self.backbone = backbone
@@ -120,6 +123,11 @@ class TaskHeads(nn.Module):
         """[N, d] -> [N, K] logits."""
         return torch.cat([head(x) for head in self.heads], dim=-1)
 
+    def forward_flops(self, rows: int) -> float:
+        """K heads on ``rows`` outputs: [N, d] x [d, d] then [N, d] x [d, 1] each (LayerNorm, SiLU: 0)."""
+        linears = (layer for head in self.heads for layer in head if isinstance(layer, nn.Linear))
+        return sum(matmul_flops(rows, linear.in_features, linear.out_features) for linear in linears)
+
 
 class SequentialRankingModel(nn.Module):
     """GR ranking (Table 1): the output at item token Phi_i predicts a_i, one logit per task."""
@@ -133,3 +141,7 @@ class SequentialRankingModel(nn.Module):
         """[T, K] task logits at every token, or [S, K] at token ``rows`` only (cheaper)."""
         encoded = self.backbone(sequences)
         return self.heads(encoded if rows is None else encoded[rows])
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Encoder over every token plus the task heads on the scored (labelled) tokens."""
+        return self.backbone.forward_flops(workload) + self.heads.forward_flops(workload.num_scored)

@@ -19,6 +19,7 @@ import math
 from torch import Tensor, nn
 
 from kernels import jagged_attention
+from model.flops import SequenceWorkload, causal_attention_flops, matmul_flops
 from model.inputs import JaggedSequences
 
 
@@ -66,6 +67,20 @@ class SASRecLayer(nn.Module):
         x = self.ffn_norm(x)
         return x + self.dropout(self.ffn_out(self.dropout(self.ffn_in(x).relu())))
 
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """Forward FLOPs of one layer over a jagged batch of T = sum n_i tokens.
+
+        Projections: Q and K [T, d] x [d, H d_qk], V [T, d] x [d, H d_v], output [T, H d_v] x [H d_v, d];
+        causal softmax attention: Q K^T and A V over the causal half, 2 (sum n_i^2 / 2) H (d_qk + d_v);
+        feed-forward: [T, d] x [d, d_ff] and [T, d_ff] x [d_ff, d]. Norms, softmax, ReLU and
+        residuals are elementwise (0 FLOPs by convention, model/flops.py).
+        """
+        tokens, width = workload.num_tokens, self.query.in_features
+        heads, qk_dim, v_dim, ffn_dim = self.num_heads, self.qk_dim, self.v_dim, self.ffn_in.out_features
+        projections = matmul_flops(tokens, width, heads * (2 * qk_dim + v_dim)) + matmul_flops(tokens, heads * v_dim, width)
+        feed_forward = matmul_flops(tokens, width, ffn_dim) + matmul_flops(tokens, ffn_dim, width)
+        return projections + causal_attention_flops(workload.sum_squared_lengths, heads, qk_dim, v_dim) + feed_forward
+
 
 class SASRecEncoder(nn.Module):
     def __init__(self, layers: list[SASRecLayer], embedding_dim: int) -> None:
@@ -77,3 +92,7 @@ class SASRecEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x, sequences)
         return self.final_norm(x)
+
+    def forward_flops(self, workload: SequenceWorkload) -> float:
+        """The sum of the layers' forward FLOPs (the final LayerNorm is elementwise)."""
+        return sum(layer.forward_flops(workload) for layer in self.layers)

@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "analyze": "scaling.commands.analyze",
     "reproduce": "scaling.commands.reproduce",
     "bench": "scaling.commands.bench",
+    "sweep": "scaling.commands.sweep",
+    "results": "scaling.commands.results",
     "serve-bench": "scaling.commands.serve_bench",
 }
 

@@ -196,6 +196,12 @@ class TrainConfig:
     eval_every: int = option(1, "validate every this many epochs")
     patience: int = option(10, "stop after this many validations without improvement (0: never stop early)")
     max_steps: int | None = option(None, "stop after this many optimizer steps (null: no step budget)")
+    max_flops: float | None = option(
+        None, "stop once cumulative training FLOPs (3 x analytic forward) reach this (null: no compute budget)"
+    )
+    max_wall_seconds: float | None = option(
+        None, "stop once this many seconds have passed since the run started, data loading included (null: no time budget)"
+    )
     device: Literal["auto", "cpu", "cuda"] = option("auto", "auto picks cuda when available")
     regime: Literal["multi_epoch", "streaming"] = option(
         "multi_epoch",
@@ -216,6 +222,9 @@ class TrainConfig:
         require(self.temperature > 0, "temperature", f"must be > 0; got {self.temperature}")
         require(self.patience >= 0, "patience", f"must be >= 0; got {self.patience}")
         require(self.max_steps is None or self.max_steps >= 1, "max_steps", f"must be >= 1 or null; got {self.max_steps}")
+        for key in ("max_flops", "max_wall_seconds"):
+            value = getattr(self, key)
+            require(value is None or value > 0, key, f"must be > 0 or null; got {value}")
 
 
 @dataclass(frozen=True)

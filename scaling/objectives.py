@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.losses import sample_uniform_negatives, sampled_softmax_over_table
+from model.losses import sample_uniform_negatives, sampled_softmax_loss, sampled_softmax_over_table
 from scaling.data.batching import SequenceBatch, SequenceBatcher
 from scaling.metrics import ranking_metrics, retrieval_metrics, target_ranks
 
@@ -40,8 +40,13 @@ class RetrievalObjective:
         queries = model(batch.sequences)[batch.supervised_rows]  # [S, d]
         targets = batch.target_item_ids
         negatives = sample_uniform_negatives(targets.numel(), self.num_negatives, model.num_items, generator, targets.device)
-        # Normalise the table once ([I, d]) rather than every gathered negative ([S, R, d]).
-        return sampled_softmax_over_table(queries, model.catalogue_vectors(), targets, negatives, self.temperature)
+        if getattr(model, "item_vectors_are_a_table", False):
+            # Normalise the table once ([I, d]) rather than every gathered negative ([S, R, d]).
+            return sampled_softmax_over_table(queries, model.catalogue_vectors(), targets, negatives, self.temperature)
+        # Item vectors computed by a network (two-tower): only for the items this step compares.
+        return sampled_softmax_loss(
+            queries, model.item_vectors(targets), model.item_vectors(negatives), targets, negatives, self.temperature
+        )
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[SequenceBatch], device: torch.device) -> dict[str, float]:

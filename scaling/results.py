@@ -10,20 +10,20 @@ from pathlib import Path
 from typing import Any
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities become null: strict JSON readers reject them."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` via a temporary file and an atomic rename."""
-    write_text_atomic(path, json.dumps(_json_safe(data), indent=2) + "\n")
+    write_text_atomic(path, json.dumps(json_safe(data), indent=2) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -42,6 +42,7 @@ from scaling.data.splits import LeaveOneOutEvents, leave_one_out_events, streami
 from scaling.data.stochastic_length import LengthTally, stochastic_length
 from scaling.data.tokens import build_token_stream
 from scaling.errors import DataError, UserError
+from scaling.flops import pf_days, training_step_flops, training_workload
 from scaling.metrics import higher_is_better
 from scaling.objectives import ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective
 from scaling.results import write_json_atomic
@@ -94,13 +95,20 @@ class Run:
     trained_lengths: LengthTally = field(default_factory=LengthTally)  # sequences trained on (after SL), whole run
     lengths_since_record: LengthTally = field(default_factory=LengthTally)  # the same since the last history entry
 
-    def out_of_steps(self) -> bool:
-        return self.config.train.max_steps is not None and self.step >= self.config.train.max_steps
+    flops: float = 0.0  # cumulative training FLOPs, 3 x analytic forward per step (scaling/flops.py)
+
+    def out_of_budget(self) -> bool:
+        """True once the step, FLOPs or wall-time budget is used up (epochs are the loop's own bound)."""
+        budget = self.config.train
+        return (
+            (budget.max_steps is not None and self.step >= budget.max_steps)
+            or (budget.max_flops is not None and self.flops >= budget.max_flops)
+            or (budget.max_wall_seconds is not None and time.perf_counter() - self.started >= budget.max_wall_seconds)
+        )
 
 
-def build_run(config: RunConfig) -> Run:
-    from scaling.data.loading import load_dataset
-
+def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
+    """Everything a run needs; ``dataset`` is data already in memory (tests), else ``config.data`` is loaded."""
     started = time.perf_counter()
     device = resolve_device(config.train.device)
     task = config.data.task
@@ -113,7 +121,10 @@ def build_run(config: RunConfig) -> Run:
                         "not token sequences, so Stochastic Length cannot apply; set it to null")
     torch.manual_seed(config.seed)
     shuffle_rng = np.random.default_rng(config.seed + 2)
-    dataset = load_dataset(config.data, config.seed)
+    if dataset is None:
+        from scaling.data.loading import load_dataset
+
+        dataset = load_dataset(config.data, config.seed)
     if MODELS[config.model.name].input == "impressions":
         batcher, inputs, objective = _impression_setup(config, dataset)
     else:
@@ -192,19 +203,21 @@ def _steps(run: Run, chunks: Any, order: str, progress: tqdm | None) -> float:
     losses = []
     run.model.train()
     for batch in run.batcher.batches(chunks, run.config.train.batch_size, order, run.shuffle_rng):
-        batch = shorten(run, batch)
+        batch = shorten(run, batch)  # before FLOPs accounting: count the sequences actually trained on
+        workload = training_workload(batch, run.config)
         loss = run.objective.loss(run.model, batch.to(run.device), run.negatives_generator)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
         run.step += 1
+        run.flops += training_step_flops(run.model, workload)
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(f"training diverged: loss became {value} at step {run.step}")
         losses.append(value)
         if progress is not None:
             progress.set_postfix_str(f"step {run.step} loss {value:.4f}", refresh=False)
-        if run.out_of_steps():
+        if run.out_of_budget():
             break
     return float(np.mean(losses)) if losses else float("nan")
 
@@ -232,7 +245,8 @@ def evaluate(run: Run, chunks: Any) -> dict[str, float]:
 
 def record(run: Run, metrics: dict[str, float], train_loss: float, on_evaluation: EvaluationCallback | None, **where: Any) -> None:
     entry = {**where, "step": run.step, "train_loss": train_loss,
-             "elapsed_seconds": time.perf_counter() - run.started, "valid": metrics,
+             "elapsed_seconds": time.perf_counter() - run.started, "flops": run.flops, "pf_days": pf_days(run.flops),
+             "params": parameter_counts(run.model), "valid": metrics,
              # Table 3's sparsity and s2 of the sequences trained on since the previous entry
              **run.lengths_since_record.sparsity(run.config.data.max_seq_len).as_dict()}
     run.lengths_since_record = LengthTally()
@@ -259,7 +273,7 @@ def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress
     bar = tqdm(range(1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
     for epoch in bar:
         loss = train_pass(run, train_chunks, "shuffle", bar)
-        if epoch % config.train.eval_every and epoch != config.train.epochs and not run.out_of_steps():
+        if epoch % config.train.eval_every and epoch != config.train.epochs and not run.out_of_budget():
             continue
         valid = evaluate(run, valid_chunks)
         record(run, valid, loss, on_evaluation, epoch=epoch)
@@ -270,7 +284,7 @@ def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress
             best_state = copy.deepcopy(run.model.state_dict())
         else:
             stale += 1
-        if (config.train.patience and stale >= config.train.patience) or run.out_of_steps():
+        if (config.train.patience and stale >= config.train.patience) or run.out_of_budget():
             break
     bar.close()
     run.model.load_state_dict(best_state)
@@ -289,7 +303,7 @@ def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: 
     bar = tqdm(range(last), desc=config.name, unit="window", disable=not progress)
     for window in bar:
         loss = train_pass(run, chunks[window], "time", bar)
-        stop = run.out_of_steps()
+        stop = run.out_of_budget()
         if window + 1 < last and ((window + 1) % config.train.eval_every == 0 or stop):
             valid = evaluate(run, chunks[window + 1])
             record(run, valid, loss, on_evaluation, window=window, epoch=(window + 1) / last)
@@ -324,6 +338,8 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
         "device": str(run.device),
         "environment": {"torch": torch.__version__, "python": platform.python_version()},
         "steps": run.step,
+        "flops": run.flops,
+        "pf_days": pf_days(run.flops),
         "selection_metric": run.selection_metric,
         **details,
         "valid": valid,

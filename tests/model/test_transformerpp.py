@@ -226,11 +226,12 @@ def test_forward_flops_match_flop_counter_up_to_the_padded_attention():
         scores = torch.einsum("nd,nrd->nr", model(sequences), model.item_vectors(candidates))  # noqa: F841
     layer = model.backbone.encoder.layers[0]
     heads, dqk, dv, layers = layer.num_heads, layer.qk_dim, layer.v_dim, len(model.backbone.encoder.layers)
-    # The reference kernel multiplies the full zero-padded [B, L, L] score matrix (einsum, counted),
-    # where forward_flops counts the causal half of each sequence's own n x n: swap one for the other.
-    padded = 2.0 * len(lengths) * max(lengths) ** 2 * heads * (dqk + dv)
+    # The counter counts the reference attention op by the pairs its causal mask allows,
+    # n (n + 1) / 2 per sequence (kernels/reference_op.py), where forward_flops counts n^2 / 2:
+    # swap one for the other.
+    allowed = 2.0 * sum(n * (n + 1) // 2 for n in lengths) * heads * (dqk + dv)
     causal = causal_attention_flops(workload.sum_squared_lengths, heads, dqk, dv)
-    expected = model.forward_flops(workload) + layers * (padded - causal)
+    expected = model.forward_flops(workload) + layers * (allowed - causal)
     assert counter.get_total_flops() == pytest.approx(expected, rel=1e-9)
     # Matmuls dominate: attention is a visible but minor share at these shapes.
     assert model.forward_flops(workload) > 2.0 * layers * causal

@@ -1,0 +1,152 @@
+"""What a sweep keeps on disk: a manifest of its trials and one record per trial, written atomically.
+
+Layout under ``STORAGE/NAME`` (a local folder or any pyarrow filesystem URI, e.g. s3://)::
+
+    sweep.json             the manifest: sweep name, axis keys, every trial (id, group, point)
+    trials/<trial_id>.json one record per trial: its config, status, every evaluation it
+                           reported and its final report
+    results.parquet        the results table, rebuilt from the two above
+    tune/                  Ray Tune's own experiment folders (one per invocation)
+
+A record is rewritten whole (temporary file + rename) after every report, so it is always a
+complete snapshot; a trial that is run again starts a fresh record. The results table is a
+pure function of the manifest and the records, so rebuilding it can never duplicate a row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from scaling.configtools import to_dict
+from scaling.errors import UserError
+from scaling.results import json_safe
+from scaling.sweep.expand import Trial
+
+MANIFEST = "sweep.json"
+TRIALS_DIR = "trials"
+RESULTS_FILE = "results.parquet"
+TUNE_DIR = "tune"
+
+STATUSES = ("running", "completed", "failed", "diverged")
+FINISHED = ("completed", "failed", "diverged")
+
+
+def storage_uri(storage: str) -> str:
+    """A URI as given, or a local path made absolute (Ray Tune needs absolute storage paths)."""
+    if "://" in storage:
+        return storage.rstrip("/")
+    return str(Path(os.path.expanduser(storage)).resolve())
+
+
+class SweepStore:
+    """Reads and atomically writes the files of one sweep (see the module docstring for the layout)."""
+
+    def __init__(self, storage: str, name: str) -> None:
+        self.root = f"{storage_uri(storage)}/{name}"
+        try:
+            self.filesystem, self.path = pafs.FileSystem.from_uri(self.root)
+        except (OSError, ValueError) as error:
+            raise UserError(f"cannot open sweep storage {self.root}: {str(error).splitlines()[0]}") from None
+
+    def _file(self, relative: str) -> str:
+        return f"{self.path}/{relative}"
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Write via a temporary sibling and a rename: readers see the old file or the new one, never half."""
+        target = self._file(relative)
+        self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        temporary = f"{target}.{uuid.uuid4().hex[:8]}.tmp"
+        with self.filesystem.open_output_stream(temporary) as stream:
+            stream.write(data)
+        self.filesystem.move(temporary, target)
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        try:
+            with self.filesystem.open_input_stream(self._file(relative)) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
+
+    def write_json(self, relative: str, data: Any) -> None:
+        self.write_bytes(relative, (json.dumps(json_safe(data), indent=1) + "\n").encode())
+
+    def read_json(self, relative: str) -> Any:
+        data = self.read_bytes(relative)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{self.root}/{relative} is not valid JSON ({error.msg}); delete it to rerun that trial") from None
+
+    def read_records(self) -> dict[str, dict[str, Any]]:
+        """trial_id -> record, for every record file on disk."""
+        selector = pafs.FileSelector(self._file(TRIALS_DIR), allow_not_found=True)
+        records = {}
+        for info in self.filesystem.get_file_info(selector):
+            name = info.base_name
+            if info.type == pafs.FileType.File and name.endswith(".json"):
+                record = self.read_json(f"{TRIALS_DIR}/{name}")
+                records[record["trial_id"]] = record
+        return records
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        self.write_json(f"{TRIALS_DIR}/{record['trial_id']}.json", record)
+
+    @property
+    def tune_storage(self) -> str:
+        """Where Ray Tune keeps its experiment folders (``storage_path`` of its RunConfig)."""
+        return f"{self.root}/{TUNE_DIR}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The sweep's trials as expanded when it last started: what the results table is built over."""
+
+    name: str
+    axes: list[str]  # every axis key of the sweep, in order of first appearance
+    trials: list[dict[str, Any]]  # {"trial_id", "group", "point"} per trial, in sweep order
+
+    @staticmethod
+    def of(name: str, trials: list[Trial]) -> "Manifest":
+        axes: list[str] = []
+        for trial in trials:
+            axes.extend(key for key in trial.point if key not in axes)
+        entries = [{"trial_id": t.trial_id, "group": t.group, "point": t.point} for t in trials]
+        return Manifest(name, axes, entries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "axes": self.axes, "trials": self.trials}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "Manifest":
+        return Manifest(data["name"], list(data["axes"]), list(data["trials"]))
+
+
+def new_record(trial: Trial, attempt: int) -> dict[str, Any]:
+    """A fresh record for a trial that is starting (again): no evaluations, status running."""
+    return {
+        "trial_id": trial.trial_id,
+        "group": trial.group,
+        "model": trial.model,
+        "family": trial.family,
+        "seed": trial.config.seed,
+        "config": to_dict(trial.config),
+        "status": "running",
+        "failure_reason": None,
+        "attempt": attempt,
+        "evaluations": [],
+        "final": None,
+    }
+
+
+def finished(record: dict[str, Any] | None) -> bool:
+    return record is not None and record.get("status") in FINISHED
+

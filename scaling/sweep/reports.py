@@ -1,0 +1,75 @@
+"""The flat reports a trial sends to Ray Tune: one per evaluation, then one final report.
+
+Names are the results table's columns: ``step``, ``epoch``, ``flops``, ``pf_days``,
+``wall_seconds``, ``params_embedding``, ``params_non_embedding``, and one ``split/metric`` per
+metric (``train/loss``, ``valid/ndcg@10``, ``valid/ne/click``, ``test/hr@10``...). ``report``
+says which kind a report is. Failures are classified here: a NaN/inf loss is ``diverged``,
+anything else (out-of-memory included) is ``failed``, each with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from scaling.train import TrainingDiverged
+
+EVALUATION = "evaluation"
+FINAL = "final"
+REPORT_KIND = "report"  # key naming the kind of a report
+
+
+def _params(params: dict[str, int]) -> dict[str, int]:
+    return {"params_embedding": params.get("embedding"), "params_non_embedding": params.get("non_embedding")}
+
+
+def _metrics(split: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{split}/{name}": value for name, value in metrics.items()}
+
+
+def evaluation_report(entry: dict[str, Any]) -> dict[str, Any]:
+    """A history entry of ``train()`` (one validation) as a flat report."""
+    return {
+        REPORT_KIND: EVALUATION,
+        "step": entry["step"],
+        "epoch": entry["epoch"],
+        "flops": entry["flops"],
+        "pf_days": entry["pf_days"],
+        "wall_seconds": entry["elapsed_seconds"],
+        **_params(entry.get("params", {})),
+        "train/loss": entry["train_loss"],
+        **_metrics("valid", entry["valid"]),
+    }
+
+
+def completed_report(result: dict[str, Any]) -> dict[str, Any]:
+    """The result of a finished ``train()``: status, totals and the best checkpoint's test metrics."""
+    return {
+        REPORT_KIND: FINAL,
+        "status": "completed",
+        "failure_reason": None,
+        "step": result["steps"],
+        "flops": result["flops"],
+        "pf_days": result["pf_days"],
+        "wall_seconds": result["wall_seconds"],
+        "best_epoch": result.get("best_epoch"),  # multi-epoch runs only
+        **_params(result["params"]),
+        **_metrics("test", result["test"]),
+    }
+
+
+def failure_report(error: BaseException, wall_seconds: float) -> dict[str, Any]:
+    """A trial that raised: its status (failed or diverged) and a one-line reason."""
+    status, reason = classify_failure(error)
+    return {REPORT_KIND: FINAL, "status": status, "failure_reason": reason, "wall_seconds": wall_seconds}
+
+
+def classify_failure(error: BaseException) -> tuple[str, str]:
+    """(status, one-line reason) of an exception raised by a trial."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, TrainingDiverged):
+        return "diverged", text or "training loss became NaN or infinite"
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return "failed", f"out of memory ({type(error).__name__}): {text}".rstrip(": ")
+    return "failed", f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -1,0 +1,168 @@
+"""Running a sweep on Ray Tune, embedded on this machine or on an existing cluster.
+
+Given a :class:`~scaling.sweep.plan.SweepPlan` (every trial validated, those to run chosen),
+``run_sweep`` starts or connects to Ray, builds a ``Tuner`` over the
+function trainable (one grid point per trial id), forwards Tune's trial events to the
+:class:`~scaling.sweep.recorder.TrialBook`, and rebuilds the results table at the end, also
+when interrupted.
+
+Where Ray runs: with ``RAY_ADDRESS`` set (``ray job submit`` sets it for the entrypoint) the
+driver connects to that cluster; otherwise it starts Ray embedded, with this machine's cores.
+Either way the project's packages travel to the workers as ``runtime_env`` ``py_modules``,
+so the workers need the dependencies (torch, ray, ...) but not this checkout.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
+
+from scaling.configtools import to_dict
+from scaling.errors import UserError
+from scaling.sweep.expand import Trial
+from scaling.sweep.plan import SweepPlan
+from scaling.sweep.recorder import Log, TrialBook
+from scaling.sweep.records import MANIFEST, Manifest
+from scaling.sweep.reports import classify_failure
+from scaling.sweep.table import rebuild_results
+from scaling.sweep.trainable import run_trial
+
+PROJECT_PACKAGES = ("scaling", "model", "kernels")  # what trials import; analysis/ never runs in a trial
+
+
+def project_runtime_env() -> dict[str, Any]:
+    """The Ray runtime_env that ships this project's packages to every worker."""
+    directories = [str(Path(importlib.import_module(name).__file__).parent) for name in PROJECT_PACKAGES]
+    return {"py_modules": directories, "excludes": ["__pycache__", "*.pyc"]}
+
+
+def connect_ray() -> bool:
+    """Join the cluster at RAY_ADDRESS, or start Ray embedded here; True when this call started Ray."""
+    if ray.is_initialized():
+        return False
+    address = os.environ.get("RAY_ADDRESS")
+    common = {"runtime_env": project_runtime_env(), "logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False, **common)
+    return True
+
+
+def check_cluster_fits(trials: list[Trial]) -> None:
+    """Refuse trials this machine's Ray could never run (a trial would otherwise wait forever)."""
+    available = ray.cluster_resources()
+    for trial in trials:
+        for name, wanted in (("CPU", trial.resources.cpu), ("GPU", trial.resources.gpu)):
+            if wanted > available.get(name, 0):
+                raise UserError(
+                    f"trial {trial.trial_id} asks for {wanted:g} {name} but this machine's Ray has "
+                    f"{available.get(name, 0):g}; lower resources.{name.lower()} or run on a cluster (RAY_ADDRESS=...)"
+                )
+
+
+class TrialResources:
+    """Per-trial resource request for ``tune.with_resources`` (groups may differ)."""
+
+    def __init__(self, trials: list[Trial]) -> None:
+        self.requests = {t.trial_id: {"CPU": t.resources.cpu, "GPU": t.resources.gpu} for t in trials}
+
+    def __call__(self, config: dict[str, Any]) -> tune.PlacementGroupFactory:
+        return tune.PlacementGroupFactory([self.requests[config["trial_id"]]])
+
+
+def trial_name(trial: Any) -> str:
+    """Tune's trial name and folder: our trial id."""
+    return trial.config["trial_id"]
+
+
+class TuneRecorder(tune.Callback):
+    """Forwards Ray Tune's trial events (on the driver) to the sweep's :class:`TrialBook`."""
+
+    def __init__(self, book: TrialBook) -> None:
+        self.book = book
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.book.started(trial.config["trial_id"])
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.book.reported(trial.config["trial_id"], result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.book.ended(trial.config["trial_id"])
+        rebuild_results(self.book.store)  # the table stays current while a long sweep runs
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.book.ended(trial.config["trial_id"], error=crash_reason(trial))
+        rebuild_results(self.book.store)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.book.heartbeat()
+
+
+def crash_reason(trial: Any) -> tuple[str, str]:
+    """(status, reason) of a trial whose worker crashed (the trainable itself never raises)."""
+    error = trial.get_pickled_error()
+    if error is None:
+        return "failed", "the trial's worker crashed (no error was recorded)"
+    if isinstance(error, RayOutOfMemoryError):
+        return "failed", "out of memory: Ray's memory monitor killed the worker"
+    cause = getattr(error, "cause", None)
+    return classify_failure(cause if isinstance(cause, BaseException) else error)
+
+
+def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
+    payload = {t.trial_id: {"config": to_dict(t.config), "cpu": t.resources.cpu} for t in plan.to_run}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, trials=payload), TrialResources(plan.to_run))
+    return tune.Tuner(
+        trainable,
+        param_space={"trial_id": tune.grid_search([t.trial_id for t in plan.to_run])},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=plan.sweep.max_concurrent_trials or None,
+            # A reused worker keeps torch and the project imported between trials: seconds per trial.
+            reuse_actors=True,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}",  # one Tune experiment per invocation
+            storage_path=plan.store.tune_storage,
+            callbacks=[TuneRecorder(book)],
+            verbose=0,  # progress comes from the TrialBook's concise lines
+            failure_config=tune.FailureConfig(max_failures=0),  # failures are results; retry with --retry-failed
+        ),
+    )
+
+
+def run_sweep(plan: SweepPlan, log: Log) -> None:
+    """Run ``plan.to_run`` on Ray Tune; the results table is rebuilt whatever happens."""
+    manifest = Manifest.of(plan.sweep.name, plan.trials).to_json()
+    if not plan.to_run:
+        log("every trial already has a final record; nothing to run")
+        plan.store.write_json(MANIFEST, manifest)
+        rebuild_results(plan.store)
+        return
+    started_ray = connect_ray()
+    try:
+        if not os.environ.get("RAY_ADDRESS"):  # a local cluster cannot grow: refuse what it cannot run
+            check_cluster_fits(plan.to_run)
+        plan.store.write_json(MANIFEST, manifest)
+        log(f"running {len(plan.to_run)} of {len(plan.trials)} trials; results in {plan.store.root}")
+        book = TrialBook(plan.store, plan.to_run, plan.records, log)
+        try:
+            build_tuner(plan, book).fit()
+            book.heartbeat(force=True)
+        finally:
+            rebuild_results(plan.store)
+    finally:
+        if started_ray:
+            ray.shutdown()

@@ -1,0 +1,188 @@
+"""Trial records and the results table, driven with the report dicts a trial sends (no Ray)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from scaling.cli import main
+from scaling.errors import UserError
+from scaling.sweep.expand import expand_sweep
+from scaling.sweep.plan import select_trials
+from scaling.sweep.recorder import TrialBook
+from scaling.sweep.records import MANIFEST, Manifest, SweepStore
+from scaling.sweep.reports import classify_failure, completed_report, evaluation_report, failure_report
+from scaling.sweep.spec import load_sweep
+from scaling.sweep.table import rebuild_results, results_table
+from scaling.train import TrainingDiverged
+
+CONTRACT = ["sweep", "trial_id", "model", "family", "status", "failure_reason", "seed", "step", "epoch", "flops",
+            "pf_days", "params_embedding", "params_non_embedding", "wall_seconds", "data.task", "data.dataset"]
+
+
+@pytest.fixture
+def trials(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "toy", "grid": {"model.num_layers": [1, 2, 3]},
+                                    "config": {"model": {"name": "hstu"}}}))
+    return expand_sweep(load_sweep(path), path)
+
+
+@pytest.fixture
+def store(tmp_path, trials):
+    store = SweepStore(str(tmp_path / "runs"), "toy")
+    store.write_json(MANIFEST, Manifest.of("toy", trials).to_json())
+    return store
+
+
+def entry(step: int, ndcg: float, loss: float = 1.0) -> dict:
+    """A history entry as ``train()`` passes it to ``on_evaluation``."""
+    return {"epoch": step // 10, "step": step, "train_loss": loss, "elapsed_seconds": step / 10, "flops": step * 1e12,
+            "pf_days": step * 1e12 / 8.64e19, "params": {"embedding": 500, "non_embedding": 80, "total": 580},
+            "valid": {"ndcg@10": ndcg, "hr@10": 2 * ndcg}}
+
+
+def result(steps: int) -> dict:
+    """The parts of a ``train()`` result the final report reads."""
+    return {"steps": steps, "flops": steps * 1e12, "pf_days": steps * 1e12 / 8.64e19, "wall_seconds": 9.5,
+            "best_epoch": 2, "params": {"embedding": 500, "non_embedding": 80}, "test": {"ndcg@10": 0.2, "hr@10": 0.4}}
+
+
+def run_trials(store, trials, previous=None) -> list[str]:
+    """Trial 0 completes after two evaluations, trial 1 diverges after one, trial 2 fails before any."""
+    lines: list[str] = []
+    book = TrialBook(store, trials, previous or {}, lines.append)
+    first, second, third = (t.trial_id for t in trials)
+    book.started(first)
+    book.reported(first, evaluation_report(entry(10, 0.1)))
+    book.reported(first, {**evaluation_report(entry(20, 0.15)), "training_iteration": 2, "trial_id": "tune's own"})
+    book.reported(first, completed_report(result(20)))
+    book.ended(first)
+    book.started(second)
+    book.reported(second, evaluation_report(entry(10, 0.05)))
+    book.reported(second, failure_report(TrainingDiverged("training diverged: loss became nan at step 13"), 3.0))
+    book.ended(second)
+    book.started(third)
+    book.reported(third, failure_report(MemoryError("cannot allocate 80 GiB"), 0.5))
+    book.ended(third)
+    return lines
+
+
+def test_one_row_per_evaluation_with_test_metrics_on_the_final_row(store, trials):
+    run_trials(store, trials)
+    table = rebuild_results(store)
+    assert list(table.columns[: len(CONTRACT) + 1]) == CONTRACT[:2] + ["group"] + CONTRACT[2:]
+    assert "model.num_layers" in table.columns and "valid/ndcg@10" in table.columns and "train/loss" in table.columns
+    first = table[table.trial_id == trials[0].trial_id]
+    assert first["step"].tolist() == [10, 20] and set(first["status"]) == {"completed"}
+    assert first["valid/ndcg@10"].tolist() == [0.1, 0.15]
+    assert math.isnan(first["test/ndcg@10"].iloc[0]) and first["test/ndcg@10"].iloc[1] == 0.2
+    assert first["pf_days"].tolist() == pytest.approx((first["flops"] / 8.64e19).tolist())
+    assert first["params_non_embedding"].tolist() == [80, 80] and first["model.num_layers"].tolist() == [1, 1]
+    assert set(first["family"]) == {"GR"} and set(first["data.task"]) == {"retrieval"}
+
+
+def test_failed_and_diverged_trials_are_rows_with_their_reason(store, trials):
+    run_trials(store, trials)
+    table = rebuild_results(store)
+    diverged = table[table.trial_id == trials[1].trial_id]
+    assert diverged["status"].tolist() == ["diverged"] and diverged["step"].tolist() == [10]
+    assert diverged["failure_reason"].iloc[0] == "training diverged: loss became nan at step 13"
+    assert diverged["test/ndcg@10"].isna().all()
+    failed = table[table.trial_id == trials[2].trial_id]
+    assert len(failed) == 1 and failed["status"].iloc[0] == "failed"
+    assert failed["failure_reason"].iloc[0].startswith("out of memory (MemoryError): cannot allocate")
+    assert pd.isna(failed["step"].iloc[0]) and failed["model.num_layers"].iloc[0] == 3
+
+
+def test_table_is_written_atomically_and_rebuilds_identically(store, trials, tmp_path):
+    run_trials(store, trials)
+    first = rebuild_results(store)
+    again = rebuild_results(store)
+    pd.testing.assert_frame_equal(first, again)
+    on_disk = pd.read_parquet(tmp_path / "runs" / "toy" / "results.parquet")
+    pd.testing.assert_frame_equal(on_disk, first)
+    assert not list((tmp_path / "runs").rglob("*.tmp"))
+    assert on_disk["step"].dtype == "Int64" and on_disk["flops"].dtype == "float64"
+
+
+def test_a_rerun_trial_replaces_its_rows(store, trials):
+    killed = TrialBook(store, trials, {}, lambda line: None)
+    killed.started(trials[0].trial_id)
+    killed.reported(trials[0].trial_id, evaluation_report(entry(10, 0.1)))
+    # the sweep dies here: the record says running, with one evaluation
+    interrupted = rebuild_results(store)
+    assert interrupted["status"].tolist() == ["running"]
+    records = store.read_records()
+    assert [t.trial_id for t in select_trials(trials, records, resume=True, retry_failed=False, where="x")] == \
+        [t.trial_id for t in trials]
+    run_trials(store, trials, previous=records)
+    table = rebuild_results(store)
+    assert table[table.trial_id == trials[0].trial_id]["step"].tolist() == [10, 20]
+    assert store.read_records()[trials[0].trial_id]["attempt"] == 2
+
+
+def test_resume_skips_finished_trials_and_retry_reruns_failed_ones(store, trials):
+    run_trials(store, trials)
+    records = store.read_records()
+    with pytest.raises(UserError, match="pass --resume"):
+        select_trials(trials, records, resume=False, retry_failed=False, where="runs/toy")
+    assert select_trials(trials, records, resume=True, retry_failed=False, where="x") == []
+    retried = select_trials(trials, records, resume=True, retry_failed=True, where="x")
+    assert [t.trial_id for t in retried] == [trials[1].trial_id, trials[2].trial_id]
+
+
+def test_records_of_trials_no_longer_in_the_sweep_are_left_out(store, trials):
+    run_trials(store, trials)
+    table = results_table(Manifest.of("toy", trials[:1]), store.read_records())
+    assert set(table.trial_id) == {trials[0].trial_id}
+
+
+def test_a_crashed_worker_is_recorded_as_failed(store, trials):
+    book = TrialBook(store, trials, {}, lambda line: None)
+    book.started(trials[0].trial_id)
+    book.ended(trials[0].trial_id, error=("failed", "out of memory: Ray's memory monitor killed the worker"))
+    assert store.read_records()[trials[0].trial_id]["status"] == "failed"
+
+
+def test_progress_lines_are_concise(store, trials):
+    lines = run_trials(store, trials)
+    assert len(lines) == 6
+    assert lines[1].startswith("completed") and "best valid/ndcg@10 0.1500" in lines[1]
+    assert lines[3].startswith("diverged") and "loss became nan" in lines[3]
+    clock = iter([0.0, 100.0, 100.0]).__next__
+    book = TrialBook(store, trials, {}, lines.append, heartbeat_seconds=30, clock=clock)
+    book.heartbeat()
+    assert lines[-1] == "progress 0/3 finished"
+
+
+def test_failures_are_classified():
+    assert classify_failure(TrainingDiverged("training diverged: loss became inf at step 3"))[0] == "diverged"
+    assert classify_failure(MemoryError())[0] == "failed"
+    assert classify_failure(RuntimeError("CUDA error\nlong traceback")) == ("failed", "RuntimeError: CUDA error")
+
+
+def test_results_command_prints_one_line_per_trial(store, trials, tmp_path, capsys):
+    run_trials(store, trials)
+    rebuild_results(store)
+    assert main(["results", str(tmp_path / "runs" / "toy")]) == 0
+    out = capsys.readouterr().out
+    assert all(t.trial_id in out for t in trials)
+    assert "best valid/ndcg@10" in out and "1 completed" in out and "loss became nan" in out
+    assert main(["results", str(tmp_path / "runs" / "toy"), "--metric", "mrr"]) == 2
+    assert "metric 'mrr' is not in the results table" in capsys.readouterr().err
+    assert main(["results", str(tmp_path / "nowhere")]) == 2
+
+
+def test_storage_may_be_a_uri(trials, tmp_path, capsys):
+    store = SweepStore(f"file://{tmp_path}/remote", "toy")
+    store.write_json(MANIFEST, Manifest.of("toy", trials).to_json())
+    run_trials(store, trials)
+    rebuild_results(store)
+    assert (tmp_path / "remote" / "toy" / "results.parquet").is_file()
+    assert main(["results", f"file://{tmp_path}/remote/toy"]) == 0
+    assert trials[0].trial_id in capsys.readouterr().out

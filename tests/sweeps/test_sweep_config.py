@@ -1,0 +1,141 @@
+"""Sweep configs: expansion into validated trials, and one-line errors naming file, axis and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scaling.configtools import ConfigError
+from scaling.sweep.expand import expand_sweep
+from scaling.sweep.spec import load_sweep
+
+SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
+
+
+def write_sweep(tmp_path: Path, body: dict, name: str = "sweep.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"name": "test", **body}, sort_keys=False))
+    return path
+
+
+def trials_of(path: Path, overrides: tuple[str, ...] = ()):
+    return expand_sweep(load_sweep(path, overrides), path)
+
+
+def one_line_error(path: Path, overrides: tuple[str, ...] = ()) -> str:
+    with pytest.raises(ConfigError) as error:
+        trials_of(path, overrides)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    return message
+
+
+def test_grid_zip_groups_and_seeds_multiply(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("train: {lr: 0.01, batch_size: 16}\nmodel: {dropout: 0.1}\n")
+    path = write_sweep(tmp_path, {
+        "base": "base.yaml",
+        "config": {"train": {"batch_size": 32}},
+        "grid": {"data.max_seq_len": [20, 40]},
+        "groups": [
+            {"name": "hstu", "config": {"model": {"name": "hstu"}},
+             "zip": [{"model.num_layers": [1, 2, 4], "model.embedding_dim": [8, 16, 32]}]},
+            {"name": "sasrec", "config": {"model": {"name": "sasrec"}}, "grid": {"train.num_negatives": [8, 16]}},
+        ],
+        "seeds": [1, 2],
+        "budget": {"steps": 5, "flops": 1e9},
+    })
+    trials = trials_of(path)
+    assert [t.group for t in trials].count("hstu") == 2 * 3 * 2
+    assert [t.group for t in trials].count("sasrec") == 2 * 2 * 2
+    first = trials[0]
+    assert first.point == {"data.max_seq_len": 20, "model.num_layers": 1, "model.embedding_dim": 8}
+    assert (first.config.model.name, first.config.seed, first.config.data.max_seq_len) == ("hstu", 1, 20)
+    assert (first.config.train.lr, first.config.train.batch_size, first.config.model.dropout) == (0.01, 32, 0.1)
+    assert (first.config.train.max_steps, first.config.train.max_flops) == (5, 1e9)
+    assert [t.config.model.num_layers for t in trials[:6]] == [1, 1, 2, 2, 4, 4]  # seeds vary fastest
+    assert trials[-1].point == {"data.max_seq_len": 40, "train.num_negatives": 16}
+
+
+def test_trial_ids_follow_the_config_not_the_position(tmp_path):
+    ids = [t.trial_id for t in trials_of(write_sweep(tmp_path, {"grid": {"model.num_layers": [1, 2, 3]}}))]
+    assert len(set(ids)) == 3 and all(i.startswith("main-") for i in ids)
+    reordered = [t.trial_id for t in trials_of(write_sweep(tmp_path, {"grid": {"model.num_layers": [3, 1]}}, "b.yaml"))]
+    assert reordered == [ids[2], ids[0]]
+
+
+@pytest.mark.parametrize("axis, value, expected", [
+    ("model.num_layer", 2, "axis 'model.num_layer' value 2: config key 'model.num_layer': unknown key"),
+    ("model.num_layers", "deep", "axis 'model.num_layers' value 'deep': config key 'model.num_layers': must be an integer"),
+    ("model.name", "gpt", "axis 'model.name' value 'gpt': config key 'model.name': must be one of"),
+    ("train.lr", -1.0, "axis 'train.lr' value -1.0: config key 'train.lr': must be > 0"),
+    ("model.name", "dcnv2", "axis 'model.name' value 'dcnv2': config key 'model.name': model 'dcnv2' cannot be trained on "
+                            "data.task 'retrieval'"),
+    ("model.num_layers.depth", 2, "axis 'model.num_layers.depth' value 2: config key 'model.num_layers': must be an integer"),
+])
+def test_bad_axis_name_or_value_names_file_axis_and_value(tmp_path, axis, value, expected):
+    path = write_sweep(tmp_path, {"grid": {axis: [value]}})
+    assert expected in one_line_error(path)
+
+
+def test_bad_combination_names_the_trial(tmp_path):
+    path = write_sweep(tmp_path, {"grid": {"model.num_heads": [1, 3]}, "config": {"model": {"embedding_dim": 50}}})
+    message = one_line_error(path)
+    assert "trial model.num_heads=3" in message and "divisible by num_heads" in message
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"resources": {"gpu": -1}}, "config key 'resources.gpu': must be >= 0"),
+    ({"resources": {"cpu": 0}}, "config key 'resources.cpu': must be > 0"),
+    ({"resources": {"gpu": 1.5}}, "config key 'resources.gpu': must be a whole number"),
+    ({"resources": {"tpu": 1}}, "config key 'resources.tpu': unknown key"),
+    ({"grid": {"model.num_layers": []}}, "config key 'grid.model.num_layers': has no values"),
+    ({"groups": [{"name": "g", "grid": {"model.num_layers": []}}]}, "config key 'groups[0].grid.model.num_layers': has no values"),
+    ({"zip": [{"model.num_layers": [1, 2], "model.embedding_dim": [8]}]}, "must have the same length"),
+    ({"zip": [{}]}, "config key 'zip[0]': is empty"),
+    ({"grid": {"model.num_layers": [1]}, "zip": [{"model.num_layers": [2]}]}, "is already an axis"),
+    ({"groups": [{"name": "a"}, {"name": "a"}]}, "group names must be unique"),
+    ({"groups": [{"name": "a b"}]}, "config key 'groups[0].name': must be letters"),
+    ({"seeds": []}, "config key 'seeds': is empty"),
+    ({"max_concurrent_trials": -1}, "config key 'max_concurrent_trials': must be >= 0"),
+    ({"grid": "model.num_layers"}, "config key 'grid': must be a mapping"),
+    ({"budget": {"hours": 2}}, "config key 'budget.hours': unknown key"),
+    ({"budget": {"flops": 0}}, "config key 'budget.flops': must be > 0"),
+    ({"nam": "x"}, "config key 'nam': unknown key"),
+])
+def test_bad_sweep_sections_are_one_line_errors(tmp_path, body, expected):
+    assert expected in one_line_error(write_sweep(tmp_path, body))
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"grid": {"train.max_steps": [1, 2]}, "budget": {"steps": 3}}, "axis 'train.max_steps' is also set by budget"),
+    ({"grid": {"seed": [1, 2]}, "seeds": [3]}, "axis 'seed' conflicts with the seeds list"),
+    ({"grid": {"model.num_layers": [1]}, "groups": [{"name": "g", "grid": {"model.num_layers": [2]}}]},
+     "axis 'model.num_layers' is swept both"),
+    ({"grid": {"model.num_layers": [2, 2]}}, "give the same run config"),
+    ({"config": {"train": {"device": "cuda"}}}, "train.device is 'cuda' but resources.gpu is 0"),
+    ({"resources": {"gpu": 1}, "config": {"train": {"device": "cpu"}}}, "the GPU would sit idle"),
+    ({"config": {"train": {"lr": 0}}, "grid": {"model.num_layers": [1]}}, "config (base, config and group config merged)"),
+])
+def test_conflicting_sweep_settings_are_refused(tmp_path, body, expected):
+    assert expected in one_line_error(write_sweep(tmp_path, body))
+
+
+def test_missing_base_file_is_named(tmp_path):
+    message = one_line_error(write_sweep(tmp_path, {"base": "nowhere.yaml"}))
+    assert "nowhere.yaml: config file not found" in message
+
+
+def test_overrides_apply_to_the_sweep(tmp_path):
+    path = write_sweep(tmp_path, {"grid": {"model.num_layers": [1, 2]}})
+    trials = trials_of(path, ("budget.epochs=2", "resources.cpu=2", "seeds=[7]"))
+    assert [(t.config.train.epochs, t.resources.cpu, t.config.seed) for t in trials] == [(2, 2.0, 7)] * 2
+
+
+@pytest.mark.parametrize("sweep", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_sweeps_validate(sweep):
+    trials = trials_of(sweep)
+    assert trials and len({t.trial_id for t in trials}) == len(trials)
