@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in devices and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available on this machine; use --device cpu")
+    if args.attention_backend == "triton" and "cpu" in devices:
+        raise UserError("--attention-backend triton runs on CUDA only; pass --device cuda or use 'auto'")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     setup = BenchSetup(args.model_size, args.history_len, args.attention_backend)
