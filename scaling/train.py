@@ -39,7 +39,7 @@ from scaling.data.batching import SequenceBatch, SequenceBatcher
 from scaling.data.impressions import ImpressionBatcher
 from scaling.data.sequences import SequenceDataset
 from scaling.data.splits import LeaveOneOutEvents, leave_one_out_events, streaming_windows
-from scaling.data.stochastic_length import LengthTally, stochastic_length
+from scaling.data.stochastic_length import LengthTally, TargetTally, stochastic_length
 from scaling.data.tokens import build_token_stream
 from scaling.errors import DataError, UserError
 from scaling.flops import pf_days, training_step_flops, training_workload
@@ -94,6 +94,7 @@ class Run:
     train_cpu_seconds: float = 0.0  # process CPU time (all threads) inside training passes
     trained_lengths: LengthTally = field(default_factory=LengthTally)  # sequences trained on (after SL), whole run
     lengths_since_record: LengthTally = field(default_factory=LengthTally)  # the same since the last history entry
+    trained_targets: TargetTally = field(default_factory=TargetTally)  # supervised tokens kept by SL, whole run
 
     flops: float = 0.0  # cumulative training FLOPs, 3 x analytic forward per step (scaling/flops.py)
 
@@ -229,7 +230,9 @@ def shorten(run: Run, batch: Any) -> Any:
     settings = run.config.train.stochastic_length
     if settings.alpha is not None:
         rng = np.random.default_rng((run.config.seed, STOCHASTIC_LENGTH_STREAM, run.step))
-        batch = stochastic_length(batch, run.config.data.max_seq_len, settings.alpha, settings.selection, rng)
+        shortened = stochastic_length(batch, run.config.data.max_seq_len, settings.alpha, settings.selection, rng)
+        run.trained_targets.add(batch, shortened)
+        batch = shortened
     for tally in (run.trained_lengths, run.lengths_since_record):
         tally.add(batch.sequences.offsets)
     return batch
@@ -352,7 +355,9 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
             "wall_seconds_per_pass": run.train_wall_seconds / max(run.passes, 1),
             "cpu_seconds_per_pass": run.train_cpu_seconds / max(run.passes, 1),
         },
-        "training_sparsity": run.trained_lengths.sparsity(config.data.max_seq_len).as_dict(),
+        "training_sparsity": {**run.trained_lengths.sparsity(config.data.max_seq_len).as_dict(),
+                              # supervised tokens SL kept (the rest were not trained on); NaN with SL off
+                              "targets_trained_fraction": run.trained_targets.fraction_trained()},
         "wall_seconds": time.perf_counter() - run.started,
     }
     if out_dir is not None:

@@ -300,10 +300,13 @@ def test_history_and_result_report_sparsity(one_thread):
     off = train(load_run_config(None, LONG_RECORDS), progress=False)
     on = train(load_run_config(None, [*LONG_RECORDS, "train.stochastic_length.alpha=1.5"]), progress=False)
     for result in (off, on):
-        assert set(result["training_sparsity"]) == {"sparsity", "s2"}
+        assert set(result["training_sparsity"]) == {"sparsity", "s2", "targets_trained_fraction"}
         assert {"sparsity", "s2"} <= set(result["history"][0])
     assert on["training_sparsity"]["sparsity"] > off["training_sparsity"]["sparsity"] + 0.3
     assert on["training_sparsity"]["s2"] > on["training_sparsity"]["sparsity"]
+    # leave-one-out retrieval supervises every token, so a cut to L = 22 of ~60 tokens drops most targets
+    assert 0.2 < on["training_sparsity"]["targets_trained_fraction"] < 0.8
+    assert math.isnan(off["training_sparsity"]["targets_trained_fraction"])
 
 
 def test_reproduction_runs_the_baseline_first_and_rejects_bad_alphas():

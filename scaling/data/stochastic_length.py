@@ -281,6 +281,21 @@ class LengthTally:
         )
 
 
+@dataclass
+class TargetTally:
+    """Supervised tokens offered to Stochastic Length and those still supervised after it."""
+
+    offered: int = 0
+    trained: int = 0
+
+    def add(self, before: SequenceBatch, after: SequenceBatch) -> None:
+        self.offered += before.num_targets
+        self.trained += after.num_targets
+
+    def fraction_trained(self) -> float:
+        return self.trained / self.offered if self.offered else float("nan")
+
+
 def _check_alpha(alpha: float) -> None:
     if not 1.0 < alpha <= 2.0:
         raise ValueError(f"stochastic length alpha must be in (1, 2]; got {alpha}")

@@ -78,6 +78,7 @@ def result_row(name: str, result: dict[str, Any]) -> Row:
         "subsequence_len": max_seq_len if alpha is None else subsequence_length(max_seq_len, alpha),
         "max_seq_len": max_seq_len,
         **{key: result["training_sparsity"][key] for key in ("sparsity", "s2")},
+        "targets_trained": 1.0 if alpha is None else result["training_sparsity"].get("targets_trained_fraction"),
     }
     row.update({f"test/{metric}": value for metric, value in result["test"].items() if not metric.startswith("positive_rate/")})
     timing = result["timing"]
@@ -88,12 +89,12 @@ def result_row(name: str, result: dict[str, Any]) -> Row:
 
 def table(rows: list[Row], metrics: tuple[str, ...]) -> str:
     """One line per run; metric cells carry the relative change vs the first row (alpha = 2.0, SL off)."""
-    header = (["alpha", "selection", "L", "sparsity", "s2"] + [f"test {m} (vs 2.0)" for m in metrics]
+    header = (["alpha", "selection", "L", "sparsity", "s2", "targets trained"] + [f"test {m} (vs 2.0)" for m in metrics]
               + ["s/pass wall", "s/pass CPU", "time vs 2.0", "sum n^2 vs 2.0"])
     base, lines = rows[0], []
     for row in rows:
         cells = [f"{row['alpha']:.1f}" + (" (off)" if row is base else ""), row["selection"], str(row["subsequence_len"]),
-                 f"{100 * row['sparsity']:.1f}%", f"{100 * row['s2']:.1f}%"]
+                 f"{100 * row['sparsity']:.1f}%", f"{100 * row['s2']:.1f}%", _percent(row["targets_trained"])]
         for metric in metrics:
             value = row[f"test/{metric}"]
             cells.append(f"{value:.4f}" + ("" if row is base else _change(value, base[f"test/{metric}"])))
@@ -102,6 +103,10 @@ def table(rows: list[Row], metrics: tuple[str, ...]) -> str:
                   f"{(1 - row['s2']) / (1 - base['s2']):.2f}x"]
         lines.append(cells)
     return markdown_table(header, lines)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
 def _change(value: float, reference: float) -> str:
@@ -114,8 +119,9 @@ def _change(value: float, reference: float) -> str:
 NOTES = (
     "sparsity = 1 - mean(n)/N and s2 = 1 - mean(n^2)/N^2 over the training sequences actually trained on "
     "(Table 3; N = data.max_seq_len tokens); L = floor(N^(alpha/2)). Metric changes are relative to alpha = 2.0 "
-    "(SL off); for NE and log_pplx lower is better. Timings are wall/CPU seconds per training pass on a shared "
-    "machine: compare ratios from one invocation only. 'sum n^2 vs 2.0' = (1 - s2) / (1 - s2 at 2.0) is the "
+    "(SL off); for NE and log_pplx lower is better. 'targets trained' is the share of supervised tokens SL kept "
+    "(events holding targets are offered first, but a cut sequence holds at most L tokens). Timings are wall/CPU "
+    "seconds per training pass on a shared machine: compare ratios from one invocation only. 'sum n^2 vs 2.0' = (1 - s2) / (1 - s2 at 2.0) is the "
     "attention work a jagged kernel does relative to the baseline; a padded backend (the CPU reference pads "
     "each batch to its longest sequence) saves far less, since one uncut sequence keeps a batch's padded length."
 )
