@@ -202,8 +202,9 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
                .reset_index())
     baseline = _baseline_index(configs, selection, task, baseline_model)
     body = []
+    varying = _axes_varying_per_model(finals, axes)
     for index, config in configs.iterrows():
-        settings = ", ".join(f"{a.split('.')[-1]}={_cell(config[a])}" for a in axes)
+        settings = ", ".join(f"{a.split('.')[-1]}={_cell(config[a])}" for a in varying[config[col.MODEL]])
         label = config[col.MODEL] + (f" ({settings})" if settings else "")
         cells = [_with_gain(config[m.column], None if baseline in (None, index) else configs.loc[baseline, m.column])
                  for m in metrics]
@@ -215,6 +216,18 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
     header = ("Model (configuration)", "Trials", study.options.unit,
               *[f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in metrics])
     return Table(header, tuple(body), caption)
+
+
+def _axes_varying_per_model(rows: pd.DataFrame, axes: list[str]) -> dict[str, list[str]]:
+    """For each model, the axes that take more than one value among its own trials.
+
+    A sweep records every axis for every trial (a DCN-v2 trial still has HSTU's num_heads at its
+    default), so a label lists only what distinguishes a model's configurations from each other.
+    """
+    varying = {}
+    for model, model_rows in rows.groupby(col.MODEL, sort=False):
+        varying[model] = [a for a in axes if model_rows[a].nunique(dropna=False) > 1]
+    return varying
 
 
 def _table4_metrics(rows: pd.DataFrame, split: str) -> list[col.Metric]:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "config": "scaling.commands.config",
     "data": "scaling.commands.data",
     "analyze": "scaling.commands.analyze",
+    "quickstart": "scaling.commands.quickstart",
     "reproduce": "scaling.commands.reproduce",
     "bench": "scaling.commands.bench",
     "sweep": "scaling.commands.sweep",

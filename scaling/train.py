@@ -44,7 +44,9 @@ from scaling.data.tokens import build_token_stream
 from scaling.errors import DataError, UserError
 from scaling.flops import pf_days, training_step_flops, training_workload
 from scaling.metrics import higher_is_better
-from scaling.objectives import ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective
+from scaling.objectives import (
+    ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective, base_rate_logits,
+)
 from scaling.results import write_json_atomic
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
@@ -126,14 +128,14 @@ def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
         from scaling.data.loading import load_dataset
 
         dataset = load_dataset(config.data, config.seed)
-    if MODELS[config.model.name].input == "impressions":
-        batcher, inputs, objective = _impression_setup(config, dataset)
-    else:
-        batcher, inputs, objective = _sequence_setup(config, dataset)
+    impressions = MODELS[config.model.name].input == "impressions"
+    batcher, inputs = _impression_setup(config, dataset) if impressions else _sequence_setup(config, dataset)
     split = _target_split(config, dataset, batcher)
+    # Statistics that need data (feature scaling, base rates) come from training targets only.
+    first_training = split.train if isinstance(split, LeaveOneOutEvents) else split[0]
     if isinstance(batcher, ImpressionBatcher):
-        first_training = split.train if isinstance(split, LeaveOneOutEvents) else split[0]
         batcher.fit_standardizer(first_training, shuffle_rng)
+    objective = _objective(config, dataset, batcher, first_training, impressions)
     model = build_model(config.model, task, inputs).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay, betas=(0.9, 0.98))
     return Run(
@@ -163,24 +165,27 @@ def _vocabulary(config: RunConfig, dataset: SequenceDataset) -> Vocabulary:
     )
 
 
-def _sequence_setup(config: RunConfig, dataset: SequenceDataset) -> tuple[SequenceBatcher, ModelInputs, Objective]:
+def _sequence_setup(config: RunConfig, dataset: SequenceDataset) -> tuple[SequenceBatcher, ModelInputs]:
     stream = build_token_stream(dataset, config.data.task, config.data.positive_task)
     batcher = SequenceBatcher(dataset, stream, config.data.max_seq_len)
     categories = torch.from_numpy(dataset.item_categories) if dataset.item_categories is not None else None
-    inputs = ModelInputs(_vocabulary(config, dataset), item_categories=categories)
-    if config.data.task == "ranking":
-        return batcher, inputs, RankingObjective(dataset.task_names)
-    objective = RetrievalObjective(config.train.num_negatives, config.train.temperature, batcher, config.eval.exclude_history)
-    return batcher, inputs, objective
+    return batcher, ModelInputs(_vocabulary(config, dataset), item_categories=categories)
 
 
-def _impression_setup(config: RunConfig, dataset: SequenceDataset) -> tuple[ImpressionBatcher, ModelInputs, Objective]:
+def _impression_setup(config: RunConfig, dataset: SequenceDataset) -> tuple[ImpressionBatcher, ModelInputs]:
     if not dataset.has_actions:
         raise DataError(f"model '{config.model.name}' ranks impressions by their actions, but dataset "
                         f"'{config.data.dataset}' has no ratings or action events")
     batcher = ImpressionBatcher(dataset, config.model.history_len)
-    inputs = ModelInputs(_vocabulary(config, dataset), features=batcher.spec)
-    return batcher, inputs, ImpressionRankingObjective(dataset.task_names)
+    return batcher, ModelInputs(_vocabulary(config, dataset), features=batcher.spec)
+
+
+def _objective(config: RunConfig, dataset: SequenceDataset, batcher, training_events: np.ndarray, impressions: bool) -> Objective:
+    if config.data.task != "ranking":
+        return RetrievalObjective(config.train.num_negatives, config.train.temperature, batcher, config.eval.exclude_history)
+    prior = base_rate_logits(torch.from_numpy(dataset.labels[training_events]))
+    kind = ImpressionRankingObjective if impressions else RankingObjective
+    return kind(dataset.task_names, prior)
 
 
 def _target_split(config: RunConfig, dataset: SequenceDataset, batcher) -> LeaveOneOutEvents | list[np.ndarray]:
