@@ -8,10 +8,10 @@ A :class:`~scaling.errors.UserError` is printed as one line on stderr with a non
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+from scaling.commands import add_subcommands, run_subcommand
 from scaling.errors import UserError
 
 # subcommand name -> module implementing it
@@ -34,12 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scaling",
         description="Scaling-law study harness for Generative Recommenders (HSTU) vs Transformer and DLRM baselines.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+    add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND")
     return parser
 
 
@@ -47,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        return run_subcommand(args, "command")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

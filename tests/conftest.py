@@ -25,3 +25,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Preprocessed data goes to a per-session folder, never to ~/.cache."""
     monkeypatch.setenv("GR_SCALING_CACHE", str(tmp_path_factory.getbasetemp() / "gr-scaling-cache"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread per test: on a 2-core machine shared with Ray workers or other jobs, two
+    intra-op threads made small-tensor tests 10-40x slower, and results do not depend on it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -37,14 +37,6 @@ TOLERANCE = 0.01
 NUM_ITEMS = 5000
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These steps are tiny: one thread is faster than two, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @dataclass(frozen=True)
 class FlopsCase:

@@ -10,13 +10,6 @@ import torch
 from scaling.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_tiny_bench_writes_rows_and_labels_extrapolation(tmp_path, capsys):
     out = tmp_path / "bench.csv"

@@ -252,14 +252,6 @@ LONG_RECORDS = [
 ]
 
 
-@pytest.fixture
-def one_thread():
-    """Two threads on a busy 2-core machine make training many times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_training_batches_are_shortened_and_evaluation_batches_are_not(one_thread):
     from scaling.train import build_run, evaluate, train_pass

@@ -31,14 +31,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on a busy 2-core machine make these tests many times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_tiny_hstu_learns_far_above_a_random_ranker():
     config = load_run_config(None, [*TINY, "train.epochs=6", "train.patience=0"])

@@ -8,7 +8,8 @@ Each benchmark module (listed in ``BENCHMARKS``) exposes ``HELP``, ``add_argumen
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from scaling.commands import add_subcommands, run_subcommand
 
 HELP = "time kernels on a CUDA GPU (attention: HSTU jagged attention vs FlashAttention SDPA)"
 
@@ -19,13 +20,8 @@ BENCHMARKS: dict[str, str] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
-    for name, module_name in BENCHMARKS.items():
-        module = importlib.import_module(module_name)
-        sub = benchmarks.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(sub)
-        sub.set_defaults(_run_benchmark=module.run)
+    add_subcommands(parser, BENCHMARKS, dest="benchmark", metavar="BENCHMARK")
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(args._run_benchmark(args) or 0)
+    return run_subcommand(args, "benchmark")

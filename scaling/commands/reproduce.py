@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from scaling.commands import add_subcommands, run_subcommand
 
 HELP = "reproduce a paper table (trains several models; minutes to hours)"
 
@@ -17,13 +18,8 @@ REPRODUCTIONS: dict[str, str] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    subparsers = parser.add_subparsers(dest="reproduction", metavar="NAME", required=True)
-    for name, module_name in REPRODUCTIONS.items():
-        module = importlib.import_module(module_name)
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(sub)
-        sub.set_defaults(_reproduce=module.run)
+    add_subcommands(parser, REPRODUCTIONS, dest="reproduction", metavar="NAME")
 
 
 def run(args: argparse.Namespace) -> int:
-    return args._reproduce(args)
+    return run_subcommand(args, "reproduction")

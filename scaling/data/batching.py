@@ -66,6 +66,15 @@ def concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarra
     return indices, offsets
 
 
+def visiting_order(times: np.ndarray, order: ChunkOrder, rng: np.random.Generator | None) -> np.ndarray:
+    """Indices in the order a pass visits them: a fresh permutation, or by time (stable for ties)."""
+    if order == "shuffle":
+        if rng is None:
+            raise ValueError("a shuffled pass needs a random generator")
+        return rng.permutation(len(times))
+    return np.argsort(times, kind="stable")
+
+
 class SequenceBatcher:
     """Builds :class:`SequenceBatch` es from a :class:`TokenStream` for any set of target events."""
 
@@ -108,11 +117,7 @@ class SequenceBatcher:
 
     def batches(self, chunks: Chunks, batch_size: int, order: ChunkOrder, rng: np.random.Generator | None = None) -> Iterator[SequenceBatch]:
         """Batches of ``batch_size`` chunks, shuffled or in the time order of their first target."""
-        if order == "shuffle":
-            assert rng is not None
-            sequence = rng.permutation(len(chunks.start))
-        else:
-            sequence = np.argsort(chunks.first_target_time, kind="stable")
+        sequence = visiting_order(chunks.first_target_time, order, rng)
         for first in range(0, len(sequence), batch_size):
             yield self.batch(chunks, sequence[first : first + batch_size])
 

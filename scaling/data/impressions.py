@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from model.inputs import ImpressionFeatures
+from scaling.data.batching import ChunkOrder, visiting_order
 from scaling.data.features import DenseStandardizer, ImpressionFeaturizer, impression_labels
 from scaling.data.sequences import SequenceDataset
 
@@ -67,14 +68,10 @@ class ImpressionBatcher:
         events = np.sort(target_events)
         return ImpressionChunks(events, self.dataset.timestamps[events])
 
-    def batches(self, chunks: ImpressionChunks, batch_size: int, order: str,
+    def batches(self, chunks: ImpressionChunks, batch_size: int, order: ChunkOrder,
                 rng: np.random.Generator | None = None) -> Iterator[ImpressionBatch]:
         """Batches of ``batch_size`` impressions, shuffled or in time order."""
-        if order == "shuffle":
-            assert rng is not None
-            sequence = rng.permutation(len(chunks.events))
-        else:
-            sequence = np.argsort(chunks.time, kind="stable")
+        sequence = visiting_order(chunks.time, order, rng)
         for first in range(0, len(sequence), batch_size):
             yield self.batch(chunks.events[sequence[first : first + batch_size]])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,17 +26,8 @@ SHARED_DATASETS = find_shared_datasets()
 
 
 @pytest.fixture(autouse=True)
-def no_network_and_isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any non-file:// URL opened by a test, and keep the user's cache and data folders out of reach."""
-    real_urlopen = urllib.request.urlopen
-
-    def local_only(url, *args, **kwargs):
-        address = url if isinstance(url, str) else url.full_url
-        if not address.startswith("file://"):
-            raise AssertionError(f"a test tried to reach the network: {address}")
-        return real_urlopen(url, *args, **kwargs)
-
-    monkeypatch.setattr(urllib.request, "urlopen", local_only)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the user's cache and data folders out of reach (tests/conftest.py already blocks the network)."""
     monkeypatch.delenv("GR_SCALING_CACHE", raising=False)
     monkeypatch.delenv("GR_SCALING_DATA", raising=False)
 

@@ -11,14 +11,6 @@ from kernels import CachedKeyValues, RelativeAttentionBias, cached_target_attent
 from kernels.jagged import offsets_from_lengths
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on a busy 2-core machine make these tests many times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def random_case(history_lengths, target_counts, heads, dqk, dv, max_seq_len, with_position, with_time, seed):
     """Random q, k, v of concatenated [history_b ; candidates_b] sequences plus their rab inputs."""

@@ -42,14 +42,6 @@ SPEC = FeatureSpec(
 SMALL = dict(embedding_dim=8, hidden_dim=16, num_layers=2, num_heads=2, dropout=0.0, num_experts=3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: intra-op threads only add synchronisation (10-40x slower on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def random_features(spec: FeatureSpec, num: int, seed: int = 0, history_len: int | None = None) -> ImpressionFeatures:
     g = torch.Generator().manual_seed(seed)

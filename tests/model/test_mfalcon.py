@@ -20,14 +20,6 @@ from model.registry import build_model
 HISTORY_LEN, NUM_CANDIDATES = 15, 10
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on a busy 2-core machine make these tests many times slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def ranking_model(name: str = "hstu", attention: str = "pointwise", rab: str = "pos_time") -> torch.nn.Module:
     torch.manual_seed(0)

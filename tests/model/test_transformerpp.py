@@ -156,14 +156,6 @@ def test_odd_per_head_query_width_is_a_config_error():
         load_run_config(None, ["model.name=transformerpp", "model.embedding_dim=50", "model.num_heads=2"])
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matmuls gain nothing from intra-op threads, and on a busy machine their spinning costs 10x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def periodic_batch(num_sequences: int, length: int, num_items: int, generator: torch.Generator) -> torch.Tensor:
     """[B, L] items 1..num_items repeating a random triple a, b, c, a, b, c, ...: next = the token two back."""
