@@ -16,12 +16,13 @@ Batches, per length n, all holding ``max(1, batch_tokens // n) * n`` tokens befo
 Both implementations always get the same batch: the same lengths, the same number of tokens.
 By default the Transformer also skips padding (nested jagged tensors with FlashAttention-2's
 variable-length kernel), so ``speedup`` compares layers, not padding policies. Each row reports, per
-layer: milliseconds of a training step (forward + backward) or an inference forward, tokens per
-second, model TFLOP/s (:mod:`model.flops` conventions: training = 3 x forward), and for training the
-activation memory per token: ``act_B_tok`` (bytes autograd saves for backward,
+layer: milliseconds of a training step (forward + backward) or an inference forward (``ms``),
+millions of tokens per second (``Mtok_s``), model TFLOP/s (``tflops``, :mod:`model.flops`
+conventions: training = 3 x forward), and for training the activation memory per token:
+``act_B_tok`` (bytes autograd saves for backward,
 :func:`~scaling.benchmarks.measure.saved_activation_bytes`), ``peak_B_tok`` (CUDA peak of one
 forward + backward above parameters, gradients and inputs) and ``paper_B_tok`` (Section 3.3's
-analytic bf16 figures, 14d and 33d). Columns:
+analytic bf16 figures, 14d and 33d). Speedups:
 
 * ``speedup``: Transformer time / HSTU time on the same batch (HSTU rows);
 * ``speedup_no_sl`` (HSTU ``jagged-sl`` training rows): Transformer time on the ``jagged`` batch
@@ -54,6 +55,7 @@ HEAD_DIM = 64  # d_qk = d_v
 FFN_DIM = 4 * EMBEDDING_DIM  # the Transformer's d_ff
 TRAIN_BATCHES = ("full", "jagged", "jagged-sl")
 INFER_BATCHES = ("full", "jagged")  # SL is training-only
+SL_STREAM = 4  # third word of the seed sequence that draws the jagged-sl batch's coin flips (Eq. 4)
 TARGET_LENGTH = 8192
 TARGET_FULL_SPEEDUP = 2.0
 TARGET_SL_SPEEDUP = 15.2
@@ -120,7 +122,8 @@ def encoder_batch_lengths(n: int, batch_tokens: int, batch: str, alpha: float, s
         return batch_lengths(n, batch_tokens, batch, seed)
     if batch == "jagged-sl":
         jagged = batch_lengths(n, batch_tokens, "jagged", seed)
-        return stochastic_length_lengths(jagged, n, alpha, np.random.default_rng(seed + n))
+        # Its own stream: default_rng(seed + n), which drew the lengths, would tie SL's coin flips to them.
+        return stochastic_length_lengths(jagged, n, alpha, np.random.default_rng((seed, n, SL_STREAM)))
     raise ValueError(f"batch must be one of full, jagged, jagged-sl; got {batch!r}")
 
 
