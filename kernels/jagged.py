@@ -32,6 +32,22 @@ def token_coordinates(offsets: Tensor) -> tuple[Tensor, Tensor]:
     return sequence_index, position
 
 
+def token_positions(offsets: Tensor, num_targets: Tensor | None = None) -> Tensor:
+    """[T] int64 position of every token inside its sequence, every target clamped to the history's end.
+
+    The last ``num_targets[b]`` tokens of sequence b are candidates, each placed as if scored alone
+    right after the history (M-FALCON, Appendix H): position ``min(index, n_b - num_targets[b])``.
+    This is the one definition of "target-aware positions" used by rab^{p} (kernels/reference.py,
+    mirrored in the Triton kernels), absolute position embeddings (model/embeddings.py) and RoPE
+    (model/transformerpp.py).
+    """
+    sequence_index, position = token_coordinates(offsets)
+    if num_targets is None:
+        return position
+    history_end = lengths_from_offsets(offsets) - num_targets.to(offsets.dtype)  # [B]
+    return torch.minimum(position, history_end[sequence_index])
+
+
 def jagged_to_padded(
     values: Tensor, offsets: Tensor, max_len: int, padding_value: float = 0.0,
     coordinates: tuple[Tensor, Tensor] | None = None,

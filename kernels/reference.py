@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kernels.bias import bucketize_time_gaps
-from kernels.jagged import jagged_to_padded, lengths_from_offsets, padded_to_jagged, token_coordinates
+from kernels.jagged import jagged_to_padded, lengths_from_offsets, padded_to_jagged, token_coordinates, token_positions
 
 
 def attention_mask(lengths: Tensor, num_targets: Tensor | None, contextual_len: int, max_len: int) -> Tensor:
@@ -32,13 +32,11 @@ def attention_mask(lengths: Tensor, num_targets: Tensor | None, contextual_len: 
     return (itself | ((prefix | causal_history | target_sees_history) & key_exists))
 
 
-def token_positions(lengths: Tensor, num_targets: Tensor | None, max_len: int) -> Tensor:
-    """[B, L] relative-bias positions: the token index, with every target at the history's end."""
-    positions = torch.arange(max_len, device=lengths.device).view(1, max_len).expand(lengths.numel(), max_len)
-    if num_targets is None:
-        return positions
-    history_end = (lengths - num_targets.to(lengths.dtype)).view(-1, 1)
-    return torch.minimum(positions, history_end)
+def padded_positions(
+    offsets: Tensor, num_targets: Tensor | None, max_len: int, coordinates: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
+    """[B, L] :func:`~kernels.jagged.token_positions` right-padded with 0 (padding is always masked)."""
+    return jagged_to_padded(token_positions(offsets, num_targets), offsets, max_len, coordinates=coordinates)
 
 
 def relative_attention_bias(
@@ -54,10 +52,9 @@ def relative_attention_bias(
     coordinates: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor | None:
     """[B, 1, L, L] rab^{p,t} (shared across heads), or None when both parts are off."""
-    lengths = lengths_from_offsets(offsets)
     rab: Tensor | None = None
     if position_weights is not None:
-        positions = token_positions(lengths, num_targets, max_len)  # [B, L]
+        positions = padded_positions(offsets, num_targets, max_len, coordinates)  # [B, L]
         relative = positions.unsqueeze(1) - positions.unsqueeze(2) + max_seq_len - 1  # [B, Lq, Lk]
         rab = position_weights[relative.clamp(0, 2 * max_seq_len - 2)]
     if time_weights is not None:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from kernels.bias import bucketize_time_gaps
 from kernels.jagged import jagged_to_padded, lengths_from_offsets, padded_to_jagged
-from kernels.reference import attention_mask, token_positions
+from kernels.reference import attention_mask, padded_positions
 
 
 def reference_attention_backward(
@@ -53,7 +53,7 @@ def reference_attention_backward(
     padded_v = jagged_to_padded(v, offsets, max_len)  # [B, L, H, Dv]
     padded_grad = jagged_to_padded(grad_out, offsets, max_len)  # [B, L, H, Dv]
 
-    position_index = _position_index(lengths, num_targets, max_seq_len, max_len) if position_weights is not None else None
+    position_index = _position_index(offsets, num_targets, max_seq_len, max_len) if position_weights is not None else None
     time_index = (
         _time_index(query_timestamps, key_timestamps, offsets, time_weights.numel() - 1, time_bucket_fn, max_len)
         if time_weights is not None
@@ -93,9 +93,9 @@ def reference_attention_backward(
     )
 
 
-def _position_index(lengths: Tensor, num_targets: Tensor | None, max_seq_len: int, max_len: int) -> Tensor:
+def _position_index(offsets: Tensor, num_targets: Tensor | None, max_seq_len: int, max_len: int) -> Tensor:
     """[B, Lq, Lk] row of ``position_weights`` each score reads (as ``relative_attention_bias``)."""
-    positions = token_positions(lengths, num_targets, max_len)  # [B, L]
+    positions = padded_positions(offsets, num_targets, max_len)  # [B, L]
     relative = positions.unsqueeze(1) - positions.unsqueeze(2) + max_seq_len - 1  # [B, Lq, Lk]
     return relative.clamp(0, 2 * max_seq_len - 2)
 

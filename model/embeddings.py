@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from kernels.jagged import token_coordinates
+from kernels.jagged import token_positions
 
 
 class ItemEmbedding(nn.Module):
@@ -54,15 +54,3 @@ class InputLayer(nn.Module):
             x = x + self.positions(positions.clamp(max=self.positions.num_embeddings - 1))
         return self.dropout(x)
 
-
-def token_positions(offsets: Tensor, num_targets: Tensor | None) -> Tensor:
-    """[T] position of each token in its sequence, every target at the history's end.
-
-    The last ``num_targets[b]`` tokens are candidates each scored as if alone right after the
-    history (M-FALCON, Appendix H), the same convention rab^{p,t} follows in kernels/attention.py.
-    """
-    sequence, position = token_coordinates(offsets)
-    if num_targets is None:
-        return position
-    history_end = (offsets[1:] - offsets[:-1]) - num_targets.to(offsets.dtype)  # [B]
-    return torch.minimum(position, history_end[sequence])

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kernels import jagged_attention
-from kernels.jagged import lengths_from_offsets, token_coordinates
+from kernels.jagged import token_positions
 from model.flops import SequenceWorkload, causal_attention_flops, matmul_flops
 from model.inputs import JaggedSequences
 
@@ -42,15 +42,6 @@ def swiglu_hidden_dim(embedding_dim: int) -> int:
     of the classic 4d two-matrix MLP (LLaMA rounds to 256; 8 keeps small models small).
     """
     return SWIGLU_MULTIPLE * math.ceil(int(8 * embedding_dim / 3) / SWIGLU_MULTIPLE)
-
-
-def rotary_positions(offsets: Tensor, num_targets: Tensor | None = None) -> Tensor:
-    """[T] int64 position of every token inside its sequence; targets all sit at the history's end."""
-    sequence_index, position = token_coordinates(offsets)
-    if num_targets is None:
-        return position
-    history_length = lengths_from_offsets(offsets) - num_targets.to(offsets.dtype)  # [B]
-    return torch.minimum(position, history_length[sequence_index])
 
 
 def rotary_frequencies(dim: int, base: float = ROPE_BASE, device: torch.device | None = None) -> Tensor:
@@ -106,7 +97,7 @@ class TransformerPPLayer(nn.Module):
     def attend(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
         """Causal softmax self-attention with RoPE: [T, d] (already normalised) -> [T, d]."""
         tokens = x.shape[0]
-        positions = rotary_positions(sequences.offsets, sequences.num_targets)  # [T]
+        positions = token_positions(sequences.offsets, sequences.num_targets)  # [T]
         q = apply_rotary(self.query(x).reshape(tokens, self.num_heads, self.qk_dim), positions, self.rope_base)
         k = apply_rotary(self.key(x).reshape(tokens, self.num_heads, self.qk_dim), positions, self.rope_base)
         v = self.value(x).reshape(tokens, self.num_heads, self.v_dim)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scaling.benchmarks.measure import median_milliseconds, torch_dtype
+
 # Backward = 2.5 x forward: it runs five n^2 d matmuls (S and dP recomputed, dV, dK, dQ) against
 # the forward's two (FlashAttention-2 paper, Section 4; its benchmarks use the same factor).
 FORWARD_BACKWARD_FACTOR = 3.5
@@ -141,15 +143,7 @@ def _time_case(config: AttentionBenchConfig, n: int, kind: str, lengths: list[in
 
 
 def _milliseconds(fn: Callable[[], None]) -> float:
-    import triton.testing
-
-    return float(triton.testing.do_bench(fn, warmup=25, rep=100))
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return median_milliseconds(fn)
 
 
 def _hstu_closures(config: AttentionBenchConfig, lengths: list[int]):
@@ -159,7 +153,7 @@ def _hstu_closures(config: AttentionBenchConfig, lengths: list[int]):
     from kernels import jagged_attention
     from kernels.jagged import offsets_from_lengths
 
-    device, dtype = torch.device(config.device), _torch_dtype(config.dtype)
+    device, dtype = torch.device(config.device), torch_dtype(config.dtype)
     total, n = sum(lengths), max(lengths)
     q, k, v = (torch.randn(total, config.heads, config.head_dim, device=device, dtype=dtype) for _ in range(3))
     offsets = offsets_from_lengths(torch.tensor(lengths)).to(device)
@@ -194,7 +188,7 @@ def _sdpa_closures(config: AttentionBenchConfig, lengths: list[int]):
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    device, dtype = torch.device(config.device), _torch_dtype(config.dtype)
+    device, dtype = torch.device(config.device), torch_dtype(config.dtype)
     shape = (len(lengths), config.heads, max(lengths), config.head_dim)  # [B, H, N, D], right-padded
     q, k, v = (torch.randn(shape, device=device, dtype=dtype) for _ in range(3))
     grad_out = torch.randn_like(v)

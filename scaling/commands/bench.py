@@ -1,8 +1,8 @@
 """``scaling bench BENCHMARK``: GPU micro-benchmarks, one sub-subcommand per benchmark.
 
 Each benchmark module (listed in ``BENCHMARKS``) exposes ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int`` like a top-level command, so ``scaling bench encoder`` can join
-``scaling bench attention`` by adding one entry.
+``run(args) -> int`` like a top-level command, so a benchmark joins by adding one entry. Timing
+needs a CUDA GPU; without one a benchmark says so in one line (:func:`require_cuda`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 
 from scaling.commands import add_subcommands, run_subcommand
+from scaling.errors import UserError
 
-HELP = "time kernels on a CUDA GPU (attention: HSTU jagged attention vs FlashAttention SDPA)"
+HELP = ("time kernels on a CUDA GPU (attention: HSTU jagged attention vs FlashAttention SDPA; "
+        "encoder: a whole HSTU layer vs a FlashAttention-2 Transformer layer)")
 
 # benchmark name -> module implementing it
 BENCHMARKS: dict[str, str] = {
     "attention": "scaling.commands.bench_attention",
+    "encoder": "scaling.commands.bench_encoder",
 }
 
 
@@ -25,3 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     return run_subcommand(args, "benchmark")
+
+
+def require_cuda(device: str, benchmark: str) -> None:
+    """Raise the one-line error a benchmark gives when ``device`` is not a CUDA GPU torch can use."""
+    import torch
+
+    if not device.startswith("cuda"):
+        raise UserError(f"scaling bench {benchmark} needs a CUDA GPU; got --device {device}")
+    if not torch.cuda.is_available():
+        raise UserError(f"scaling bench {benchmark} needs a CUDA GPU, and torch sees none on this machine")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scaling.commands.bench import require_cuda
 from scaling.errors import UserError
 
 HELP = "time HSTU jagged attention against causal FlashAttention SDPA (needs a CUDA GPU)"
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
-    _require_cuda(config.device)
+    require_cuda(config.device, "attention")
     from scaling.benchmarks.attention import RESULT_COLUMNS, run_attention_benchmark
     from scaling.benchmarks.report import format_table, write_csv
 
@@ -60,15 +61,6 @@ def _config_from_args(args: argparse.Namespace):
         lengths=tuple(args.lengths), heads=args.heads, head_dim=args.head_dim, tokens=args.tokens,
         dtype=args.dtype, device=args.device, backend=args.backend, rab=args.rab, seed=args.seed,
     )
-
-
-def _require_cuda(device: str) -> None:
-    import torch
-
-    if not device.startswith("cuda"):
-        raise UserError(f"scaling bench attention needs a CUDA GPU; got --device {device}")
-    if not torch.cuda.is_available():
-        raise UserError("scaling bench attention needs a CUDA GPU, and torch sees none on this machine")
 
 
 def _progress_line(row: dict[str, object]) -> str:

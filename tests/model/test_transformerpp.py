@@ -13,7 +13,7 @@ from model.config import ModelConfig
 from model.flops import SequenceWorkload, causal_attention_flops
 from model.inputs import JaggedSequences, Vocabulary
 from model.registry import build_model
-from model.transformerpp import TransformerPPLayer, apply_rotary, rotary_positions, swiglu_hidden_dim
+from model.transformerpp import TransformerPPLayer, apply_rotary, swiglu_hidden_dim
 from scaling.config import load_run_config
 from scaling.configtools import ConfigError
 
@@ -62,12 +62,6 @@ def test_rope_scores_depend_only_on_position_differences():
     torch.testing.assert_close(score(7, 7), score(0, 0), rtol=1e-4, atol=1e-5)
     assert not torch.allclose(score(5, 2), score(5, 3), atol=1e-3)
     torch.testing.assert_close(apply_rotary(q, torch.tensor([41])).norm(dim=-1), q.norm(dim=-1))
-
-
-def test_rotary_positions_restart_per_sequence_and_put_targets_at_the_history_end():
-    offsets = torch.tensor([0, 3, 7])
-    assert rotary_positions(offsets).tolist() == [0, 1, 2, 0, 1, 2, 3]
-    assert rotary_positions(offsets, torch.tensor([1, 2])).tolist() == [0, 1, 2, 0, 1, 2, 2]
 
 
 def reference_layer(layer: TransformerPPLayer, x: torch.Tensor) -> torch.Tensor:
