@@ -150,3 +150,17 @@ def test_flops_grow_linearly_with_layers():
 def test_pf_days():
     assert FLOPS_PER_PF_DAY == 8.64e19
     assert pf_days(8.64e19) == pytest.approx(1.0)
+
+
+def agreement_table() -> str:
+    """Markdown table of every case: analytic (recorded) vs counted training FLOPs of one step."""
+    lines = ["| model, size | task | analytic FLOPs | counted FLOPs | ratio | tolerance |", "|---|---|---|---|---|---|"]
+    for case in CASES:
+        recorded, counted = one_counted_step(make_run(case))
+        lines.append(f"| {case.id} | {case.task} | {recorded:.4g} | {counted:.4g} | {recorded / counted:.4f} | {case.tolerance:.0%} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python tests/test_flops.py: the agreement table behind the test
+    torch.set_num_threads(1)
+    print(agreement_table())
