@@ -42,7 +42,7 @@ def test_tiny_hstu_learns_far_above_a_random_ranker():
     assert losses[-1] < losses[0]
 
 
-def test_same_config_twice_gives_identical_metrics_and_golden_numbers():
+def test_same_config_twice_gives_identical_metrics_and_another_seed_does_not():
     config = load_run_config(None, [*TINY, "train.epochs=2"])
     first = train(config, progress=False)
     second = train(config, progress=False)
@@ -50,6 +50,21 @@ def test_same_config_twice_gives_identical_metrics_and_golden_numbers():
     assert [e["train_loss"] for e in first["history"]] == [e["train_loss"] for e in second["history"]]
     other_seed = train(load_run_config(None, [*TINY, "train.epochs=2", "seed=7"]), progress=False)
     assert other_seed["test"] != first["test"]
+
+
+def test_reproductions_reuse_a_stored_run_only_when_its_config_is_identical(tmp_path, monkeypatch):
+    import scaling.train
+    from scaling.reproduce.common import train_or_reuse
+
+    config = load_run_config(None, [*TINY, "train.epochs=1"])
+    first = train_or_reuse(config, tmp_path / "run", progress=False, reuse=True)  # nothing stored: trains
+    retrained = []
+    monkeypatch.setattr(scaling.train, "train", lambda config, **_: retrained.append(config.seed) or {"seed": config.seed})
+    assert train_or_reuse(config, tmp_path / "run", progress=False, reuse=True)["test"] == first["test"]
+    assert retrained == []
+    other_seed = load_run_config(None, [*TINY, "train.epochs=1", "seed=7"])
+    assert train_or_reuse(other_seed, tmp_path / "run", progress=False, reuse=True) == {"seed": 7}
+    assert train_or_reuse(config, tmp_path / "run", progress=False, reuse=False) == {"seed": 42}
 
 
 def test_cli_train_writes_the_contracted_result(tmp_path, capsys):

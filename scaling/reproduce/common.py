@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from scaling.config import RunConfig, run_config_from_dict
-from scaling.configtools import apply_overrides
+from scaling.configtools import apply_overrides, to_dict
 
 Row = dict[str, Any]
 
@@ -25,16 +26,32 @@ def variant_configs(base: dict[str, Any], variants: dict[str, list[str]], overri
     }
 
 
-def train_variants(
-    configs: dict[str, RunConfig], out: Path, row: Callable[[str, dict[str, Any]], Row], progress: bool
-) -> list[Row]:
-    """Train every config with the one training path; one table row per variant."""
+def train_or_reuse(config: RunConfig, out_dir: Path, progress: bool, reuse: bool) -> dict[str, Any]:
+    """Train ``config`` into ``out_dir``; with ``reuse``, return the result already there if its config is identical.
+
+    Only the config is compared: after a code change, delete the run's folder (or drop --reuse) to retrain it.
+    """
     from scaling.train import train
 
+    stored_path = out_dir / "result.json"
+    if reuse and stored_path.is_file():
+        stored = json.loads(stored_path.read_text())
+        if stored.get("config") == json.loads(json.dumps(to_dict(config))):
+            print(f"   reusing {stored_path} (identical config)", flush=True)
+            return stored
+        print(f"   {stored_path} has a different config: retraining", flush=True)
+    return train(config, out_dir=out_dir, progress=progress)
+
+
+def train_variants(
+    configs: dict[str, RunConfig], out: Path, row: Callable[[str, dict[str, Any]], Row], progress: bool,
+    reuse: bool = False,
+) -> list[Row]:
+    """Train every config with the one training path; one table row per variant."""
     rows = []
     for name, config in configs.items():
         print(f"== {name}", flush=True)
-        rows.append(row(name, train(config, out_dir=out / name, progress=progress)))
+        rows.append(row(name, train_or_reuse(config, out / name, progress, reuse)))
     return rows
 
 
@@ -73,3 +90,5 @@ def add_common_arguments(parser, default_out: str) -> None:
                         help="override applied to every run, e.g. --set train.num_windows=5 (repeatable)")
     parser.add_argument("--out", type=Path, default=Path(default_out), help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep runs whose OUT/RUN/result.json has an identical config instead of retraining them")

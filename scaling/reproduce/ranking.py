@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             for model in args.models
         }
         configs |= variant_configs(base, variants, args.overrides)
-    rows = train_variants(configs, args.out, _row, progress=not args.quiet)
+    rows = train_variants(configs, args.out, _row, progress=not args.quiet, reuse=args.reuse)
     tasks = [key.split("/", 1)[1] for key in dict.fromkeys(k for row in rows for k in row if k.startswith("ne/"))]
     header = ["dataset", "model", "family", "NE (mean)", *(f"NE {t}" for t in tasks), *(f"AUC {t}" for t in tasks),
               "emb params", "non-emb params", "train FLOPs", "train s"]

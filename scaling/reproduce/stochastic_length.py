@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     configs = variant_configs(BASE_CONFIGS[args.dataset], variants(args.alphas, args.selections), args.overrides)
-    rows = train_variants(configs, args.out, result_row, progress=not args.quiet)
+    rows = train_variants(configs, args.out, result_row, progress=not args.quiet, reuse=args.reuse)
     task = next(iter(configs.values())).data.task
     metrics = HEADLINE_METRICS["ranking" if task == "ranking" else "retrieval"]
     write_outputs(args.out, "stochastic_length", table(rows, metrics), rows, NOTES)

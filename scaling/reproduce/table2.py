@@ -62,7 +62,7 @@ def _row(name: str, result: dict[str, Any]) -> Row:
 
 def run(args: argparse.Namespace) -> int:
     configs = variant_configs(BASE, VARIANTS, args.overrides)
-    rows = train_variants(configs, args.out, _row, progress=not args.quiet)
+    rows = train_variants(configs, args.out, _row, progress=not args.quiet, reuse=args.reuse)
     reference = rows[0]
     lines = [
         [row["variant"], f"{row['hr@10']:.4f}{relative_gain(row['hr@10'], reference['hr@10'])}",

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from scaling.reproduce.common import add_common_arguments, markdown_table, relative_gain, write_outputs
+from scaling.reproduce.common import add_common_arguments, markdown_table, relative_gain, train_or_reuse, write_outputs
 
 HELP = "Table 4: SASRec vs HSTU at identical settings on MovieLens / Amazon data (markdown + CSV)"
 
@@ -61,8 +61,6 @@ def table4_markdown(rows: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     from scaling.config import load_run_config
     from scaling.errors import UserError
-    from scaling.train import train
-
     configs = {}
     for dataset in args.datasets:
         for model in args.models:
@@ -73,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for (dataset, model), config in configs.items():
         print(f"== {dataset} / {model}", flush=True)
-        result = train(config, out_dir=args.out / f"{dataset}-{model}", progress=not args.quiet)
+        result = train_or_reuse(config, args.out / f"{dataset}-{model}", not args.quiet, args.reuse)
         rows.append(result_row(dataset, model, result))
     notes = ("Leave-one-out (last item = test, second-to-last = validation), full-catalogue ranking with the user's "
              "history excluded; test metrics from the best-validation checkpoint (NDCG@10); time per epoch excludes evaluation.")
