@@ -59,6 +59,7 @@ def _row(name: str, result: dict[str, Any]) -> Row:
     row["params_embedding"] = result["params"]["embedding"]
     row["params_non_embedding"] = result["params"]["non_embedding"]
     row["train_flops"] = result.get("flops")
+    row["steps"] = result["steps"]
     row["train_wall_seconds"] = result["timing"]["train_wall_seconds"]
     return row
 
@@ -69,6 +70,21 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) >= 1e4 else f"{value:.4f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def dataset_table(rows: list[Row]) -> str:
+    """One dataset's rows as markdown: NE and AUC for each of its tasks, sizes, FLOPs and time."""
+    tasks = [key.split("/", 1)[1] for key in dict.fromkeys(k for row in rows for k in row if k.startswith("ne/"))]
+    header = ["model", "family", "NE (mean)", *(f"NE {t}" for t in tasks), *(f"AUC {t}" for t in tasks),
+              "emb params", "non-emb params", "train FLOPs", "steps", "train s"]
+    lines = [
+        [row["model"], row["family"], _format(row["ne"]),
+         *(_format(row.get(f"ne/{t}")) for t in tasks), *(_format(row.get(f"auc/{t}")) for t in tasks),
+         _format(row["params_embedding"]), _format(row["params_non_embedding"]), _format(row["train_flops"]),
+         _format(row["steps"]), f"{row['train_wall_seconds']:.0f}"]
+        for row in rows
+    ]
+    return markdown_table(header, lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,18 +100,10 @@ def run(args: argparse.Namespace) -> int:
         }
         configs |= variant_configs(base, variants, args.overrides)
     rows = train_variants(configs, args.out, _row, progress=not args.quiet, reuse=args.reuse)
-    tasks = [key.split("/", 1)[1] for key in dict.fromkeys(k for row in rows for k in row if k.startswith("ne/"))]
-    header = ["dataset", "model", "family", "NE (mean)", *(f"NE {t}" for t in tasks), *(f"AUC {t}" for t in tasks),
-              "emb params", "non-emb params", "train FLOPs", "train s"]
-    lines = [
-        [row["dataset"], row["model"], row["family"], _format(row["ne"]),
-         *(_format(row.get(f"ne/{t}")) for t in tasks), *(_format(row.get(f"auc/{t}")) for t in tasks),
-         _format(row["params_embedding"]), _format(row["params_non_embedding"]), _format(row["train_flops"]),
-         f"{row['train_wall_seconds']:.0f}"]
-        for row in rows
-    ]
+    tables = [f"### {dataset}\n\n" + dataset_table([row for row in rows if row["dataset"] == dataset])
+              for dataset in dict.fromkeys(row["dataset"] for row in rows)]
     windows = next(iter(configs.values())).train.num_windows
     notes = (f"Streaming: one pass over {windows} time windows in order, test = the last window; NE = mean log loss / "
              "entropy of the test base rate (lower is better, 1.0 = predicting the base rate).")
-    write_outputs(args.out, "ranking", markdown_table(header, lines), rows, notes)
+    write_outputs(args.out, "ranking", "\n\n".join(tables), rows, notes)
     return 0
