@@ -70,40 +70,35 @@ def _hstu_encoder(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
     ])
 
 
-def _sasrec_encoder(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
-    ffn_dim = config.ffn_dim if config.ffn_dim is not None else config.embedding_dim
-    layers = [
-        SASRecLayer(
-            embedding_dim=config.embedding_dim,
-            num_heads=config.num_heads,
-            qk_dim=config.head_qk_dim,
-            v_dim=config.head_v_dim,
-            ffn_dim=ffn_dim,
-            dropout=config.dropout,
-            max_seq_len=vocabulary.max_seq_len,
-            attention_backend=config.attention_backend,
-        )
-        for _ in range(config.num_layers)
-    ]
-    return SASRecEncoder(layers, config.embedding_dim)
+def _transformer_encoder(
+    layer_type: type[SASRecLayer] | type[TransformerPPLayer],
+    encoder_type: type[SASRecEncoder] | type[TransformerPPEncoder],
+    default_ffn_dim: Callable[[int], int],
+) -> Callable[[ModelConfig, Vocabulary], nn.Module]:
+    """A softmax-Transformer encoder builder (SASRec, Transformer++): they differ in layer, final norm and FFN width."""
+
+    def build(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
+        ffn_dim = config.ffn_dim if config.ffn_dim is not None else default_ffn_dim(config.embedding_dim)
+        layers = [
+            layer_type(
+                embedding_dim=config.embedding_dim,
+                num_heads=config.num_heads,
+                qk_dim=config.head_qk_dim,
+                v_dim=config.head_v_dim,
+                ffn_dim=ffn_dim,
+                dropout=config.dropout,
+                max_seq_len=vocabulary.max_seq_len,
+                attention_backend=config.attention_backend,
+            )
+            for _ in range(config.num_layers)
+        ]
+        return encoder_type(layers, config.embedding_dim)
+
+    return build
 
 
-def _transformerpp_encoder(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
-    ffn_dim = config.ffn_dim if config.ffn_dim is not None else swiglu_hidden_dim(config.embedding_dim)
-    layers = [
-        TransformerPPLayer(
-            embedding_dim=config.embedding_dim,
-            num_heads=config.num_heads,
-            qk_dim=config.head_qk_dim,
-            v_dim=config.head_v_dim,
-            ffn_dim=ffn_dim,
-            dropout=config.dropout,
-            max_seq_len=vocabulary.max_seq_len,
-            attention_backend=config.attention_backend,
-        )
-        for _ in range(config.num_layers)
-    ]
-    return TransformerPPEncoder(layers, config.embedding_dim)
+_sasrec_encoder = _transformer_encoder(SASRecLayer, SASRecEncoder, default_ffn_dim=lambda embedding_dim: embedding_dim)
+_transformerpp_encoder = _transformer_encoder(TransformerPPLayer, TransformerPPEncoder, default_ffn_dim=swiglu_hidden_dim)
 
 
 def sequential_model(

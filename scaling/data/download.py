@@ -74,49 +74,26 @@ _TICOSEREC = "https://raw.githubusercontent.com/KingGugu/TiCoSeRec/302b2959f27bb
 # AKSW/frankgraphbench datasets/ml-1m.zip.md5.
 _GROUPLENS_MD5 = "GroupLens <zip>.md5 (via eli-osherovich/papers_with_code datasets/movielens/dl_config.py)"
 
+
+def _movielens(name: str, ratings_file: str, zip_md5: str, file_md5: str | None = None) -> KnownDataset:
+    """A GroupLens MovieLens release: ``<name>.zip`` holding ``<name>/<ratings_file>``.
+
+    ``file_md5``: a published md5 of the ratings file itself (datasets/SOURCES.md), checked after extraction.
+    """
+    archive = RemoteFile(f"{_GROUPLENS}/{name}.zip", Checksum("md5", zip_md5, _GROUPLENS_MD5),
+                         name=f"{name}.zip", members={f"{name}/{ratings_file}": ratings_file})
+    file_checksums = {} if file_md5 is None else {ratings_file: Checksum("md5", file_md5, "datasets/SOURCES.md")}
+    return KnownDataset(name=name, files=(ratings_file,), remotes=(archive,), file_checksums=file_checksums,
+                        archive_folder=name)
+
+
 KNOWN_DATASETS: Mapping[str, KnownDataset] = MappingProxyType(
     {
-        "ml-1m": KnownDataset(
-            name="ml-1m",
-            files=("ratings.dat",),
-            remotes=(
-                RemoteFile(
-                    f"{_GROUPLENS}/ml-1m.zip",
-                    Checksum("md5", "c4d9eecfca2ab87c1945afe126590906", _GROUPLENS_MD5),
-                    name="ml-1m.zip",
-                    members={"ml-1m/ratings.dat": "ratings.dat"},
-                ),
-            ),
-            archive_folder="ml-1m",
-        ),
-        "ml-20m": KnownDataset(
-            name="ml-20m",
-            files=("ratings.csv",),
-            remotes=(
-                RemoteFile(
-                    f"{_GROUPLENS}/ml-20m.zip",
-                    Checksum("md5", "cd245b17a1ae2cc31bb14903e1204af3", _GROUPLENS_MD5),
-                    name="ml-20m.zip",
-                    members={"ml-20m/ratings.csv": "ratings.csv"},
-                ),
-            ),
-            archive_folder="ml-20m",
-        ),
-        "ml-100k": KnownDataset(
-            name="ml-100k",
-            files=("u.data",),
-            remotes=(
-                RemoteFile(
-                    f"{_GROUPLENS}/ml-100k.zip",
-                    Checksum("md5", "0e33842e24a9c977be4e0107933c0723", _GROUPLENS_MD5),
-                    name="ml-100k.zip",
-                    members={"ml-100k/u.data": "u.data"},
-                ),
-            ),
-            # u.data's md5 as listed in the project's datasets/SOURCES.md and matched by the local copy
-            file_checksums={"u.data": Checksum("md5", "6e47046882bad158b0efbb84cd5cb987", "datasets/SOURCES.md")},
-            archive_folder="ml-100k",
-        ),
+        "ml-1m": _movielens("ml-1m", "ratings.dat", "c4d9eecfca2ab87c1945afe126590906"),
+        "ml-20m": _movielens("ml-20m", "ratings.csv", "cd245b17a1ae2cc31bb14903e1204af3"),
+        # u.data's md5 as listed in the project's datasets/SOURCES.md and matched by the local copy
+        "ml-100k": _movielens("ml-100k", "u.data", "0e33842e24a9c977be4e0107933c0723",
+                              file_md5="6e47046882bad158b0efbb84cd5cb987"),
         "amazon-beauty": KnownDataset(
             name="amazon-beauty",
             files=("Beauty_item_org_rank.txt", "Beauty_time_org_rank.txt"),

@@ -5,24 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from jagged_inputs import sequences_of
 from model.config import ModelConfig
 from model.hstu import HSTULayer
 from model.inputs import JaggedSequences, Vocabulary
 from model.registry import build_model
-
-
-def sequences_of(lengths: list[int], num_items: int = 30, seed: int = 0) -> JaggedSequences:
-    generator = torch.Generator().manual_seed(seed)
-    total = sum(lengths)
-    offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
-    offsets[1:] = torch.cumsum(torch.tensor(lengths), 0)
-    stamps = torch.cumsum(torch.randint(1, 10_000, (total,), generator=generator), 0)
-    return JaggedSequences(
-        item_ids=torch.randint(1, num_items + 1, (total,), generator=generator),
-        timestamps=stamps,
-        query_timestamps=stamps + 500,
-        offsets=offsets,
-    )
 
 
 def test_layer_matches_equations_1_to_3_written_out():

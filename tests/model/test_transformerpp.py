@@ -12,27 +12,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from model.config import ModelConfig
 from model.flops import SequenceWorkload, causal_attention_flops
 from model.inputs import JaggedSequences, Vocabulary
+from jagged_inputs import sequences_of
 from model.registry import build_model
 from model.transformerpp import TransformerPPLayer, apply_rotary, swiglu_hidden_dim
 from scaling.config import load_run_config
 from scaling.configtools import ConfigError
-
-
-def sequences_of(
-    lengths: list[int], num_items: int = 30, seed: int = 0, num_targets: list[int] | None = None
-) -> JaggedSequences:
-    generator = torch.Generator().manual_seed(seed)
-    total = sum(lengths)
-    offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
-    offsets[1:] = torch.cumsum(torch.tensor(lengths), 0)
-    stamps = torch.cumsum(torch.randint(1, 10_000, (total,), generator=generator), 0)
-    return JaggedSequences(
-        item_ids=torch.randint(1, num_items + 1, (total,), generator=generator),
-        timestamps=stamps,
-        query_timestamps=stamps + 500,
-        offsets=offsets,
-        num_targets=torch.tensor(num_targets) if num_targets is not None else None,
-    )
 
 
 def transformerpp(num_items: int = 30, max_seq_len: int = 16, **overrides) -> torch.nn.Module:
