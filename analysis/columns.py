@@ -8,12 +8,18 @@ A sweep writes ``RESULTS_DIR/results.parquet`` with one row per (trial, evaluati
   (null unless it failed), repeated on each of its rows;
 - progress at this evaluation: ``step`` (optimizer steps), ``epoch``, ``flops`` (cumulative training
   FLOPs), ``pf_days`` (= flops / (1e15 * 86400)), ``wall_seconds`` (cumulative);
+- ``eval_set``: the identifier (``label:digest``) of the events the row's ``valid/`` metrics scored.
+  Rows with different identifiers were measured on different data and never share a frontier;
+  null only on the single row of a trial that failed before its first evaluation;
 - size: ``params_embedding`` and ``params_non_embedding``;
 - one column per sweep axis, named by its dotted config key (``model.num_layers``, ``data.max_seq_len``);
 - one column per metric, ``split/metric`` with split in {valid, test, train}: ``valid/hr@100``,
   ``valid/ndcg@10``, ``valid/mrr``, ``valid/log_pplx``, ``valid/ne`` (mean over tasks),
-  ``valid/ne/<task>``, ``valid/auc/<task>``, ``train/loss``. Test metrics are filled only on a trial's
-  final row (from its best-validation checkpoint); missing metrics are NaN.
+  ``valid/ne/<task>``, ``valid/auc/<task>``, ``train/loss``; ``oracle/...`` the data's true
+  probabilities scored on the same set (synthetic data only: a floor no model can beat);
+  ``progressive/...`` the next, not yet trained window (streaming, when asked for; never fitted).
+  Test metrics are filled only on a trial's final row (from its best-validation checkpoint);
+  missing metrics are NaN.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ PF_DAYS = "pf_days"
 PARAMS_EMBEDDING = "params_embedding"
 PARAMS_NON_EMBEDDING = "params_non_embedding"
 WALL_SECONDS = "wall_seconds"
+EVAL_SET = "eval_set"
 TASK = "data.task"
 DATASET = "data.dataset"
 
@@ -59,11 +66,12 @@ REQUIRED_COLUMNS: dict[str, str] = {
     PARAMS_EMBEDDING: "number",
     PARAMS_NON_EMBEDDING: "number",
     WALL_SECONDS: "number",
+    EVAL_SET: "text or null",
     TASK: "text",
     DATASET: "text",
 }
 # columns whose value belongs to the trial, so every row of a trial must agree on it
-PER_TRIAL_COLUMNS = (MODEL, FAMILY, STATUS, TASK, DATASET, SEED)
+PER_TRIAL_COLUMNS = (MODEL, FAMILY, STATUS, TASK, DATASET, SEED, EVAL_SET)
 
 STATUSES = ("completed", "failed", "diverged", "running")
 # trials whose evaluations are fitted; failed and diverged trials are listed as failures instead
@@ -72,7 +80,7 @@ TASKS = ("retrieval", "gr_retrieval", "ranking")
 GR_FAMILY, DLRM_FAMILY = "GR", "DLRM"
 COMPUTE_COLUMNS = (PF_DAYS, FLOPS)
 FLOPS_PER_PF_DAY = 1e15 * 86400
-SPLITS = ("valid", "test", "train")
+SPLITS = ("valid", "test", "train", "oracle", "progressive")
 
 HIGHER_IS_BETTER = frozenset({"hr", "ndcg", "mrr", "auc"})
 LOWER_IS_BETTER = frozenset({"ne", "log_pplx", "loss"})
@@ -91,7 +99,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "loss": 0.01,
 }
 
-_METRIC_PATTERN = re.compile(r"^(valid|test|train)/([a-z_]+)(?:@(\d+))?(?:/(.+))?$")
+_METRIC_PATTERN = re.compile(r"^(valid|test|train|oracle|progressive)/([a-z_]+)(?:@(\d+))?(?:/(.+))?$")
 _DISPLAY_NAMES = {"hr": "HR", "ndcg": "NDCG", "mrr": "MRR", "auc": "AUC", "ne": "NE",
                   "log_pplx": "log-perplexity", "loss": "loss"}
 
@@ -137,7 +145,7 @@ def parse_metric(column: str) -> Metric:
         known = ", ".join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))
         raise AnalysisError(
             f"cannot analyse metric '{column}': expected split/name[@k][/task] with split in "
-            f"{{valid, test, train}} and name one of {known}"
+            f"{{{', '.join(SPLITS)}}} and name one of {known}"
         )
     split, base, cutoff, task = match.groups()
     return Metric(column, split, base, int(cutoff) if cutoff else None, task)

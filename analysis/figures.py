@@ -55,8 +55,12 @@ def save(figure: Figure, stem: Path) -> tuple[Path, Path]:
     return png, svg
 
 
-def scaling_panel(groups: Sequence[GroupResult], unit: str, title: str) -> Figure:
-    """Figure 7 style: every evaluation faint, the frontier bold, each family's fitted law with its equation."""
+def scaling_panel(groups: Sequence[GroupResult], unit: str, title: str, floor: float | None = None) -> Figure:
+    """Figure 7 style: every evaluation faint, the frontier bold, each family's selected law and its verdict.
+
+    ``floor`` is the data's own best possible value on the same evaluation set (the oracle of a
+    synthetic stream), drawn as a horizontal line no model can cross.
+    """
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=(7.0, 4.4), layout="constrained")
         axes = figure.subplots()
@@ -64,6 +68,9 @@ def scaling_panel(groups: Sequence[GroupResult], unit: str, title: str) -> Figur
         for group in groups:
             _draw_family(axes, group, styles[group.group])
         metric = groups[0].metric
+        if floor is not None:
+            axes.axhline(floor, color="black", linestyle=":", linewidth=1.2,
+                         label=f"oracle {metric.label} on this evaluation set (true probabilities): {floor:.4f}")
         axes.set_xscale("log")
         axes.set_xlabel(f"Training compute ({unit})")
         direction = "higher" if metric.higher_is_better else "lower"
@@ -90,7 +97,8 @@ def _draw_family(axes: Axes, group: GroupResult, style: dict[str, str]) -> None:
     fit = group.forms[group.primary]
     grid = np.logspace(np.log10(kept.compute[0]), np.log10(group.frontier.end), 200)
     r2 = fit.goodness.r2 if fit.goodness else float("nan")
-    label = f"{group.group} fit: {equation(fit.form, fit.fit.params, group.metric)} (R²={r2:.3f})"
+    label = (f"{group.group} ({group.saturation.verdict}): {equation(fit.form, fit.fit.params, group.metric)} "
+             f"(R²={r2:.3f}, lowest AICc)")
     axes.plot(grid, predict_metric(fit.form, fit.fit.params, grid, group.metric), color=color, linewidth=1.8,
               linestyle="-" if fit.identified else "--", label=label + ("" if fit.identified else ", not identified"))
 

@@ -23,11 +23,12 @@ from analysis.forms import PARAMETERS, equation
 from analysis.load import load_results
 from analysis.render import Block, Bullets, Figure, Heading, Paragraph, to_html, to_markdown
 from analysis.saturation import compare_at_common_compute
+from analysis.seeds import seed_spreads
 from analysis.study import GroupResult, Options, Study, primary_metric, run_study
 
 REPORT_FILES = ("report.md", "report.html", "fits.json")
 FIGURES_DIR = "figures"
-FITS_SCHEMA = "gr-scaling/fits/v1"
+FITS_SCHEMA = "gr-scaling/fits/v2"
 
 
 def default_out(results: Path) -> Path:
@@ -102,6 +103,9 @@ def verdict_lines(study: Study) -> list[str]:
         comparison = compare_at_common_compute({g.group: g.frontier for g in groups}, metric, study.options.unit)
         if comparison:
             lines.append(f"{dataset}: {comparison[0].upper()}{comparison[1:]}.")
+        seeds = tables.seed_sentence(seed_spreads(_rows_of(study, task, dataset), metric), metric)
+        if seeds:
+            lines.append(f"{dataset}: {seeds[0].upper()}{seeds[1:]}.")
     return lines
 
 
@@ -121,6 +125,7 @@ def report_blocks(study: Study, figure_blocks: dict[str, list[Figure]], source: 
     for key in ("scaling", "curves", "compute"):
         blocks += figure_blocks.get(key, [])
     blocks += _table4_section(study, baseline)
+    blocks += _seed_section(study)
     blocks += _fit_sections(study, "model", "Fits per model")
     blocks += [Heading("Trials"), tables.trials_table(study, headlines(study))]
     failures = tables.failures_list(study)
@@ -134,10 +139,11 @@ def _overview(study: Study, source: str) -> str:
     statuses = trials[col.STATUS].value_counts()
     counts = ", ".join(f"{int(statuses[s])} {s}" for s in col.STATUSES if s in statuses)
     compute = study.usable[study.options.compute]
+    notes = "".join(f" Note: {note}." for note in study.notes)
     return (f"Source: {source}. {len(trials)} trials ({counts}); {len(study.table)} evaluations; "
             f"models {', '.join(sorted(trials[col.MODEL].unique()))}; compute of fitted trials from "
             f"{number(compute[compute > 0].min())} to {number(compute.max())} {study.options.unit}. "
-            f"Fits use completed and running trials; failed and diverged trials are listed under Failures.")
+            f"Fits use completed and running trials; failed and diverged trials are listed under Failures.{notes}")
 
 
 def _fit_sections(study: Study, group_by: str, title: str) -> list[Block]:
@@ -152,6 +158,19 @@ def _fit_sections(study: Study, group_by: str, title: str) -> list[Block]:
                        tables.fits_table(groups, study.options.level),
                        tables.saturation_table(groups, study.options.unit)]
     return [Heading(title), *blocks] if blocks else []
+
+
+def _rows_of(study: Study, task: str, dataset: str):
+    return study.usable[(study.usable[col.TASK] == task) & (study.usable[col.DATASET] == dataset)]
+
+
+def _seed_section(study: Study) -> list[Block]:
+    blocks: list[Block] = []
+    for (task, dataset), metric in headlines(study).items():
+        spreads = seed_spreads(_rows_of(study, task, dataset), metric) if metric is not None else []
+        if spreads:
+            blocks.append(tables.seed_table(spreads, metric, dataset))
+    return [Heading("Seeds against size"), *blocks] if blocks else []
 
 
 def _table4_section(study: Study, baseline: str | None) -> list[Block]:
@@ -174,8 +193,9 @@ def draw_figures(study: Study, folder: Path) -> dict[str, list[Figure]]:
                 continue
             title = f"{dataset} ({task}): {metric.label} vs training compute"
             stem = out / f"scaling_{figures.slug(dataset)}_{figures.slug(metric.column)}"
-            blocks["scaling"].append(_save(figures.scaling_panel(groups, study.options.unit, title), stem, folder,
-                                           f"Figure 7 style, {title}: frontier points outlined, fitted law per family"))
+            panel = figures.scaling_panel(groups, study.options.unit, title, oracle_floor(study, task, dataset, metric))
+            blocks["scaling"].append(_save(panel, stem, folder, f"Figure 7 style, {title}: frontier points outlined, "
+                                                                f"the law selected by AICc per family, its verdict"))
         if metrics:
             stem = out / f"curves_{figures.slug(dataset)}"
             blocks["curves"].append(_save(figures.learning_curves(study, task, dataset, metrics), stem, folder,
@@ -184,6 +204,16 @@ def draw_figures(study: Study, folder: Path) -> dict[str, list[Figure]]:
     caption = "Figure 1 style: total training compute per trial (GPT-3 shown as a reference value)"
     blocks["compute"].append(_save(chart, out / "compute", folder, caption))
     return blocks
+
+
+def oracle_floor(study: Study, task: str, dataset: str, metric: col.Metric) -> float | None:
+    """The oracle's value of ``metric`` on the evaluation set of (task, dataset), when the data know it."""
+    column = f"oracle/{metric.column.split('/', 1)[1]}"
+    if column not in study.usable.columns:
+        return None
+    rows = study.usable[(study.usable[col.TASK] == task) & (study.usable[col.DATASET] == dataset)]
+    values = rows[column].dropna().unique()
+    return float(values[0]) if len(values) == 1 else None  # one evaluation set has one oracle value
 
 
 def _save(figure, stem: Path, folder: Path, caption: str) -> Figure:
@@ -210,11 +240,18 @@ def _method(study: Study) -> tuple[str, ...]:
         "can be fitted, when the parameter piles up on a constraint, or when it spans more than 100x.",
         "Extrapolation: each form refitted on the frontier points in the lower two thirds of the log-compute range, "
         "and its error measured on the points above.",
-        f"Saturation: flat from the first kept point, at least {o.min_span_decades:g} decades before the end of the "
-        f"explored compute, after which no stretch of {o.min_span_decades:g} decades or more gains the threshold per "
-        f"decade; or once the frontier reaches the fitted E's interval. Default thresholds per decade: {thresholds} "
-        f"(HR and NE from the paper's Figure 7 caption); overrides: {overrides}. 'Last window' is the last "
-        f"{o.window_decades:g} decade of explored compute.",
+        "Selection: the form with the lowest AICc (Hurvich & Tsai, 1989) on the frontier points, from residuals in the "
+        "metric's own units, is drawn and judged; forms within 2 AICc of it are ones the data cannot tell apart, and "
+        "the report says so. AICc needs k + 2 points for k parameters.",
+        f"Verdict: from the selected form's change per decade at the end of the explored compute and its "
+        f"{o.level:.0%} bootstrap interval: improving when the whole interval is at or beyond the threshold, saturated "
+        f"when it is below, undetermined when it straddles it, has no trustworthy interval, when an indistinguishable "
+        f"form disagrees, or when the frontier's own change over its last {o.window_decades:g} decade (no fit) "
+        f"contradicts the fit; frontiers spanning under {o.min_span_decades:g} decades are not judged. Default "
+        f"thresholds per decade: {thresholds} (HR and NE from the paper's Figure 7 caption); overrides: {overrides}.",
+        "Evaluation sets: every row records the events its validation metrics scored (eval_set); rows scored on "
+        "different sets are never put on one frontier. In the streaming regime every evaluation of a trial scores the "
+        "same held-out window (never trained on), and test metrics come from the checkpoint best on it.",
     )
 
 
@@ -249,11 +286,12 @@ def _group_document(group: GroupResult) -> dict:
         "saturation": {
             "verdict": s.verdict, "reason": s.reason, "threshold": s.threshold, "decades": s.decades,
             "gain_per_decade_last_window": s.trailing_gain, "last_window_decades": s.trailing_decades,
-            "gain_per_decade_overall": s.overall_gain, "saturation_compute": s.saturation_compute,
-            "gain_per_decade_after_saturation": s.saturation_gain,
-            "fitted_gain_per_decade_at_end": (dict(zip(("estimate", "low", "high"), group.fitted_gain))
-                                              | {"form": group.primary}) if group.fitted_gain else None,
+            "gain_per_decade_overall": s.overall_gain, "below_threshold_from": s.saturation_compute,
+            "fitted_gain_per_decade_at_end": ({"estimate": group.fitted_gain.estimate, "low": group.fitted_gain.low,
+                                               "high": group.fitted_gain.high, "form": group.primary}
+                                              if group.fitted_gain else None),
         },
+        "form_selection": group.selection,
     }
 
 
@@ -270,7 +308,8 @@ def _form_document(result, metric: col.Metric) -> dict:
                    for name in PARAMETERS[result.form]},
         "identified": result.identified,
         "bootstrap": {"fitted": result.resamples[0], "drawn": result.resamples[1]},
-        "goodness": {"r2": result.goodness.r2, "r2_space": result.goodness.r2_space, "rmse": result.goodness.rmse},
+        "goodness": {"r2": result.goodness.r2, "r2_space": result.goodness.r2_space, "rmse": result.goodness.rmse,
+                     "aicc": result.aicc},
         "extrapolation": {"available": check.available, "message": check.message, "cutoff_compute": check.cutoff,
                           "num_fit": check.num_fit, "num_heldout": check.num_heldout,
                           "mean_abs_error": check.mean_abs_error, "max_abs_error": check.max_abs_error,

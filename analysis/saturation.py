@@ -1,14 +1,19 @@
-"""Where a family's frontier stops improving, and the GR-versus-DLRM comparison in words and numbers.
+"""Whether a family keeps improving with compute: one verdict that its fit and its frontier both support.
 
-Gain is measured on the frontier (best value reached at or below each compute), in the metric's own
-units, positive when the metric gets better. Between two frontier points at least ``min_span`` decades
-apart, the gain per decade is the envelope's improvement divided by the decades between them; shorter
-stretches are ignored because noise makes their per-decade rate meaningless.
+The verdict is read off the *selected* fitted form, the very line the figure draws (``analysis.study``
+selects it by AICc): its gain per decade at the end of the explored compute, with its bootstrap
+interval, against a threshold (the paper's "significant improvement" per decade):
 
-A frontier is *saturated* from the first kept point P, at least ``min_span`` decades before the end of
-the explored compute, after which no such stretch gains ``threshold`` or more per decade; or once it
-has reached the fitted irreducible term E within E's interval. It is *improving* otherwise, and
-*undetermined* when it spans fewer than ``min_span`` decades.
+- *improving* when the whole interval is at or above the threshold;
+- *saturated* when the whole interval is below it;
+- *undetermined* when the interval straddles it, when there is no trustworthy interval, when the
+  frontier spans less than ``min_span`` decades or has too few points to select a form, when forms
+  the data cannot tell apart (AICc within 2) disagree, or when the frontier's own recent change
+  (the envelope's gain over its last ``window`` decades, no fit involved) contradicts the fitted
+  line. Each reason is said in words, with the numbers.
+
+So the sentence, the drawn line and the fitted gain per decade never contradict each other: where
+they would, the verdict says that the data cannot tell.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import numpy as np
 
 from analysis.columns import Metric
 from analysis.formatting import decades_text, number, signed
-from analysis.forms import to_fit_space
 from analysis.frontier import Frontier, envelope_at
 
 WINDOW_DECADES = 1.0
@@ -37,9 +41,9 @@ class Saturation:
     trailing_decades: float  # width of that window (WINDOW_DECADES, or less for a short frontier)
     overall_gain: float  # improvement per decade over the whole frontier
     threshold: float
-    saturation_compute: float | None  # compute from which the frontier counts as flat
-    saturation_gain: float | None  # largest gain per decade over any stretch after saturation_compute
-    reason: str  # one sentence, e.g. "DLRM saturates at 1.2e-03 PF-days: ..."
+    saturation_compute: float | None  # saturated: compute from which the selected form gains < threshold per decade
+    fitted_gain: float | None  # the selected form's gain per decade at the end (metric units, + is better)
+    reason: str  # one sentence with the numbers, e.g. "DLRM saturates: fitted NE change ..."
 
 
 def improvement(before: float, after: float, metric: Metric) -> float:
@@ -52,37 +56,32 @@ def signed_change(gain: float, metric: Metric) -> float:
     return (gain if metric.higher_is_better else -gain) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def steepest_gains(frontier: Frontier, metric: Metric, min_span: float) -> np.ndarray:
-    """Per kept point, the largest gain per decade over stretches starting there and >= min_span decades long.
+@dataclass(frozen=True)
+class FittedGain:
+    """The selected form's gain per decade at the end of the explored compute (metric units, + is better)."""
 
-    The envelope is a step function, so over stretches from a point the rate peaks either at exactly
-    ``min_span`` decades or at a later kept point (or the end); those are the candidates checked.
-    NaN for kept points less than ``min_span`` decades before the end.
-    """
-    kept, end = frontier.kept, frontier.end
-    log_compute = np.log10(kept.compute)
-    steepest = np.full(len(kept), np.nan)
-    for k in range(len(kept)):
-        if np.log10(end) - log_compute[k] < min_span:
-            continue
-        window_end = kept.compute[k] * 10**min_span
-        candidates = [(envelope_at(frontier, window_end), min_span)]
-        later = np.flatnonzero(log_compute - log_compute[k] >= min_span)
-        candidates += [(kept.value[j], log_compute[j] - log_compute[k]) for j in later]
-        candidates.append((kept.value[-1], np.log10(end) - log_compute[k]))
-        steepest[k] = max(improvement(kept.value[k], value, metric) / span for value, span in candidates)
-    return steepest
+    form: str  # the selected form's name in words
+    estimate: float
+    low: float  # interval ends; NaN when there is no trustworthy interval
+    high: float
+    flat_from: float | None  # compute at which the form's gain per decade falls below the threshold
+    rivals: tuple[tuple[str, float, float], ...] = ()  # (form name, its gain at the end, its AICc minus the best)
+
+    @property
+    def has_interval(self) -> bool:
+        return bool(np.isfinite(self.low) and np.isfinite(self.high))
 
 
-def saturation_start(frontier: Frontier, metric: Metric, threshold: float, min_span: float) -> int | None:
-    """Index of the first kept point after which no stretch of >= min_span decades gains threshold per decade."""
-    steepest = steepest_gains(frontier, metric, min_span)
-    eligible = np.flatnonzero(np.isfinite(steepest))
-    if eligible.size == 0:
-        return None
-    steep = eligible[steepest[eligible] >= threshold]
-    start = int(steep.max()) + 1 if steep.size else int(eligible[0])
-    return start if start <= eligible.max() else None
+def envelope_gains(frontier: Frontier, metric: Metric, window: float) -> tuple[float, float, float]:
+    """(gain per decade over the last ``window`` decades, that window's width, gain per decade overall)."""
+    kept, c_max, decades = frontier.kept, frontier.end, frontier.decades
+    window_start = max(float(kept.compute[0]), c_max / 10**window)
+    trailing_decades = float(np.log10(c_max / window_start))
+    trailing = (improvement(envelope_at(frontier, window_start), float(kept.value[-1]), metric) / trailing_decades
+                if trailing_decades > 0 else float("nan"))
+    overall = (improvement(float(kept.value[0]), float(kept.value[-1]), metric) / decades
+               if decades > 0 else float("nan"))
+    return trailing, trailing_decades, overall
 
 
 def assess_saturation(
@@ -91,46 +90,63 @@ def assess_saturation(
     threshold: float,
     family: str,
     unit: str,
-    irreducible: tuple[float, bool] | None = None,
+    fitted: FittedGain | None,
+    why_no_fit: str = "no form could be fitted",
     window: float = WINDOW_DECADES,
     min_span: float = MIN_SPAN_DECADES,
 ) -> Saturation:
-    """Judge one group's frontier; ``irreducible`` is (upper end of E's interval, whether E is identified)."""
-    decades, kept = frontier.decades, frontier.kept
+    """Judge one group from its selected fit (``fitted``; None with ``why_no_fit``) and its frontier."""
+    decades = frontier.decades
+    trailing, trailing_decades, overall = envelope_gains(frontier, metric, window)
+
+    def verdict(kind: Verdict, reason: str, at: float | None = None) -> Saturation:
+        gain = fitted.estimate if fitted is not None else None
+        return Saturation(kind, decades, trailing, trailing_decades, overall, threshold, at, gain, f"{family} {reason}")
+
     if decades < min_span:
-        reason = (f"{family}: frontier spans {decades_text(decades, 2)} of compute (< {min_span:g}); "
-                  f"too narrow to judge saturation")
-        return Saturation("undetermined", decades, np.nan, decades, np.nan, threshold, None, None, reason)
-    c_max = frontier.end
-    window_start = max(float(kept.compute[0]), c_max / 10**window)
-    trailing_decades = float(np.log10(c_max / window_start))
-    trailing = improvement(envelope_at(frontier, window_start), float(kept.value[-1]), metric) / trailing_decades
-    overall = improvement(float(kept.value[0]), float(kept.value[-1]), metric) / decades
-    start = saturation_start(frontier, metric, threshold, min_span)
-    if start is not None:
-        at = float(kept.compute[start])
-        gain = max(float(np.nanmax(steepest_gains(frontier, metric, min_span)[start:])), 0.0)
-        reason = (f"{family} saturates at {number(at, 2)} {unit}: {metric.label} gain per decade at most "
-                  f"{number(gain, 2)} < threshold {threshold:g} over the {decades_text(np.log10(c_max / at))} "
-                  f"after it")
-        return Saturation("saturated", decades, trailing, trailing_decades, overall, threshold, at, gain, reason)
-    reached = _irreducible_reached(frontier, metric, irreducible)
-    if reached is not None:
-        at = float(kept.compute[reached])
-        reason = (f"{family} saturates at {number(at, 2)} {unit}: its frontier reached the fitted irreducible term "
-                  f"({metric.fit_label} <= {number(irreducible[0], 4)}, the upper end of E's interval)")
-        return Saturation("saturated", decades, trailing, trailing_decades, overall, threshold, at, None, reason)
-    reason = (f"{family} keeps improving: {metric.label} {signed(signed_change(trailing, metric), 2)} per decade "
-              f"over the last {decades_text(trailing_decades)} of a frontier spanning {decades_text(decades)} "
-              f"({number(kept.compute[0], 2)} to {number(c_max, 2)} {unit})")
-    return Saturation("improving", decades, trailing, trailing_decades, overall, threshold, None, None, reason)
+        return verdict("undetermined", f"cannot be judged: its frontier spans {decades_text(decades, 2)} of compute "
+                                       f"(needs {min_span:g})")
+    if fitted is None:
+        return verdict("undetermined", f"cannot be judged: {why_no_fit}")
+    change = _change_text(fitted, metric)
+    where = f"at {number(frontier.end, 2)} {unit}, the end of its explored compute ({fitted.form})"
+    if not fitted.has_interval:
+        return verdict("undetermined", f"cannot be judged: the fitted {metric.label} change {change} per decade "
+                                       f"{where} has no trustworthy interval (too few trials, or parameters not "
+                                       f"identified)")
+    if fitted.low >= threshold:
+        kind: Verdict = "improving"
+        said = (f"keeps improving: fitted {metric.label} change {change} per decade {where}, beyond the threshold "
+                f"{threshold:g}")
+    elif fitted.high < threshold:
+        kind = "saturated"
+        flat = f"; below the threshold from {number(fitted.flat_from, 2)} {unit}" if fitted.flat_from else ""
+        said = (f"saturates: fitted {metric.label} change {change} per decade {where}, below the threshold "
+                f"{threshold:g}{flat}")
+    else:
+        return verdict("undetermined", f"cannot be judged: the fitted {metric.label} change {change} per decade "
+                                       f"{where} straddles the threshold {threshold:g}")
+    for name, gain, delta in fitted.rivals:
+        if (gain >= threshold) != (kind == "improving"):
+            return verdict("undetermined", f"cannot be judged: the data cannot tell the {fitted.form} from the {name} "
+                                           f"(AICc {delta:.1f} apart, under 2), and they disagree: "
+                                           f"{signed(signed_change(fitted.estimate, metric), 2)} vs "
+                                           f"{signed(signed_change(gain, metric), 2)} per decade at the end")
+    if np.isfinite(trailing) and (trailing >= threshold) != (kind == "improving"):
+        return verdict("undetermined", f"cannot be judged: the fitted line {'improves' if kind == 'improving' else 'is flat'} "
+                                       f"({change} per decade), but the frontier itself changed "
+                                       f"{signed(signed_change(trailing, metric), 2)} per decade over its last "
+                                       f"{decades_text(trailing_decades)} (threshold {threshold:g})")
+    return verdict(kind, said, fitted.flat_from if kind == "saturated" else None)
 
 
-def _irreducible_reached(frontier: Frontier, metric: Metric, irreducible: tuple[float, bool] | None) -> int | None:
-    if irreducible is None or not irreducible[1] or not np.isfinite(irreducible[0]):
-        return None
-    reached = np.flatnonzero(to_fit_space(frontier.kept.value, metric) <= irreducible[0])
-    return int(reached[0]) if reached.size else None
+def _change_text(fitted: FittedGain, metric: Metric) -> str:
+    estimate = signed(signed_change(fitted.estimate, metric), 2)
+    if not fitted.has_interval:
+        return estimate
+    ends = sorted(signed_change(v, metric) for v in (fitted.low, fitted.high))
+    return f"{estimate} [{signed(ends[0], 2)}, {signed(ends[1], 2)}]"
+
 
 
 def compare_at_common_compute(

@@ -20,9 +20,9 @@ from analysis.bootstrap import Draws, Interval, bootstrap, intervals
 from analysis.diagnostics import Extrapolation, GoodnessOfFit, extrapolation_check, goodness_of_fit
 from analysis.errors import AnalysisError
 from analysis.fitting import HUBER_DELTA, PointFit, fit_form, fit_problem
-from analysis.forms import FORMS, PARAMETERS, Form, gain_per_decade
+from analysis.forms import FORM_NAMES, FORMS, PARAMETERS, Form, gain_per_decade
 from analysis.frontier import Frontier, Points, compute_frontier, points_from_table
-from analysis.saturation import MIN_SPAN_DECADES, WINDOW_DECADES, Saturation, assess_saturation
+from analysis.saturation import MIN_SPAN_DECADES, WINDOW_DECADES, FittedGain, Saturation, assess_saturation
 
 GroupBy = Literal["family", "model"]
 PerModel = Literal["primary", "all", "none"]
@@ -30,6 +30,8 @@ PerModel = Literal["primary", "all", "none"]
 DEFAULT_BASES = ("hr", "ndcg@10", "ne")
 UNITS = {col.PF_DAYS: "PF-days", col.FLOPS: "FLOPs"}
 # the metric a dataset's headline is about: NE for ranking, HR@100 for retrieval (the paper's Figure 7)
+# forms whose AICc is within this of the best are ones the data cannot tell apart (Burnham & Anderson, 2002)
+INDISTINGUISHABLE_AICC = 2.0
 PRIMARY_PREFERENCE = ("valid/ne", "valid/hr@100", "valid/hr@500", "valid/hr@50", "valid/hr@200", "valid/hr@10",
                       "valid/ndcg@10", "valid/mrr", "valid/log_pplx", "train/loss")
 
@@ -82,6 +84,7 @@ class FormResult:
     resamples: tuple[int, int] = (0, 0)  # (fitted, drawn)
     goodness: GoodnessOfFit | None = None
     extrapolation: Extrapolation | None = None
+    aicc: float = float("nan")  # small-sample AIC of the fit's metric-unit residuals; NaN: too few points
 
     @property
     def identified(self) -> bool:
@@ -100,9 +103,10 @@ class GroupResult:
     points: Points  # every usable evaluation of the group
     frontier: Frontier
     forms: dict[Form, FormResult]
-    primary: Form | None  # the form drawn and used for the fitted gain
+    primary: Form | None  # the form selected by AICc: drawn, and the one the verdict and fitted gain come from
     saturation: Saturation
-    fitted_gain: tuple[float, float, float] | None  # primary form's gain per decade at the largest compute, interval
+    fitted_gain: FittedGain | None  # the primary form's gain per decade at the largest compute, with interval
+    selection: str  # how the primary form was chosen, or why none was, in words
 
 
 # the arguments of analyse_group: points, metric, options, dataset, task, group_by, group, family
@@ -116,6 +120,7 @@ class Study:
     options: Options
     metrics: dict[tuple[str, str], list[col.Metric]]  # (task, dataset) -> metrics analysed
     groups: list[GroupResult]
+    notes: tuple[str, ...] = ()  # what the analysis did to the table that a reader must know (e.g. split eval sets)
 
     def family_groups(self, task: str, dataset: str, metric: str) -> list[GroupResult]:
         return [g for g in self.groups if (g.task, g.dataset, g.metric.column, g.group_by) ==
@@ -129,6 +134,7 @@ def run_study(table: pd.DataFrame, options: Options) -> Study:
 
 
 def _run_study(table: pd.DataFrame, options: Options) -> Study:
+    table, notes = separate_evaluation_sets(table)
     usable = table[table[col.STATUS].isin(col.USABLE_STATUSES)]
     requested = _requested_metrics(table, options.metrics)
     metrics: dict[tuple[str, str], list[col.Metric]] = {}
@@ -142,7 +148,44 @@ def _run_study(table: pd.DataFrame, options: Options) -> Study:
     if options.metrics and not any(metrics.values()):
         raise AnalysisError(f"metrics {', '.join(options.metrics)} have no finite values in completed or "
                             f"running trials")
-    return Study(table, usable, options, metrics, _analyse_all(tasks, options.jobs))
+    return Study(table, usable, options, metrics, _analyse_all(tasks, options.jobs), notes)
+
+
+def separate_evaluation_sets(table: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Never one frontier over rows scored on different data: each evaluation set becomes its own dataset.
+
+    A (task, dataset) whose trials were evaluated on more than one set (other data seeds, other
+    generator settings, another split) is relabelled per set, ``dataset [data.key=value]`` by the
+    data settings that tell the sets apart (else by the set's identifier), so every frontier, fit,
+    verdict and comparison below is built from evaluations on one set of events.
+    """
+    notes = []
+    table = table.copy()
+    for (task, dataset), rows in table.groupby([col.TASK, col.DATASET], sort=True):
+        rows = rows[rows[col.EVAL_SET].notna()]
+        found = sorted(rows[col.EVAL_SET].astype(str).unique())
+        if len(found) < 2:
+            continue
+        labels = _evaluation_set_labels(rows, found)
+        table.loc[rows.index, col.DATASET] = [f"{dataset} [{labels[value]}]" for value in rows[col.EVAL_SET].astype(str)]
+        notes.append(f"{dataset} ({task}) was evaluated on {len(found)} different sets "
+                     f"({'; '.join(f'{labels[v]}: {v}' for v in found)}): they are analysed apart, never on one frontier")
+    return table, tuple(notes)
+
+
+def _evaluation_set_labels(rows: pd.DataFrame, sets: list[str]) -> dict[str, str]:
+    """Each set's name: the data.* settings constant within it that differ between sets, else its identifier."""
+    telling = []
+    for column in rows.columns:
+        if not str(column).startswith("data.") or column in (col.TASK, col.DATASET):
+            continue
+        per_set = rows.groupby(col.EVAL_SET)[column].agg(lambda v: tuple(sorted(map(str, v.unique()))))
+        if all(len(values) == 1 for values in per_set) and per_set.nunique() == len(sets):
+            telling.append(column)
+    if not telling:
+        return {value: value for value in sets}
+    first = rows.drop_duplicates(col.EVAL_SET).set_index(col.EVAL_SET)
+    return {value: ", ".join(f"{c.removeprefix('data.')}={first.loc[value, c]}" for c in telling) for value in sets}
 
 
 def _analyse_all(tasks: list[GroupTask], jobs: int) -> list[GroupResult]:
@@ -200,9 +243,12 @@ def _group_tasks(rows: pd.DataFrame, task: str, dataset: str, metric: col.Metric
     """The arguments of :func:`analyse_group` for each family (and model) with values of ``metric``."""
     tasks: list[GroupTask] = []
     partitions: list[tuple[GroupBy, str]] = [("family", col.FAMILY)] + ([("model", col.MODEL)] if per_model else [])
+    models_per_family = rows.groupby(col.FAMILY)[col.MODEL].nunique()
     for group_by, column in partitions:
         found = []
         for name, group_rows in rows.groupby(column, sort=True):
+            if group_by == "model" and models_per_family[group_rows[col.FAMILY].iloc[0]] < 2:
+                continue  # the family's own fit already is this model's
             points = points_from_table(group_rows, metric.column, options.compute)
             if len(points) > 0:
                 found.append((str(group_rows[col.FAMILY].iloc[0]), str(name), points))
@@ -231,15 +277,12 @@ def analyse_group(points: Points, metric: col.Metric, options: Options, dataset:
              if options.bootstrap > 0 and full_fits else {})
     forms = {form: _form_result(form, problems[form], full_fits.get(form), draws.get(form), frontier, metric,
                                 num_trials, options) for form in FORMS}
-    primary = _primary_form(forms)
-    saturating = forms["saturating"]
-    irreducible = ((saturating.intervals["E"].high, saturating.intervals["E"].identified)
-                   if saturating.fit is not None and options.bootstrap > 0 else None)
-    saturation = assess_saturation(frontier, metric, options.threshold(metric), group, options.unit, irreducible,
-                                   options.window_decades, options.min_span_decades)
-    fitted_gain = _fitted_gain(forms[primary], draws.get(primary), frontier, metric, options.level) if primary else None
+    primary, selection, rivals = select_form(forms)
+    fitted_gain = _fitted_gain(forms, primary, draws.get(primary), frontier, metric, options, rivals) if primary else None
+    saturation = assess_saturation(frontier, metric, options.threshold(metric), group, options.unit, fitted_gain,
+                                   selection, options.window_decades, options.min_span_decades)
     return GroupResult(dataset, task, metric, group_by, group, family, num_trials, points, frontier, forms,
-                       primary, saturation, fitted_gain)
+                       primary, saturation, fitted_gain, selection)
 
 
 def _form_result(form: Form, problem: str | None, fit: PointFit | None, draws: Draws | None, frontier: Frontier,
@@ -247,32 +290,64 @@ def _form_result(form: Form, problem: str | None, fit: PointFit | None, draws: D
     if fit is None:
         return FormResult(form, problem)
     resamples = (int(draws.succeeded.sum()), draws.params.shape[0]) if draws is not None else (0, 0)
+    goodness = goodness_of_fit(fit, frontier.fit_points.compute, frontier.fit_points.value, metric)
     return FormResult(
-        form, None, fit, intervals(draws, fit, num_trials, options.level), resamples,
-        goodness_of_fit(fit, frontier.fit_points.compute, frontier.fit_points.value, metric),
+        form, None, fit, intervals(draws, fit, num_trials, options.level), resamples, goodness,
         extrapolation_check(form, frontier.fit_points, metric, huber_delta=options.huber_delta),
+        aicc(goodness.rmse, len(frontier.fit_points), len(PARAMETERS[form])),
     )
 
 
-def _primary_form(forms: dict[Form, FormResult]) -> Form | None:
-    """The saturating law when E is identified, else the pure power law, else the log-linear line."""
-    if forms["saturating"].identified:
-        return "saturating"
-    for form in ("power", "loglinear"):
-        if forms[form].fit is not None:
-            return form
-    return None
+def aicc(rmse: float, num_points: int, num_parameters: int) -> float:
+    """AICc of a least-squares-like fit from its RMSE (Hurvich & Tsai, 1989); NaN below k + 2 points.
+
+    Residuals are in the metric's own units for every form, so the forms are compared on one scale.
+    """
+    n, k = num_points, num_parameters
+    if n < k + 2:
+        return float("nan")
+    residual_variance = max(rmse**2, 1e-300)  # a perfect fit would otherwise be -inf
+    return n * np.log(residual_variance) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
 
 
-def _fitted_gain(result: FormResult, draws: Draws | None, frontier: Frontier, metric: col.Metric,
-                 level: float) -> tuple[float, float, float]:
-    c_max = frontier.end
+def select_form(forms: dict[Form, FormResult]) -> tuple[Form | None, str, tuple[Form, ...]]:
+    """(the form with the lowest AICc, how it was chosen in words, the other forms within 2 AICc of it)."""
+    scored = {form: result.aicc for form, result in forms.items() if result.fit is not None and np.isfinite(result.aicc)}
+    if not scored:
+        fitted = [f for f, r in forms.items() if r.fit is not None]
+        needed = min(len(PARAMETERS[f]) + 2 for f in FORMS)
+        why = ("no form could be fitted" if not fitted else
+               f"too few frontier points to choose a form by AICc (needs at least {needed})")
+        return None, why, ()
+    best = min(scored, key=scored.get)
+    rivals = tuple(f for f, value in scored.items() if f != best and value - scored[best] < INDISTINGUISHABLE_AICC)
+    others = ", ".join(f"{FORM_NAMES[f]} {scored[f] - scored[best]:+.1f}" for f in scored if f != best)
+    text = f"{FORM_NAMES[best]}: lowest AICc" + (f" (ΔAICc: {others})" if others else "")
+    if rivals:
+        text += f"; the data cannot tell it from the {' or the '.join(FORM_NAMES[f] for f in rivals)} (ΔAICc < 2)"
+    return best, text, rivals
+
+
+def _fitted_gain(forms: dict[Form, FormResult], primary: Form, draws: Draws | None, frontier: Frontier,
+                 metric: col.Metric, options: Options, rivals: tuple[Form, ...]) -> FittedGain:
+    result = forms[primary]
+    c_max, threshold = frontier.end, options.threshold(metric)
     estimate = gain_per_decade(result.form, result.fit.params, c_max, metric)
-    if draws is None or not draws.succeeded.any() or not result.identified:
-        return estimate, float("nan"), float("nan")  # no interval where the parameters' own are not trusted
-    names = PARAMETERS[result.form]
-    gains = [gain_per_decade(result.form, dict(zip(names, row)), c_max, metric)
-             for row in draws.params[draws.succeeded]]
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(gains, [tail, 1.0 - tail])
-    return estimate, float(low), float(high)
+    low = high = float("nan")  # no interval where the parameters' own are not trusted
+    if draws is not None and draws.succeeded.any() and result.identified:
+        names = PARAMETERS[result.form]
+        gains = [gain_per_decade(result.form, dict(zip(names, row)), c_max, metric)
+                 for row in draws.params[draws.succeeded]]
+        tail = (1.0 - options.level) / 2.0
+        low, high = (float(v) for v in np.quantile(gains, [tail, 1.0 - tail]))
+    rival_gains = tuple((FORM_NAMES[f], gain_per_decade(f, forms[f].fit.params, c_max, metric),
+                         forms[f].aicc - result.aicc) for f in rivals)
+    return FittedGain(FORM_NAMES[result.form], estimate, low, high, _flat_from(result, metric, threshold), rival_gains)
+
+
+def _flat_from(result: FormResult, metric: col.Metric, threshold: float) -> float | None:
+    """Compute at which a power law's gain per decade, alpha A C^-alpha ln 10, falls to ``threshold``."""
+    if result.form == "loglinear" or threshold <= 0:
+        return None  # a straight line on log-compute gains the same every decade
+    alpha, amplitude = result.fit.params["alpha"], result.fit.params["A"]
+    return float((alpha * amplitude * np.log(10.0) / threshold) ** (1.0 / alpha))

@@ -14,6 +14,7 @@ from analysis.formatting import decades_text, number, signed
 from analysis.forms import FORM_NAMES, equation
 from analysis.render import Bullets, Table
 from analysis.saturation import signed_change
+from analysis.seeds import SeedSpread, axes_varying_per_model
 from analysis.study import FormResult, GroupResult, Study
 
 _SYMBOLS = {"alpha": "α"}
@@ -25,14 +26,18 @@ _TABLE4_ORDER = {"hr": 0, "ndcg": 1, "mrr": 2, "ne": 3, "auc": 4, "log_pplx": 5,
 
 def fits_table(groups: Sequence[GroupResult], level: float) -> Table:
     """One row per (group, form): equation, parameters with intervals, fit quality, extrapolation, notes."""
-    header = ("Group", "Form", "Fit", "Parameters [interval]", "R²", "RMSE", "Extrapolation", "Notes")
+    header = ("Group", "Form", "Fit", "Parameters [interval]", "R²", "RMSE", "ΔAICc", "Extrapolation", "Notes")
     rows = []
     for group in groups:
+        best = group.forms[group.primary].aicc if group.primary else float("nan")
         for form, result in group.forms.items():
+            cells = _fit_cells(result, group)
+            delta = f"{result.aicc - best:+.1f}" if np.isfinite(result.aicc) and np.isfinite(best) else "—"
             rows.append((group.group, FORM_NAMES[form] + (" ★" if form == group.primary else ""),
-                         *_fit_cells(result, group)))
+                         *cells[:4], delta, *cells[4:]))
     caption = (f"Fits to the frontier of {groups[0].metric.label} ({groups[0].metric.split}); ★ marks the form "
-               f"drawn in the figure. Intervals: {level:.0%} bootstrap percentiles over trial resamples. R² is in the "
+               f"selected by AICc (lowest; ΔAICc against it, under 2 means the data cannot tell the forms apart): "
+               f"the one drawn in the figure and the one the verdict reads. Intervals: {level:.0%} bootstrap percentiles over trial resamples. R² is in the "
                f"space named; RMSE is in {groups[0].metric.label} units. Extrapolation: refitted on the lower two "
                f"thirds of log-compute, error on the frontier points above (bias = mean of predicted - observed).")
     return Table(header, tuple(rows), caption)
@@ -81,8 +86,8 @@ def _extrapolation(result: FormResult) -> str:
 
 
 def saturation_table(groups: Sequence[GroupResult], unit: str) -> Table:
-    header = ("Group", "Verdict", "Frontier", "Change per decade (last window)", "Threshold", "Flat from",
-              "Fitted change per decade at the end [95%]")
+    header = ("Group", "Verdict", "Fitted change per decade at the end [interval] (form)", "Threshold",
+              "Frontier", "Frontier's own change per decade (last window)", "Below threshold from")
     rows = []
     for group in groups:
         s, metric = group.saturation, group.metric
@@ -90,20 +95,22 @@ def saturation_table(groups: Sequence[GroupResult], unit: str) -> Table:
                     f"{number(group.frontier.end)} {unit}")
         trailing = (f"{signed(signed_change(s.trailing_gain, metric))} over {decades_text(s.trailing_decades)}"
                     if np.isfinite(s.trailing_gain) else "—")
-        rows.append((group.group, s.verdict, frontier, trailing, f"{s.threshold:g}",
-                     f"{number(s.saturation_compute)} {unit}" if s.saturation_compute else "—",
-                     _fitted_gain(group)))
-    caption = (f"Saturation of the {groups[0].metric.label} frontier: flat once the gain per decade stays below "
-               f"the threshold (change in {groups[0].metric.label} units; the sign is the metric's own).")
+        rows.append((group.group, s.verdict, _fitted_gain(group), f"{s.threshold:g}", frontier, trailing,
+                     f"{number(s.saturation_compute)} {unit}" if s.saturation_compute else "—"))
+    caption = (f"Verdicts on {groups[0].metric.label}: improving when the selected fit's change per decade at the "
+               f"end of the explored compute is beyond the threshold over its whole interval, saturated when it is "
+               f"below it over its whole interval, undetermined otherwise or when the frontier's own recent change "
+               f"contradicts the fit (changes in {groups[0].metric.label} units; the sign is the metric's own).")
     return Table(header, tuple(rows), caption)
 
 
 def _fitted_gain(group: GroupResult) -> str:
-    if group.fitted_gain is None:
-        return "—"
-    estimate, low, high = (signed_change(v, group.metric) for v in group.fitted_gain)
-    interval = f" [{min(low, high):+.2g}, {max(low, high):+.2g}]" if np.isfinite(low) else ""
-    return f"{estimate:+.3g}{interval} ({group.primary})"
+    gain = group.fitted_gain
+    if gain is None:
+        return f"— ({group.selection})"
+    estimate, low, high = (signed_change(v, group.metric) for v in (gain.estimate, gain.low, gain.high))
+    interval = f" [{min(low, high):+.2g}, {max(low, high):+.2g}]" if gain.has_interval else " (no interval)"
+    return f"{estimate:+.3g}{interval} ({gain.form})"
 
 
 def trial_summary(study: Study) -> pd.DataFrame:
@@ -202,7 +209,7 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
                .reset_index())
     baseline = _baseline_index(configs, selection, task, baseline_model)
     body = []
-    varying = _axes_varying_per_model(finals, axes)
+    varying = axes_varying_per_model(finals, axes)
     for index, config in configs.iterrows():
         settings = ", ".join(f"{a.split('.')[-1]}={_cell(config[a])}" for a in varying[config[col.MODEL]])
         label = config[col.MODEL] + (f" ({settings})" if settings else "")
@@ -216,18 +223,6 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
     header = ("Model (configuration)", "Trials", study.options.unit,
               *[f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in metrics])
     return Table(header, tuple(body), caption)
-
-
-def _axes_varying_per_model(rows: pd.DataFrame, axes: list[str]) -> dict[str, list[str]]:
-    """For each model, the axes that take more than one value among its own trials.
-
-    A sweep records every axis for every trial (a DCN-v2 trial still has HSTU's num_heads at its
-    default), so a label lists only what distinguishes a model's configurations from each other.
-    """
-    varying = {}
-    for model, model_rows in rows.groupby(col.MODEL, sort=False):
-        varying[model] = [a for a in axes if model_rows[a].nunique(dropna=False) > 1]
-    return varying
 
 
 def _table4_metrics(rows: pd.DataFrame, split: str) -> list[col.Metric]:
@@ -269,3 +264,24 @@ def _with_gain(value: float, reference: float | None) -> str:
     if reference is None or not np.isfinite(value) or not np.isfinite(reference) or reference == 0:
         return text
     return f"{text} ({value / reference - 1:+.1%})"
+
+
+def seed_table(spreads: Sequence[SeedSpread], metric: col.Metric, dataset: str) -> Table:
+    """Per model, the seed-to-seed range at one configuration next to the size effect, in metric units."""
+    header = ("Model", "Family", "Configurations with repeated seeds", "Seeds each", "Seed range (mean)",
+              "Seed range (largest)", "Size effect (best - worst configuration)", "Size effect / seed range")
+    rows = tuple((s.model, s.family, str(s.configurations), str(s.seeds), number(s.mean_range, 3),
+                  number(s.max_range, 3), number(s.size_effect, 3), f"{s.ratio:.1f}x") for s in spreads)
+    caption = (f"{dataset}: {metric.label} ({metric.split}) at each trial's last evaluation. Seed range: max - min "
+               f"across the seeds of one configuration (same data, other initialisation and order); size effect: how "
+               f"much better the best configuration's seed-mean is than the worst's.")
+    return Table(header, rows, caption)
+
+
+def seed_sentence(spreads: Sequence[SeedSpread], metric: col.Metric) -> str | None:
+    """The headline's one sentence on seed noise against the size effect."""
+    if not spreads:
+        return None
+    parts = [f"{s.model} {number(s.mean_range, 2)} (size effect {number(s.size_effect, 2)}, {s.ratio:.1f}x)"
+             for s in spreads]
+    return f"seed-to-seed range of {metric.label} at one configuration: " + "; ".join(parts)

@@ -40,7 +40,9 @@ class InputLayer(nn.Module):
         self.scale = math.sqrt(embedding_dim)
         self.positions = nn.Embedding(max_seq_len, embedding_dim) if absolute_positions else None
         if self.positions is not None:
-            nn.init.trunc_normal_(self.positions.weight, std=0.02, a=-0.04, b=0.04)
+            # Xavier-normal, as the reference's sequential encoders initialise every parameter outside
+            # the item table and the HSTU layers: std sqrt(2 / (max_seq_len + d)), 0.089 at 200 x 50.
+            nn.init.xavier_normal_(self.positions.weight)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, token_embeddings: Tensor, offsets: Tensor, num_targets: Tensor | None = None) -> Tensor:

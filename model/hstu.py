@@ -9,7 +9,8 @@ One layer, for jagged inputs X [T, d]::
 
 f1 is one fused linear producing all four streams; f2 is one linear. The input LayerNorm is
 the "input layer norm" of Section 3.3's activation-memory accounting and of the reference
-implementation; neither LayerNorm has affine parameters (U already scales every channel).
+implementation; neither LayerNorm has affine parameters (U already scales every channel), and
+both use the reference's epsilon, LAYER_NORM_EPS.
 rab^{p,t} is one learned bias over relative position plus one over bucketised time gaps,
 shared by the heads of a layer (Table 9); either can be switched off. The attention maths
 lives in :mod:`kernels` behind ``jagged_attention``.
@@ -30,6 +31,11 @@ from model.flops import SequenceWorkload, causal_attention_flops, matmul_flops
 from model.inputs import JaggedSequences
 
 RabMode = Literal["pos_time", "pos", "none"]
+# The reference implementation's LayerNorm epsilon. It matters: at initialisation the attention
+# output's per-token variance is ~1e-9 to 1e-7, far below any usual epsilon, so the norm before the
+# U gate acts as a fixed gain of about 1/sqrt(eps); PyTorch's default 1e-5 starts the gated branch
+# and its gradients sqrt(10) = 3.2x smaller than the paper's model.
+LAYER_NORM_EPS = 1e-6
 AttentionKind = Literal["pointwise", "softmax"]
 
 
@@ -79,25 +85,28 @@ class HSTULayer(nn.Module):
         self.max_seq_len = max_seq_len
         self.attention = attention
         self.attention_backend = attention_backend
-        self.input_norm = nn.LayerNorm(embedding_dim, elementwise_affine=False)
+        self.input_norm = nn.LayerNorm(embedding_dim, eps=LAYER_NORM_EPS, elementwise_affine=False)
         self.f1 = nn.Linear(embedding_dim, num_heads * (2 * v_dim + 2 * qk_dim))  # U, V, Q, K fused
-        self.output_norm = nn.LayerNorm(num_heads * v_dim, elementwise_affine=False)
+        self.output_norm = nn.LayerNorm(num_heads * v_dim, eps=LAYER_NORM_EPS, elementwise_affine=False)
         self.f2 = nn.Linear(num_heads * v_dim, embedding_dim)
         self.dropout = nn.Dropout(dropout)
         self.relative_bias = RelativeBiasTables(rab, max_seq_len, num_time_buckets, time_bucket_fn)
         self.reset_projections()
 
     def reset_projections(self) -> None:
-        """The reference implementation's initialisation: f1 ~ N(0, 0.02), f2 Xavier-uniform, zero biases.
+        """The reference implementation's initialisation of f1 and f2.
 
-        With PyTorch's default Linear init (std ~ 1/sqrt(3 d), 0.08 at d = 50) HSTU peaked early and
-        below SASRec on ML-100k in ``scaling reproduce table4`` (test NDCG@10 .082 vs .110, best
-        epoch 17); with this init it matched SASRec there (.110) and beat it on Amazon Beauty.
+        f1 (the fused U, V, Q, K projection) ~ N(0, 0.02) with a zero bias; f2's weight
+        Xavier-uniform with PyTorch's default Linear bias, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which
+        the reference keeps. With PyTorch's default init for both weights (std ~ 1/sqrt(3 d), 0.08
+        at d = 50) HSTU peaked early and below SASRec on ML-100k in ``scaling reproduce table4``
+        (test NDCG@10 .082 vs .110, best epoch 17); with these it matched SASRec there.
         """
         nn.init.normal_(self.f1.weight, mean=0.0, std=0.02)
         nn.init.zeros_(self.f1.bias)
         nn.init.xavier_uniform_(self.f2.weight)
-        nn.init.zeros_(self.f2.bias)
+        bound = 1.0 / math.sqrt(self.f2.in_features)
+        nn.init.uniform_(self.f2.bias, -bound, bound)
 
     def split_streams(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Eq. 1: [T, d] -> U [T, H*dv], V [T, H, dv], Q [T, H, dqk], K [T, H, dqk]."""

@@ -84,6 +84,10 @@ class SyntheticIndustrialConfig:
     quality_coef: float = option(0.5, "weight of item quality in the score")
     taste_dim: int = option(8, "dimension of the user-taste / item-trait vectors")
     taste_coef: float = option(0.5, "weight of the user-item taste match in the score")
+    sequence_signal_coef: float = option(
+        0.0, "weight of the short-term taste <recently clicked items' traits, item traits> / sqrt(taste_dim) in the "
+        "score, a signal only a model reading the raw sequence can use (0: off, the stream is unchanged)"
+    )
     user_bias_std: float = option(0.5, "std of each user's engagement propensity")
     event_noise_std: float = option(0.5, "std of per-event noise in the score (shared by all tasks)")
     click_bias: float = option(-3.3, "logit offset of click")
@@ -125,6 +129,8 @@ class SyntheticIndustrialConfig:
         require(0 < self.min_tenure_fraction <= 1, "min_tenure_fraction", f"must be in (0, 1]; got {self.min_tenure_fraction}")
         require(-1 <= self.quality_popularity_correlation <= 1, "quality_popularity_correlation",
                 f"must be in [-1, 1]; got {self.quality_popularity_correlation}")
+        require(0 <= self.sequence_signal_coef < float("inf"), "sequence_signal_coef",
+                f"must be a finite number >= 0 (0 turns the planted sequence signal off); got {self.sequence_signal_coef}")
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,10 @@ class DataConfig:
     min_item_interactions: int = option(1, "items with fewer interactions are dropped before users are counted")
     k_core: bool = option(
         False, "repeat the item then user filters until neither drops anything (a k-core); false: one pass"
+    )
+    seed: int = option(
+        42, "seeds the synthetic generators (the data themselves); the run's own seed never changes the data, "
+        "so a sweep's seeds vary initialisation, order, negatives and dropout on one dataset"
     )
     download: bool = option(True, "download a known public dataset that is missing from disk")
     cache_dir: str | None = option(None, "preprocessed-data cache (null: $GR_SCALING_CACHE or ~/.cache/gr-scaling)")
@@ -206,9 +216,12 @@ class TrainConfig:
     regime: Literal["multi_epoch", "streaming"] = option(
         "multi_epoch",
         "multi_epoch: leave-one-out split, shuffled epochs (Table 4); streaming: one pass over time windows, "
-        "each evaluated on the next window (Tables 2 and 5)",
+        "every evaluation on one held-out window (Tables 2 and 5)",
     )
-    num_windows: int = option(10, "streaming: consecutive time windows of about equal event counts; the last is the test window")
+    num_windows: int = option(
+        10, "streaming: consecutive time windows of about equal event counts; training reads all but the last two, "
+        "the second last is the held-out validation window of every evaluation, the last the test window"
+    )
     stochastic_length: StochasticLengthConfig = option(StochasticLengthConfig, "Stochastic Length (Eq. 4) on training batches")
 
     def __post_init__(self) -> None:
@@ -234,6 +247,10 @@ class EvalConfig:
     selection_metric: str | None = option(
         None, "validation metric for early stopping and the best checkpoint (null: ndcg@10 for retrieval, ne for ranking)"
     )
+    progressive: bool = option(
+        False, "streaming: also score each evaluation on the next, not yet trained window (progressive validation; "
+        "recorded as progressive/<metric>, never fitted: each point is on other data)"
+    )
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1; got {self.batch_size}")
@@ -241,7 +258,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    seed: int = option(42, "seeds data generation, sampling, initialisation and shuffling")
+    seed: int = option(42, "seeds initialisation, shuffling, negative sampling and dropout (data.seed seeds the data)")
     name: str = option("run", "a label for the run, used in output folder names")
     data: DataConfig = option(DataConfig, "what to train on")
     model: ModelConfig = option(ModelConfig, "which network and its size")

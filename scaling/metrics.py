@@ -10,12 +10,16 @@ item, so the ideal DCG is 1); MRR = 1 / (rank + 1). All are means over users.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 HIT_RATE_CUTOFFS = (1, 10, 50, 100, 200, 500)
 NDCG_CUTOFFS = (10, 50, 200)
+# True probabilities are clipped into [floor, 1 - floor] before taking logits, so log(0) never occurs.
+_PROBABILITY_FLOOR = 1e-12
 
 
 def target_ranks(scores: Tensor, target_ids: Tensor, excluded: Tensor | None = None) -> Tensor:
@@ -95,6 +99,23 @@ def ranking_metrics(logits: Tensor, labels: Tensor, task_names: tuple[str, ...])
         metrics[f"positive_rate/{task}"] = labels[:, k].to(torch.float64).mean().item()
     metrics["ne"] = _nanmean([metrics[f"ne/{t}"] for t in task_names])
     metrics["auc"] = _nanmean([metrics[f"auc/{t}"] for t in task_names])
+    return metrics
+
+
+def oracle_ranking_metrics(probabilities: np.ndarray, labels: np.ndarray, task_names: Sequence[str]) -> dict[str, float]:
+    """NE per task and its mean ``ne`` of the true probabilities [N, K] on these labels [N, K] (synthetic data).
+
+    The floor under any model on exactly these events, with :func:`normalized_entropy`'s definition
+    (the base rate is these labels'), scored from the probabilities' logits, clipped off 0 and 1.
+    """
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), _PROBABILITY_FLOOR, 1.0 - _PROBABILITY_FLOOR)
+    logits = torch.from_numpy(np.log(clipped) - np.log1p(-clipped))  # [N, K]
+    targets = torch.from_numpy(np.asarray(labels, dtype=np.float64))  # [N, K]
+    if logits.shape != targets.shape or logits.shape[1:] != (len(task_names),):
+        raise ValueError(f"probabilities {tuple(logits.shape)} and labels {tuple(targets.shape)} must both be "
+                         f"[N, {len(task_names)}] (one column per task of {tuple(task_names)})")
+    metrics = {f"ne/{task}": normalized_entropy(logits[:, k], targets[:, k]) for k, task in enumerate(task_names)}
+    metrics["ne"] = _nanmean([metrics[f"ne/{task}"] for task in task_names])
     return metrics
 
 

@@ -7,11 +7,15 @@ Two regimes then drive AdamW steps over chunks of token sequences:
   ``train.eval_every`` epochs keeps the best checkpoint (``eval.selection_metric``) and stops
   after ``train.patience`` validations without improvement; test metrics come from the best
   checkpoint.
-* ``streaming``: one pass over time windows in order; after training on window k the model is
-  evaluated on window k + 1 (progressive validation); the last window is the test window.
+* ``streaming``: one pass in time order over windows 0 .. W - 3; every ``train.eval_every``
+  windows the model is scored on the held-out window W - 2, the same events at every evaluation
+  (so a learning curve and a compute frontier compare like with like); the best checkpoint on
+  it is tested on window W - 1. With ``eval.progressive`` the model is also scored on the next,
+  not yet trained window (progressive validation, recorded apart as ``progressive``).
 
-Each evaluation is appended to the history and passed to an optional callback (the sweep
-runner reports it to Ray Tune).
+Each evaluation is appended to the history, with the identifier of the set it was scored on
+(``eval_set``) and, where the data know their true action probabilities, the oracle's metrics on
+that same set; it is passed to an optional callback (the sweep runner reports it to Ray Tune).
 """
 
 from __future__ import annotations
@@ -38,12 +42,12 @@ from scaling.configtools import to_dict
 from scaling.data.batching import SequenceBatch, SequenceBatcher
 from scaling.data.impressions import ImpressionBatcher
 from scaling.data.sequences import SequenceDataset
-from scaling.data.splits import LeaveOneOutEvents, leave_one_out_events, streaming_windows
+from scaling.data.splits import LeaveOneOutEvents, evaluation_set_id, leave_one_out_events, streaming_windows
 from scaling.data.stochastic_length import LengthTally, TargetTally, stochastic_length
 from scaling.data.tokens import build_token_stream
 from scaling.errors import DataError, UserError
 from scaling.flops import pf_days, training_step_flops, training_workload
-from scaling.metrics import higher_is_better
+from scaling.metrics import higher_is_better, oracle_ranking_metrics
 from scaling.objectives import (
     ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective, base_rate_logits,
 )
@@ -127,7 +131,7 @@ def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
     if dataset is None:
         from scaling.data.loading import load_dataset
 
-        dataset = load_dataset(config.data, config.seed)
+        dataset = load_dataset(config.data)
     impressions = MODELS[config.model.name].input == "impressions"
     batcher, inputs = _impression_setup(config, dataset) if impressions else _sequence_setup(config, dataset)
     split = _target_split(config, dataset, batcher)
@@ -251,8 +255,28 @@ def evaluate(run: Run, chunks: Any) -> dict[str, float]:
     return metrics
 
 
-def record(run: Run, metrics: dict[str, float], train_loss: float, on_evaluation: EvaluationCallback | None, **where: Any) -> None:
-    entry = {**where, "step": run.step, "train_loss": train_loss,
+@dataclass(frozen=True)
+class EvaluationSet:
+    """The fixed events a run's evaluations are scored on, named so that comparable rows can be found."""
+
+    chunks: Any
+    identifier: str  # label:digest (scaling.data.splits.evaluation_set_id)
+    oracle: dict[str, float]  # the true probabilities' metrics on these events (synthetic data), else empty
+
+
+def evaluation_set(run: Run, events: np.ndarray, label: str) -> EvaluationSet:
+    dataset = run.dataset
+    oracle: dict[str, float] = {}
+    if run.config.data.task == "ranking" and dataset.oracle_probabilities is not None:
+        oracle = oracle_ranking_metrics(dataset.oracle_probabilities[events], dataset.labels[events], dataset.task_names)
+    identifier = evaluation_set_id(dataset, run.config.data.task, events, label)
+    return EvaluationSet(run.batcher.chunks(events), identifier, oracle)
+
+
+def record(run: Run, metrics: dict[str, float], train_loss: float, on_evaluation: EvaluationCallback | None,
+           evaluation_set: "EvaluationSet", **where: Any) -> None:
+    entry = {**where, "step": run.step, "train_loss": train_loss, "eval_set": evaluation_set.identifier,
+             **({"oracle": evaluation_set.oracle} if evaluation_set.oracle else {}),
              "elapsed_seconds": time.perf_counter() - run.started, "flops": run.flops, "pf_days": pf_days(run.flops),
              "params": parameter_counts(run.model), "valid": metrics,
              # Table 3's sparsity and s2 of the sequences trained on since the previous entry
@@ -272,57 +296,80 @@ def _selection_score(metrics: dict[str, float], metric: str) -> float:
     return value if higher_is_better(metric) else -value
 
 
+class BestCheckpoint:
+    """The best model state so far on the selection metric, and the evaluation it came from."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.score, self.state, self.valid, self.where, self.stale = -math.inf, None, {}, None, 0
+
+    def offer(self, run: Run, valid: dict[str, float], where: Any) -> None:
+        score = _selection_score(valid, self.metric)
+        if score > self.score or self.state is None:
+            self.score, self.valid, self.where, self.stale = score, valid, where, 0
+            self.state = copy.deepcopy(run.model.state_dict())
+        else:
+            self.stale += 1
+
+    def restore(self, run: Run) -> None:
+        if self.state is not None:
+            run.model.load_state_dict(self.state)
+
+
 def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress: bool) -> tuple[dict, dict, dict[str, Any]]:
     """Leave-one-out with shuffled epochs, early stopping and best-checkpoint test metrics."""
     config = run.config
     split = run.split
-    train_chunks, valid_chunks, test_chunks = (run.batcher.chunks(e) for e in (split.train, split.valid, split.test))
-    best_score, best_state, best_valid, best_epoch, stale = -math.inf, None, {}, 0, 0
+    train_chunks, test_chunks = run.batcher.chunks(split.train), run.batcher.chunks(split.test)
+    validation = evaluation_set(run, split.valid, "leave-one-out-valid")
+    best = BestCheckpoint(run.selection_metric)
     bar = tqdm(range(1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
     for epoch in bar:
         loss = train_pass(run, train_chunks, "shuffle", bar)
         if epoch % config.train.eval_every and epoch != config.train.epochs and not run.out_of_budget():
             continue
-        valid = evaluate(run, valid_chunks)
-        record(run, valid, loss, on_evaluation, epoch=epoch)
-        score = _selection_score(valid, run.selection_metric)
+        valid = evaluate(run, validation.chunks)
+        record(run, valid, loss, on_evaluation, validation, epoch=epoch)
+        best.offer(run, valid, epoch)
         bar.set_postfix(loss=f"{loss:.4f}", **{run.selection_metric: f"{valid[run.selection_metric]:.4f}"})
-        if score > best_score:
-            best_score, best_valid, best_epoch, stale = score, valid, epoch, 0
-            best_state = copy.deepcopy(run.model.state_dict())
-        else:
-            stale += 1
-        if (config.train.patience and stale >= config.train.patience) or run.out_of_budget():
+        if (config.train.patience and best.stale >= config.train.patience) or run.out_of_budget():
             break
     bar.close()
-    run.model.load_state_dict(best_state)
+    best.restore(run)
     test = evaluate(run, test_chunks)
-    details = {"best_epoch": best_epoch, "split_targets": {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}}
-    return best_valid, test, details
+    details = {"best_epoch": best.where, "eval_set": validation.identifier,
+               "split_targets": {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}}
+    return best.valid, test, details
 
 
 def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: bool) -> tuple[dict, dict, dict[str, Any]]:
-    """One pass over time windows; window k + 1 evaluates the model trained through window k."""
+    """One pass over windows 0 .. W - 3, each evaluation on held-out window W - 2, the best checkpoint tested on W - 1."""
     config = run.config
     windows = run.split
-    chunks = [run.batcher.chunks(events) for events in windows]
-    last = len(windows) - 1
-    valid: dict[str, float] = {}
-    bar = tqdm(range(last), desc=config.name, unit="window", disable=not progress)
+    holdout, test_window = len(windows) - 2, len(windows) - 1
+    validation = evaluation_set(run, windows[holdout], f"holdout-window-{holdout + 1}-of-{len(windows)}")
+    best = BestCheckpoint(run.selection_metric)
+    bar = tqdm(range(holdout), desc=config.name, unit="window", disable=not progress)
     for window in bar:
-        loss = train_pass(run, chunks[window], "time", bar)
+        loss = train_pass(run, run.batcher.chunks(windows[window]), "time", bar)
         stop = run.out_of_budget()
-        if window + 1 < last and ((window + 1) % config.train.eval_every == 0 or stop):
-            valid = evaluate(run, chunks[window + 1])
-            record(run, valid, loss, on_evaluation, window=window, epoch=(window + 1) / last)
+        if (window + 1) % config.train.eval_every == 0 or stop or window == holdout - 1:
+            valid = evaluate(run, validation.chunks)
+            extra = {}
+            if config.eval.progressive and window + 1 < holdout:
+                extra["progressive"] = evaluate(run, run.batcher.chunks(windows[window + 1]))
+            record(run, valid, loss, on_evaluation, validation, window=window, epoch=(window + 1) / holdout, **extra)
+            best.offer(run, valid, window)
             if run.selection_metric in valid:
                 bar.set_postfix(loss=f"{loss:.4f}", **{run.selection_metric: f"{valid[run.selection_metric]:.4f}"})
         if stop:
             break
     bar.close()
-    test = evaluate(run, chunks[last])
-    details = {"window_targets": [len(w) for w in windows]}
-    return valid, test, details
+    best.restore(run)
+    test = evaluate(run, run.batcher.chunks(windows[test_window]))
+    details = {"best_window": best.where, "eval_set": validation.identifier,
+               "window_targets": [len(w) for w in windows]}
+    return best.valid, test, details
 
 
 def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: EvaluationCallback | None = None,

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling.data.loading import load_dataset
 
     config = load_run_config(args.config, args.overrides)
-    dataset = load_dataset(config.data, config.seed)
+    dataset = load_dataset(config.data)
     print(format_stats(dataset, config.data.max_seq_len))
     return 0
 

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     result = train(config, out_dir=out_dir, progress=not args.quiet)
     params = result["params"]
     progress = (f"best epoch {result['best_epoch']}" if "best_epoch" in result
-                else f"{len(result.get('window_targets', []))} time windows")
+                else f"{len(result.get('window_targets', []))} time windows, best after window "
+                     f"{result['best_window'] + 1}")
     print(
         f"{config.model.name} on {config.data.dataset} ({config.data.task}, {config.train.regime}): "
         f"{result['steps']} steps, {progress}, {params['non_embedding']:,} non-embedding + "

@@ -142,7 +142,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             os.unlink(temporary)
 
 
-_OPTIONAL_ARRAYS = ("ratings", "action_tokens", "labels", "item_categories")
+_OPTIONAL_ARRAYS = ("ratings", "action_tokens", "labels", "item_categories", "oracle_probabilities")
 _SCALARS = ("num_items", "num_action_tokens", "num_categories", "fingerprint")
 _CONTEXT_ARRAYS = ("tokens", "timestamps", "offsets", "token_feature")
 
@@ -192,5 +192,9 @@ def _check_consistent(dataset: SequenceDataset) -> None:
         raise ValueError("array lengths disagree with offsets")
     if dataset.ratings is not None and len(dataset.ratings) != len(dataset.item_ids):
         raise ValueError("ratings length disagrees with item_ids")
+    if dataset.oracle_probabilities is not None and (
+        dataset.labels is None or dataset.oracle_probabilities.shape != dataset.labels.shape
+    ):
+        raise ValueError("oracle_probabilities disagree with labels in shape")
     if len(dataset.item_ids) and (dataset.item_ids.min() < 1 or dataset.item_ids.max() > dataset.num_items):
         raise ValueError("item ids outside 1..num_items")

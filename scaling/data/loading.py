@@ -50,12 +50,12 @@ _ITEM_RANK_SUFFIX = "_item_org_rank.txt"
 _TIME_RANK_SUFFIX = "_time_org_rank.txt"
 
 
-def load_dataset(config: DataConfig, seed: int) -> SequenceDataset:
-    """The preprocessed dataset ``config`` describes (``seed`` matters only for synthetic data).
+def load_dataset(config: DataConfig) -> SequenceDataset:
+    """The preprocessed dataset ``config`` describes (``config.seed`` matters only for synthetic data).
 
     Explicit ratings (MovieLens) become action tokens and the ``like`` / ``five_star`` tasks.
     """
-    return with_rating_actions(_load_sequences(config, seed))
+    return with_rating_actions(_load_sequences(config, config.seed))
 
 
 def _load_sequences(config: DataConfig, seed: int) -> SequenceDataset:

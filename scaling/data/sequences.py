@@ -50,6 +50,9 @@ class SequenceDataset:
     item_categories: np.ndarray | None = None  # [num_items + 1] int64 category of each item (0 = unknown)
     num_categories: int = 0
     contexts: ContextEvents | None = None
+    # The true marginal P(task k) of each event, known only for synthetic data: the floor any model
+    # can reach on any subset of events (scaling.metrics.oracle_ranking_metrics).
+    oracle_probabilities: np.ndarray | None = None  # [E, K] float32, aligned with labels
 
     @property
     def has_actions(self) -> bool:

@@ -6,12 +6,18 @@
   events are the user's last two positive ones.
 * ``streaming`` (one pass in time order, Tables 2 and 5): events are cut into ``num_windows``
   consecutive time windows holding about equal numbers of events (ties never straddle a
-  boundary). The model trains on window k, then is evaluated on window k + 1; the last window
-  is the test window.
+  boundary). The model trains on windows 0 .. W - 3 in order; window W - 2 is the held-out
+  validation window every evaluation is scored on (the same events at every point of every
+  learning curve, as MLPerf's fixed held-out day), and window W - 1 is the test window.
+
+Every evaluation set has an identifier (:func:`evaluation_set_id`): the same events of the same
+data give the same identifier, so the results table can say which rows are comparable.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,3 +69,16 @@ def streaming_windows(dataset: SequenceDataset, supervised: np.ndarray, num_wind
     window = time_window_of_events(dataset.timestamps, num_windows)
     events = np.flatnonzero(supervised)
     return [events[window[events] == k] for k in range(num_windows)]
+
+
+def evaluation_set_id(dataset: SequenceDataset, task: str, events: np.ndarray, label: str) -> str:
+    """``label:digest``: the digest covers the data (its fingerprint), the task and the evaluated events.
+
+    Two evaluations with the same identifier scored the same targets of the same data, so their
+    metrics are comparable; the label says in words which part of the data it is.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataset.fingerprint, sort_keys=True, default=str).encode())
+    digest.update(task.encode())
+    digest.update(np.ascontiguousarray(np.sort(events), dtype=np.int64).tobytes())
+    return f"{label}:{digest.hexdigest()[:12]}"

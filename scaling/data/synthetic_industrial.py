@@ -22,26 +22,51 @@ Every size and rate is a :class:`~scaling.config.SyntheticIndustrialConfig` fiel
   the category's released items by popularity.
 * **Actions** (events ``click, like, share, complete, skip``). An engagement score
   ``s = user_bias + intensity_coef * log(1 + I) + affinity_coef * affinity + quality_coef * quality
-  + taste_coef * <taste, traits> / sqrt(taste_dim) + noise``, where the *intensity* ``I`` is the
-  user's engagement count (click or complete) in the item's category decayed with half-life
-  ``intensity_half_life_days`` and the *affinity* is the latent interest weight of the category
-  relative to uniform (``num_interests * softmax(theta)``, 0 for non-interests). Then
+  + taste_coef * <taste, traits> / sqrt(taste_dim) + sequence_signal_coef * <recent, traits> / sqrt(taste_dim)
+  + noise``, where the *intensity* ``I`` is the user's engagement count (click or complete) in the
+  item's category decayed with half-life ``intensity_half_life_days``, the *affinity* is the
+  latent interest weight of the category relative to uniform (``num_interests * softmax(theta)``,
+  0 for non-interests) and ``recent`` is the user's short-term taste (below). Then
   ``click ~ sigmoid(click_bias + s)``, ``complete ~ sigmoid(complete_bias + s + complete_quality_coef
   * quality)``, ``like`` and ``share`` need a click (``sigmoid(bias + s)`` given it), and ``skip``
   needs neither click nor complete (``sigmoid(skip_bias - s)`` given that), so skip anti-correlates
   with the positive events. Each (device, task) adds a random logit offset.
+* **Short-term taste** (the planted sequence-only signal, off by default). ``recent`` starts at 0
+  and at each click becomes ``lambda * recent + sqrt(1 - lambda^2) * traits(clicked item)`` with
+  ``lambda = 1/2``: an exponentially decayed sum over the user's clicks, about the last two, with
+  about unit variance per coordinate once a user has clicked a few times (so ``sequence_signal_coef``
+  is on the scale of ``taste_coef``). Items are shown by category and popularity, never by traits,
+  so the term only moves the actions. A sequence model can learn it from the raw (item, action)
+  tokens: item embeddings that learn the traits, and attention from the candidate to the last
+  clicked items. Hand-crafted counters cannot: traits are independent of category, popularity and
+  quality, and ``recent`` is a zero-mean direction that changes with every click, so decayed
+  per-category counts, item, category and user rates, windows and recency mostly average it away
+  (a logistic probe on all of them gains a sixth to a quarter of the oracle's NE gain, through
+  the rates and the clicks the term itself lifts). Of the
+  DLRM inputs (:mod:`scaling.data.features`) only the short history of item ids and action tokens
+  carries it, and only partly: a target-independent mean pooling of ``e(item) + e(action)`` adds
+  the action to the item instead of selecting the clicked items (so it pools what was shown,
+  mostly unclicked), while DIN's target attention can weight clicked items similar to the
+  candidate, but only within its ``history_len`` most recent events. Part of the term (about a
+  third of its variance on a quickstart-sized stream) is an item shown again soon after the user
+  clicked it (``<traits, traits>`` is large): a per-(user, item) engagement counter, which
+  :mod:`~scaling.data.features` does not compute, would catch that part, and so can a history
+  that holds the candidate's id.
 * **Contexts** (Section 2.1). Each session re-draws the device (locale) with a small probability;
   the per-session series is compressed to the earliest entry of every run of equal values.
 
 So the labels are learnable from the raw sequence (categories, engagement recency, items,
 device tokens) and approximable by hand-crafted counters (decayed per-category engagement, item
 and user rates), while the latent drift, the taste match and session structure reward a
-sequence model with capacity and context. The per-event action probabilities are known, so the
-fingerprint records the oracle NE of every task: a floor below any model (it also knows the
+sequence model with capacity and context. The per-event action probabilities are known: the
+dataset carries them (``SequenceDataset.oracle_probabilities``) and the fingerprint records the
+oracle NE of every task over the whole stream, a floor below any model (it also knows the
 per-event noise).
 
 Determinism: the catalogue and every block of ``_USERS_PER_BLOCK`` users draw from their own
 ``numpy`` generator derived from ``seed``, so the stream depends only on the config and the seed.
+The short-term taste draws nothing random, so ``sequence_signal_coef = 0`` gives exactly the
+stream of earlier versions.
 Generation is vectorised across the users of a block with a Python loop over event positions.
 """
 
@@ -69,6 +94,8 @@ _CONTEXT_ZIPF_EXPONENT = 1.0
 # Spawn keys of the independent random streams.
 _CATALOGUE_STREAM, _USER_BLOCK_STREAM = 0, 1
 _CLICK, _LIKE, _SHARE, _COMPLETE, _SKIP = range(len(EVENT_NAMES))
+# lambda of the short-term taste: each click halves the weight of the earlier ones.
+_RECENT_CLICK_DECAY = 0.5
 
 
 def encode_actions(labels: np.ndarray) -> np.ndarray:
@@ -355,6 +382,7 @@ class _UserState:
     # decayed count at time t is this times 2^(-(t - origin) / half-life), so an update touches one
     # entry instead of decaying a whole row.
     engagement: np.ndarray  # [B * (C + 1)] float64
+    recent_traits: np.ndarray  # [B, r] float64 short-term taste: decayed sum of clicked items' traits
 
 
 def _initial_state(
@@ -378,6 +406,7 @@ def _initial_state(
         previous_category=np.zeros(num_users, dtype=np.int64),
         origin=first_times.astype(np.float64),
         engagement=np.zeros(num_users * (config.num_categories + 1)),
+        recent_traits=np.zeros((num_users, config.taste_dim)),
     )
 
 
@@ -447,7 +476,7 @@ def _engagement_score(
     affinity = np.einsum("um,um->u", state.affinities[:count], held.astype(np.float64))
     traits = np.take(catalogue.item_traits, items, axis=0)  # [a, r]
     taste = np.einsum("ur,ur->u", state.taste[:count], traits) / math.sqrt(config.taste_dim)
-    return (
+    score = (
         state.bias[:count]
         + config.intensity_coef * np.log(1.0 + intensity)
         + config.affinity_coef * affinity
@@ -455,6 +484,10 @@ def _engagement_score(
         + config.taste_coef * taste
         + config.event_noise_std * rng.standard_normal(count)
     )
+    if config.sequence_signal_coef:  # skipped when off, so the stream stays bit-identical
+        recent = np.einsum("ur,ur->u", state.recent_traits[:count], traits) / math.sqrt(config.taste_dim)
+        score += config.sequence_signal_coef * recent
+    return score
 
 
 def action_probabilities(
@@ -490,6 +523,14 @@ def _record_engagement(
     state.engagement[users * (num_categories + 1) + categories[users]] += 1.0 / decay[users]
 
 
+def _record_clicks(state: _UserState, items: np.ndarray, events: np.ndarray, catalogue: Catalogue) -> None:
+    """Fold each clicked item's traits into its user's short-term taste (the AR(1) of the module docstring)."""
+    users = np.flatnonzero(events[:, _CLICK])
+    traits = np.take(catalogue.item_traits, items[users], axis=0)  # [c, r]
+    decay = _RECENT_CLICK_DECAY
+    state.recent_traits[users] = decay * state.recent_traits[users] + math.sqrt(1.0 - decay * decay) * traits
+
+
 @dataclass(frozen=True)
 class _Block:
     """One block of users' events, in user order."""
@@ -498,6 +539,7 @@ class _Block:
     item_ids: np.ndarray  # [E] int64
     timestamps: np.ndarray  # [E] int64
     labels: np.ndarray  # [E, K] bool
+    probabilities: np.ndarray  # [E, K] float32 true marginal probability of each event
     contexts: _Contexts
     oracle_log_loss: np.ndarray  # [K] summed log loss of the true marginal probabilities
 
@@ -511,7 +553,7 @@ def _generate_block(
     contexts = draw_contexts(config, catalogue, layout, timestamps, session_start, rng)
     steps = StepOrder.of(layout)
     state = _initial_state(config, catalogue, timestamps[layout.offsets[:-1][steps.users]], rng)
-    items, labels, log_loss = _simulate_steps(
+    items, labels, probabilities, log_loss = _simulate_steps(
         config, catalogue, state, steps,
         now=timestamps[steps.csr_rows].astype(np.float64),
         session_start=session_start[steps.csr_rows],
@@ -519,21 +561,20 @@ def _generate_block(
         device=contexts.event_device[steps.csr_rows],
         rng=rng,
     )
-    item_ids = np.empty_like(items)
-    item_ids[steps.csr_rows] = items
-    csr_labels = np.empty_like(labels)
-    csr_labels[steps.csr_rows] = labels
-    return _Block(lengths, item_ids, timestamps, csr_labels, contexts, log_loss)
+    item_ids, csr_labels, csr_probabilities = np.empty_like(items), np.empty_like(labels), np.empty_like(probabilities)
+    item_ids[steps.csr_rows], csr_labels[steps.csr_rows], csr_probabilities[steps.csr_rows] = items, labels, probabilities
+    return _Block(lengths, item_ids, timestamps, csr_labels, csr_probabilities, contexts, log_loss)
 
 
 def _simulate_steps(
     config: SyntheticIndustrialConfig, catalogue: Catalogue, state: _UserState, steps: StepOrder,
     now: np.ndarray, session_start: np.ndarray, days: np.ndarray, device: np.ndarray, rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Items [E], events [E, K] and the oracle log loss [K], all in step order (inputs too)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Items [E], events [E, K], their true probabilities [E, K] and the oracle log loss [K], in step order (inputs too)."""
     half_life = config.intensity_half_life_days * SECONDS_PER_DAY
     items = np.zeros(now.size, dtype=np.int64)
     labels = np.zeros((now.size, len(EVENT_NAMES)), dtype=bool)
+    probabilities = np.zeros((now.size, len(EVENT_NAMES)), dtype=np.float32)
     log_loss = np.zeros(len(EVENT_NAMES))
     for position, count in enumerate(steps.active):
         step = slice(steps.step_offsets[position], steps.step_offsets[position + 1])
@@ -546,10 +587,12 @@ def _simulate_steps(
         quality = np.take(catalogue.item_quality, items[step])
         events, marginal = draw_events(action_probabilities(score, quality, device[step], config, catalogue), rng)
         _record_engagement(state, categories, decay, events, config.num_categories)
+        if config.sequence_signal_coef:
+            _record_clicks(state, items[step], events, catalogue)
         state.previous_category[:count] = categories
-        labels[step] = events
+        labels[step], probabilities[step] = events, marginal
         log_loss -= np.log(np.where(events, marginal, 1.0 - marginal)).sum(axis=0)
-    return items, labels, log_loss
+    return items, labels, probabilities, log_loss
 
 
 def binary_entropy(rate: np.ndarray) -> np.ndarray:
@@ -601,4 +644,5 @@ def _assemble(
         item_categories=catalogue.item_categories,
         num_categories=config.num_categories,
         contexts=contexts,
+        oracle_probabilities=np.concatenate([block.probabilities for block in blocks]),
     )

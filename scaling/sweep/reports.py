@@ -1,8 +1,10 @@
 """The flat reports a trial sends to Ray Tune: one per evaluation, then one final report.
 
 Names are the results table's columns: ``step``, ``epoch``, ``flops``, ``pf_days``,
-``wall_seconds``, ``params_embedding``, ``params_non_embedding``, and one ``split/metric`` per
-metric (``train/loss``, ``valid/ndcg@10``, ``valid/ne/click``, ``test/hr@10``...). ``report``
+``wall_seconds``, ``params_embedding``, ``params_non_embedding``, ``eval_set`` (which events the
+``valid`` metrics scored), and one ``split/metric`` per metric (``train/loss``, ``valid/ndcg@10``,
+``valid/ne/click``, ``oracle/ne`` (the true probabilities on the same set), ``progressive/ne``,
+``test/hr@10``...). ``report``
 says which kind a report is. Failures are classified here: a NaN/inf loss is ``diverged``,
 anything else (out-of-memory included) is ``failed``, each with a one-line reason.
 """
@@ -38,8 +40,11 @@ def evaluation_report(entry: dict[str, Any]) -> dict[str, Any]:
         "pf_days": entry["pf_days"],
         "wall_seconds": entry["elapsed_seconds"],
         **_params(entry.get("params", {})),
+        "eval_set": entry["eval_set"],
         "train/loss": entry["train_loss"],
         **_metrics("valid", entry["valid"]),
+        **_metrics("progressive", entry.get("progressive", {})),
+        **_metrics("oracle", entry.get("oracle", {})),
     }
 
 
@@ -53,7 +58,7 @@ def completed_report(result: dict[str, Any]) -> dict[str, Any]:
         "flops": result["flops"],
         "pf_days": result["pf_days"],
         "wall_seconds": result["wall_seconds"],
-        "best_epoch": result.get("best_epoch"),  # multi-epoch runs only
+        "best_epoch": result.get("best_epoch", result.get("best_window")),  # the best checkpoint's epoch or window
         **_params(result["params"]),
         **_metrics("test", result["test"]),
     }

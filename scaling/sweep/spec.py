@@ -106,7 +106,10 @@ class SweepConfig:
     grid: Axes = option({}, "axes crossed as a grid, for every group: dotted run-config key -> list of values")
     zip: list[Axes] = option([], "blocks of axes stepped together, for every group; lists in a block share a length")
     groups: list[Group] = option([], "groups with their own config and axes (none: one group named 'main')")
-    seeds: list[int] | None = option(None, "one trial per seed at every point (null: the config's seed)")
+    seeds: list[int] | None = option(
+        None, "one trial per seed at every point (null: the config's seed); a seed varies initialisation, order, "
+        "negatives and dropout on one dataset (sweep data.seed as an axis to vary the data too)"
+    )
     resources: Resources = option(Resources, "per-trial resources (a group may set its own)")
     budget: Budget = option(Budget, "per-trial training budget (epochs, steps, FLOPs or wall time)")
     storage: str = option("runs/sweeps", "results root: a local folder or a URI Ray Tune accepts (s3://, gs://)")

@@ -2,9 +2,11 @@
 
 Columns (the contract ``analysis/`` reads): ``sweep``, ``trial_id``, ``group``, ``model``,
 ``family``, ``status``, ``failure_reason``, ``seed``, ``step``, ``epoch``, ``flops``,
-``pf_days``, ``params_embedding``, ``params_non_embedding``, ``wall_seconds``, ``data.task``,
+``pf_days``, ``params_embedding``, ``params_non_embedding``, ``wall_seconds``, ``eval_set`` (the
+identifier of the events the row's ``valid/`` metrics were scored on), ``data.task``,
 ``data.dataset``, one column per axis (its dotted key; every trial gets its own config's value,
-swept or not), and one column per metric, ``split/metric``. Test metrics appear only on a
+swept or not), and one column per metric, ``split/metric`` (split: train, valid, oracle,
+progressive, test). Test metrics appear only on a
 completed trial's final row; a trial that failed before its first evaluation gets one row
 with its status and reason. Building is a pure function of its inputs: rebuilding from the
 same files gives the same table.
@@ -25,10 +27,11 @@ from scaling.metrics import higher_is_better
 from scaling.sweep.records import MANIFEST, RESULTS_FILE, Manifest, SweepStore, storage_uri
 
 IDENTITY_COLUMNS = ["sweep", "trial_id", "group", "model", "family", "status", "failure_reason", "seed"]
-PROGRESS_COLUMNS = ["step", "epoch", "flops", "pf_days", "params_embedding", "params_non_embedding", "wall_seconds"]
+PROGRESS_COLUMNS = ["step", "epoch", "flops", "pf_days", "params_embedding", "params_non_embedding", "wall_seconds",
+                    "eval_set"]
 DATA_COLUMNS = ["data.task", "data.dataset"]
 INTEGER_COLUMNS = ["seed", "step", "params_embedding", "params_non_embedding"]  # epoch is fractional when streaming
-SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
+SPLIT_ORDER = {"train": 0, "valid": 1, "oracle": 2, "progressive": 3, "test": 4}
 
 
 def config_value(config: dict[str, Any], key: str) -> Any:

@@ -55,7 +55,7 @@ def _trial(trial_id: str, model: str, family: str, law, optimum: float, *, task:
             "failure_reason": failure_reason, "seed": 0, "step": step, "epoch": evaluation / 2.0,
             "flops": compute * FLOPS_PER_PF_DAY, "pf_days": compute,
             "params_embedding": 1_000_000 * layers, "params_non_embedding": 50_000 * layers,
-            "wall_seconds": 3.0 * step, "data.task": task, "data.dataset": dataset,
+            "wall_seconds": 3.0 * step, "eval_set": f"holdout:{dataset}", "data.task": task, "data.dataset": dataset,
             "model.num_layers": layers, "train.num_negatives": 128,
             **_metrics(error, task, evaluation == evals),
         })

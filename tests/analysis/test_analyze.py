@@ -65,7 +65,7 @@ def test_ranking_sweep_produces_every_contracted_file(ranking_report: tuple[Path
         assert "extrapolation" in fit and "identified" in fit
     report = (out / "report.md").read_text()
     headline = report.split("## Headline", 1)[1].split("##", 1)[0]
-    assert "GR keeps improving" in headline and "DLRM saturates at" in headline
+    assert "GR keeps improving" in headline and "DLRM saturates:" in headline
     assert "CUDA out of memory" in report and "loss became NaN" in report  # failures with reasons
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "figures/compute.svg" in html

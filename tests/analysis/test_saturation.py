@@ -1,4 +1,5 @@
-"""Saturation is found on frontiers that flatten, not on ones that keep improving, and never on too little data."""
+"""Verdicts: saturated on frontiers that flatten, improving on ones that keep improving, undetermined when fit,
+frame and data disagree or are too few; the verdict always reads the form the figure draws."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 
 from analysis.columns import parse_metric
 from analysis.frontier import Points, compute_frontier
-from analysis.saturation import assess_saturation, compare_at_common_compute
+from analysis.saturation import FittedGain, assess_saturation, compare_at_common_compute
+from analysis.study import Options, analyse_group
 
 NE = parse_metric("valid/ne")
 HR = parse_metric("valid/hr@100")
@@ -17,61 +19,89 @@ def _frontier(compute: np.ndarray, value: np.ndarray, metric) -> object:
     return compute_frontier(Points(compute, value, trials), metric.higher_is_better)
 
 
-def test_flattening_frontier_saturates_where_it_flattens():
+def _study_group(compute: np.ndarray, value: np.ndarray, metric, threshold: float, trials_per_point: int = 1,
+                 noise: float = 0.0, seed: int = 0):
+    """The full analysis of one group whose evaluations lie on ``value`` (one trial per point, or several with noise)."""
+    rng = np.random.default_rng(seed)
+    xs = np.repeat(compute, trials_per_point)
+    ys = np.repeat(value, trials_per_point) * np.exp(rng.normal(0.0, noise, xs.size))
+    trials = np.array([f"t{i}" for i in range(xs.size)], dtype=object)
+    options = Options(thresholds={"*": threshold}, bootstrap=60)
+    return analyse_group(Points(xs, ys, trials), metric, options, group="X")
+
+
+def test_flattening_frontier_saturates_and_the_verdict_reads_the_drawn_fit():
     compute = np.logspace(-7, -2, 31)
-    ne = 0.6 + 0.05 * (compute / 1e-7) ** -0.8 + np.linspace(0, 1e-6, 31)  # tiny drift: flat tail, no new points
-    saturation = assess_saturation(_frontier(compute, ne, NE), NE, threshold=0.001, family="DLRM", unit="PF-days")
-    assert saturation.verdict == "saturated"
-    assert 1e-6 <= saturation.saturation_compute <= 1e-4
-    assert saturation.saturation_gain < 0.001
-    assert saturation.reason.startswith("DLRM saturates at")
-    assert "< threshold 0.001" in saturation.reason
+    ne = 0.6 + 0.05 * (compute / 1e-7) ** -0.8
+    group = _study_group(compute, ne, NE, 0.001, trials_per_point=2, noise=1e-4)
+    assert group.saturation.verdict == "saturated"
+    assert group.primary == "saturating" and group.fitted_gain.high < 0.001
+    assert 1e-7 <= group.saturation.saturation_compute <= 1e-4  # where the fitted law's gain falls below 0.001
+    assert group.saturation.reason.startswith("X saturates: fitted NE change")
 
 
 def test_power_law_frontier_keeps_improving():
     compute = np.logspace(-7, -2, 31)
-    ne = 0.45 + 0.25 * (compute / 1e-7) ** -0.2
-    saturation = assess_saturation(_frontier(compute, ne, NE), NE, threshold=0.001, family="GR", unit="PF-days")
-    assert saturation.verdict == "improving"
-    assert saturation.saturation_compute is None
-    assert saturation.trailing_gain > 0.005  # NE still falls by more than 0.005 per decade at the end
-    assert saturation.reason.startswith("GR keeps improving: NE -0.0")
-
-
-def test_higher_is_better_metric_uses_the_upper_envelope():
-    compute = np.logspace(-6, -2, 21)
-    rising = 0.3 + 0.02 * np.log10(compute / 1e-6)
-    flat = np.minimum(rising, 0.34)
-    assert assess_saturation(_frontier(compute, rising, HR), HR, 0.005, "GR", "PF-days").verdict == "improving"
-    flat_verdict = assess_saturation(_frontier(compute, flat, HR), HR, 0.005, "DLRM", "PF-days")
-    assert flat_verdict.verdict == "saturated"
-    kink = compute[np.argmax(flat >= 0.34)]
-    assert kink / 10**0.25 <= flat_verdict.saturation_compute <= kink  # within one grid step of the kink
+    ne = 0.25 * (compute / 1e-7) ** -0.05
+    group = _study_group(compute, ne, NE, 0.001, trials_per_point=2, noise=1e-4)
+    assert group.saturation.verdict == "improving"
+    assert group.fitted_gain.low >= 0.001 and group.saturation.trailing_gain >= 0.001
+    assert group.saturation.reason.startswith("X keeps improving: fitted NE change -0.0")
 
 
 def test_threshold_decides():
     compute = np.logspace(-6, -2, 21)
-    ne = 0.6 - 0.002 * np.log10(compute / 1e-6)  # a steady 0.002 per decade
-    frontier = _frontier(compute, ne, NE)
-    assert assess_saturation(frontier, NE, 0.001, "X", "PF-days").verdict == "improving"
-    assert assess_saturation(frontier, NE, 0.003, "X", "PF-days").verdict == "saturated"
+    hr = 0.3 + 0.02 * np.log10(compute / 1e-6)  # a steady +0.02 HR per decade
+    assert _study_group(compute, hr, HR, 0.005, 2, 1e-4).saturation.verdict == "improving"
+    assert _study_group(compute, hr, HR, 0.05, 2, 1e-4).saturation.verdict == "saturated"
+
+
+def _fitted(estimate: float, low: float, high: float, rivals=()) -> FittedGain:
+    return FittedGain("pure power law", estimate, low, high, None, rivals)
+
+
+def _steady(per_decade: float):
+    compute = np.logspace(-6, -2, 21)
+    return _frontier(compute, 0.6 - per_decade * np.log10(compute / 1e-6), NE)
+
+
+def test_an_interval_straddling_the_threshold_is_undetermined():
+    saturation = assess_saturation(_steady(0.002), NE, 0.001, "X", "PF-days", _fitted(0.002, 0.0005, 0.004))
+    assert saturation.verdict == "undetermined" and "straddles the threshold" in saturation.reason
+
+
+def test_no_interval_is_undetermined():
+    saturation = assess_saturation(_steady(0.002), NE, 0.001, "X", "PF-days", _fitted(0.002, np.nan, np.nan))
+    assert saturation.verdict == "undetermined" and "no trustworthy interval" in saturation.reason
+
+
+def test_a_fit_that_its_own_frontier_contradicts_is_undetermined():
+    flat = _steady(0.0)  # the frontier gains nothing, but the fit claims a steep gain
+    saturation = assess_saturation(flat, NE, 0.001, "X", "PF-days", _fitted(0.01, 0.008, 0.012))
+    assert saturation.verdict == "undetermined" and "the frontier itself changed" in saturation.reason
+    agreeing = assess_saturation(_steady(0.01), NE, 0.001, "X", "PF-days", _fitted(0.01, 0.008, 0.012))
+    assert agreeing.verdict == "improving"
+
+
+def test_indistinguishable_forms_that_disagree_leave_it_undetermined():
+    rivals = (("power law + irreducible term", 0.0002, 0.8),)
+    saturation = assess_saturation(_steady(0.01), NE, 0.001, "X", "PF-days", _fitted(0.01, 0.008, 0.012, rivals))
+    assert saturation.verdict == "undetermined" and "cannot tell" in saturation.reason
 
 
 def test_narrow_frontier_is_undetermined():
     compute = np.logspace(-6, -5.7, 5)
-    saturation = assess_saturation(_frontier(compute, 0.6 - compute, NE), NE, 0.001, "DLRM", "PF-days")
+    saturation = assess_saturation(_frontier(compute, 0.6 - compute, NE), NE, 0.001, "DLRM", "PF-days",
+                                   _fitted(0.01, 0.008, 0.012))
     assert saturation.verdict == "undetermined"
-    assert "too narrow" in saturation.reason
+    assert "spans 0.30 decades" in saturation.reason
 
 
-def test_reaching_the_fitted_irreducible_term_counts_as_saturation():
-    compute = np.logspace(-6, -2, 21)
-    ne = 0.6 - 0.002 * np.log10(compute / 1e-6)  # still above the threshold's pace ...
-    frontier = _frontier(compute, ne, NE)
-    reached = assess_saturation(frontier, NE, 0.001, "X", "PF-days", irreducible=(0.593, True))
-    assert reached.verdict == "saturated" and "irreducible" in reached.reason
-    # ... but an unidentified E is not evidence of anything
-    assert assess_saturation(frontier, NE, 0.001, "X", "PF-days", irreducible=(0.593, False)).verdict == "improving"
+def test_too_few_frontier_points_select_no_form_and_no_verdict():
+    compute = np.logspace(-6, -4, 3)
+    group = _study_group(compute, 0.6 - 0.01 * np.log10(compute / 1e-6), NE, 0.001)
+    assert group.primary is None and group.fitted_gain is None
+    assert group.saturation.verdict == "undetermined" and "too few frontier points" in group.saturation.reason
 
 
 def test_comparison_names_the_leader_at_both_ends_of_the_shared_range():

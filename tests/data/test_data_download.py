@@ -114,7 +114,7 @@ def test_load_dataset_downloads_a_missing_known_dataset(tmp_path: Path, monkeypa
     registry = {**KNOWN_DATASETS, "ml-1m": movielens_like(archive, md5(archive.read_bytes()))}
     monkeypatch.setattr(download, "KNOWN_DATASETS", registry)
     data = DataConfig(dataset="ml-1m", cache_dir=str(tmp_path / "cache"), download=True)
-    dataset = load_dataset(data, seed=0)
+    dataset = load_dataset(data)
     assert dataset.item_ids.tolist() == [1, 2, 3]
     assert (tmp_path / "cache" / "datasets" / "ml-1m" / "ratings.dat").is_file()
 
@@ -128,7 +128,7 @@ def test_download_false_never_opens_a_url(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(urllib.request, "urlopen", forbidden)
     for name in KNOWN_DATASETS:
         with pytest.raises(DataError, match=f"^{name} not found: put "):
-            load_dataset(DataConfig(dataset=name, cache_dir=str(tmp_path), download=False), seed=0)
+            load_dataset(DataConfig(dataset=name, cache_dir=str(tmp_path), download=False))
 
 
 def test_registry_uses_official_addresses_and_checksums() -> None:

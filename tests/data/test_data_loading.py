@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def entries(tmp_path: Path) -> list[Path]:
 
 def test_reads_builds_and_fingerprints(tmp_path: Path) -> None:
     source = write(tmp_path / "raw" / "u.data", U_DATA)
-    dataset = load_dataset(config(tmp_path, path=str(source.parent)), seed=0)
+    dataset = load_dataset(config(tmp_path, path=str(source.parent)))
     assert dataset.num_users == 2 and dataset.num_items == 4
     assert dataset.item_ids.tolist() == [3, 1, 2, 1, 3, 4]  # user 1: t=99 then the tie 10, 11 in file order
     assert dataset.ratings.tolist() == [3, 5, 4, 1, 2, 2]
@@ -51,14 +52,14 @@ def test_reads_builds_and_fingerprints(tmp_path: Path) -> None:
 
 def test_second_load_is_a_cache_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = write(tmp_path / "raw" / "u.data", U_DATA)
-    first = load_dataset(config(tmp_path, path=str(source)), seed=0)
+    first = load_dataset(config(tmp_path, path=str(source)))
     assert len(entries(tmp_path)) == 1
 
     def must_not_read(*args, **kwargs):
         raise AssertionError("the reader ran on a cache hit")
 
     monkeypatch.setattr(loading, "_READERS", {**loading._READERS, "ml-100k": must_not_read})
-    second = load_dataset(config(tmp_path, path=str(source)), seed=123)  # the seed does not matter for real data
+    second = load_dataset(config(tmp_path, path=str(source), seed=123))  # the seed does not matter for real data
     assert np.array_equal(first.item_ids, second.item_ids)
     assert np.array_equal(first.offsets, second.offsets)
     assert second.fingerprint == first.fingerprint
@@ -66,32 +67,32 @@ def test_second_load_is_a_cache_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_changed_content_or_parameters_miss_the_cache(tmp_path: Path) -> None:
     source = write(tmp_path / "raw" / "u.data", U_DATA)
-    load_dataset(config(tmp_path, path=str(source)), seed=0)
+    load_dataset(config(tmp_path, path=str(source)))
     write(source, U_DATA + "2\t14\t1\t80\n")
-    changed = load_dataset(config(tmp_path, path=str(source)), seed=0)
+    changed = load_dataset(config(tmp_path, path=str(source)))
     assert changed.num_interactions == 7
-    filtered = load_dataset(config(tmp_path, path=str(source), min_user_interactions=4), seed=0)
+    filtered = load_dataset(config(tmp_path, path=str(source), min_user_interactions=4))
     assert filtered.num_users == 1  # user 2, with 4 interactions
     assert len(entries(tmp_path)) == 3
 
 
 def test_corrupt_entry_is_reported_and_rebuilt(tmp_path: Path) -> None:
     source = write(tmp_path / "raw" / "u.data", U_DATA)
-    first = load_dataset(config(tmp_path, path=str(source)), seed=0)
+    first = load_dataset(config(tmp_path, path=str(source)))
     (entry,) = entries(tmp_path)
     entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
     with pytest.warns(CacheWarning, match="unreadable.*rebuilding"):
-        rebuilt = load_dataset(config(tmp_path, path=str(source)), seed=0)
+        rebuilt = load_dataset(config(tmp_path, path=str(source)))
     assert np.array_equal(rebuilt.item_ids, first.item_ids)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        load_dataset(config(tmp_path, path=str(source)), seed=0)  # intact again
+        load_dataset(config(tmp_path, path=str(source)))  # intact again
 
 
 def test_bad_input_leaves_no_cache_entry(tmp_path: Path) -> None:
     source = write(tmp_path / "raw" / "u.data", U_DATA + "3\t10\t4\n")
     with pytest.raises(DataError, match=r"u\.data:7: expected 4 fields"):
-        load_dataset(config(tmp_path, path=str(source)), seed=0)
+        load_dataset(config(tmp_path, path=str(source)))
     assert entries(tmp_path) == []
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.name.endswith(".tmp")]
 
@@ -118,12 +119,12 @@ def test_content_hash_is_remembered_by_file_identity(tmp_path: Path, monkeypatch
 
 def test_synthetic_is_cached_by_parameters_and_seed(tmp_path: Path) -> None:
     small = SyntheticDPConfig(num_items=300, num_categories=10, num_records=200, record_length=16)
-    data = config(tmp_path, dataset="synthetic-dp", synthetic_dp=small)
-    first = load_dataset(data, seed=1)
+    data = config(tmp_path, dataset="synthetic-dp", synthetic_dp=small, seed=1)
+    first = load_dataset(data)
     assert first.num_users == 200 and first.num_interactions == 200 * 16
     assert first.fingerprint["seed"] == 1 and "synthetic clock" in first.fingerprint["timestamps"]
-    assert np.array_equal(load_dataset(data, seed=1).item_ids, first.item_ids)
-    assert not np.array_equal(load_dataset(data, seed=2).item_ids, first.item_ids)
+    assert np.array_equal(load_dataset(data).item_ids, first.item_ids)
+    assert not np.array_equal(load_dataset(replace(data, seed=2)).item_ids, first.item_ids)
     assert len(entries(tmp_path)) == 2
     # dense ids keep the release order of the raw ids: the first record only uses early ids
     assert first.item_ids[:16].max() <= first.item_ids.max()
@@ -147,7 +148,7 @@ def test_a_manually_unzipped_archive_folder_is_found(tmp_path: Path) -> None:
 
 def test_offline_message_says_which_file_to_put_where(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
-        load_dataset(config(tmp_path, dataset="ml-1m"), seed=0)
+        load_dataset(config(tmp_path, dataset="ml-1m"))
     folder = tmp_path / "cache" / "datasets" / "ml-1m"
     assert str(caught.value) == (
         f"ml-1m not found: put ratings.dat in {folder}/ (download https://files.grouplens.org/datasets/movielens/"
@@ -164,7 +165,7 @@ def test_offline_download_attempt_fails_with_the_same_advice(tmp_path: Path, mon
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as caught:
-        load_dataset(config(tmp_path, dataset="amazon-books", download=True), seed=0)
+        load_dataset(config(tmp_path, dataset="amazon-books", download=True))
     message = str(caught.value)
     assert message.startswith("amazon-books not found: put ratings_Books.csv in ")
     assert message.endswith("or set data.path (download failed: [Errno -3] Temporary failure in name resolution)")
@@ -174,21 +175,21 @@ def test_offline_download_attempt_fails_with_the_same_advice(tmp_path: Path, mon
 
 def test_wrong_paths_are_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nowhere: no such file or folder \(data\.path\)"):
-        load_dataset(config(tmp_path, path=str(tmp_path / "nowhere")), seed=0)
+        load_dataset(config(tmp_path, path=str(tmp_path / "nowhere")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"ml-100k: .*empty/ has no u\.data \(data\.path\)"):
-        load_dataset(config(tmp_path, path=str(tmp_path / "empty")), seed=0)
+        load_dataset(config(tmp_path, path=str(tmp_path / "empty")))
     with pytest.raises(DataError, match="URLs are not read directly"):
-        load_dataset(config(tmp_path, path="https://example.org/u.data"), seed=0)
+        load_dataset(config(tmp_path, path="https://example.org/u.data"))
     with pytest.raises(DataError, match=r"amazon-beauty reads a '<Name>_item_org_rank\.txt'"):
-        load_dataset(config(tmp_path, dataset="amazon-beauty", path=str(write(tmp_path / "b.txt", "1 2\n"))), seed=0)
+        load_dataset(config(tmp_path, dataset="amazon-beauty", path=str(write(tmp_path / "b.txt", "1 2\n"))))
 
 
 def test_rank_pair_from_either_file(tmp_path: Path) -> None:
     items = write(tmp_path / "Toys_item_org_rank.txt", "1 5 6 7\n2 6 7 8\n")
     write(tmp_path / "Toys_time_org_rank.txt", "1 1 2 3\n2 1 1 1\n")
     for given in ("Toys_item_org_rank.txt", "Toys_time_org_rank.txt"):
-        dataset = load_dataset(config(tmp_path, dataset="amazon-beauty", path=str(tmp_path / given)), seed=0)
+        dataset = load_dataset(config(tmp_path, dataset="amazon-beauty", path=str(tmp_path / given)))
         assert dataset.item_ids.tolist() == [1, 2, 3, 2, 3, 4]
     assert dataset.fingerprint["sources"].keys() == {items.name, "Toys_time_org_rank.txt"}
 
@@ -196,7 +197,7 @@ def test_rank_pair_from_either_file(tmp_path: Path) -> None:
 def test_generic_csv_dataset(tmp_path: Path) -> None:
     rows = "b,x,3,1\na,y,1,0\nb,z,2,1\na,x,2,1\nb,x,9,0\na,z,0,1\n"
     source = write(tmp_path / "log.csv", "user,item,timestamp,rating\n" + rows)
-    dataset = load_dataset(config(tmp_path, dataset="csv", path=str(source)), seed=0)
+    dataset = load_dataset(config(tmp_path, dataset="csv", path=str(source)))
     assert dataset.item_ids.tolist() == [3, 2, 1, 3, 1, 1]  # a: z, y, x; b: z, x, x
     assert dataset.ratings.tolist() == [1, 0, 1, 1, 1, 0]
 
@@ -231,7 +232,7 @@ def test_bad_input_of_every_format_is_one_line_and_caches_nothing(
         write(folder / name, text)
     path = folder / next(iter(files)) if dataset == "csv" else folder
     with pytest.raises(DataError) as caught:
-        load_dataset(config(tmp_path, dataset=dataset, path=str(path)), seed=0)
+        load_dataset(config(tmp_path, dataset=dataset, path=str(path)))
     message = str(caught.value)
     assert re.search(expected, message) and message.startswith(str(folder)) and "\n" not in message, message
     assert entries(tmp_path) == []

@@ -13,7 +13,7 @@ from scaling.data.readers import read_movielens_100k
 
 def test_ml_100k_counts_and_tie_order(shared_datasets: Path, tmp_path: Path) -> None:
     folder = shared_datasets / "ml-100k"
-    dataset = load_dataset(DataConfig(dataset="ml-100k", path=str(folder), cache_dir=str(tmp_path)), seed=0)
+    dataset = load_dataset(DataConfig(dataset="ml-100k", path=str(folder), cache_dir=str(tmp_path)))
     assert (dataset.num_users, dataset.num_items, dataset.num_interactions) == (943, 1682, 100_000)
     lengths = dataset.lengths()
     assert (lengths.min(), int(np.median(lengths)), lengths.max()) == (20, 65, 737)
@@ -34,7 +34,7 @@ def test_ml_100k_counts_and_tie_order(shared_datasets: Path, tmp_path: Path) -> 
 def test_amazon_beauty_counts(shared_datasets: Path, tmp_path: Path) -> None:
     folder = shared_datasets / "amazon-beauty-ticoserec"
     data = DataConfig(dataset="amazon-beauty", path=str(folder), cache_dir=str(tmp_path))
-    dataset = load_dataset(data, seed=0)
+    dataset = load_dataset(data)
     assert (dataset.num_users, dataset.num_items, dataset.num_interactions) == (22_363, 12_101, 198_502)
     lengths = dataset.lengths()
     assert (lengths.min(), int(np.median(lengths)), lengths.max()) == (5, 6, 204)
@@ -42,4 +42,4 @@ def test_amazon_beauty_counts(shared_datasets: Path, tmp_path: Path) -> None:
     # the rank files are already chronological: order is exactly the files' order
     first_line = (folder / "Beauty_item_org_rank.txt").read_text().splitlines()[0].split()
     assert dataset.item_ids[: lengths[0]].tolist() == [int(item) for item in first_line[1:]]
-    assert load_dataset(data, seed=0).fingerprint == dataset.fingerprint  # cache hit, same fingerprint
+    assert load_dataset(data).fingerprint == dataset.fingerprint  # cache hit, same fingerprint

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from hypothesis import strategies as st
 import scaling.data.synthetic_industrial as industrial
 from scaling.config import SyntheticIndustrialConfig, load_run_config
 from scaling.configtools import ConfigError
+from scaling.data.features import ImpressionFeaturizer
+from scaling.data.loading import load_dataset
 from scaling.data.sequences import SequenceDataset
 from scaling.data.synthetic_industrial import (
     EVENT_NAMES,
@@ -32,6 +36,11 @@ SMALL = SyntheticIndustrialConfig(
     time_span_days=120.0,
 )
 CLICK, LIKE, SHARE, COMPLETE, SKIP = (EVENT_NAMES.index(task) for task in ("click", "like", "share", "complete", "skip"))
+# sha256 of SMALL's stream at seed 7, taken before the planted sequence signal existed: with the
+# signal off (the default) the generator must draw exactly what it drew then.
+SMALL_SEED_7_DIGEST = "9dcb7461fda334cd3d27ddf03a8c377a991016373682802a5f6697e846677362"
+# The planted-effect study's sequence_signal_coef (sweeps/planted_effect.yaml).
+PLANTED = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -142,14 +151,17 @@ def decayed_category_engagement(dataset: SequenceDataset, half_life_days: float)
     return intensity
 
 
-def normalized_entropy_of_logistic_fit(feature: np.ndarray, labels: np.ndarray) -> float:
-    """NE (log loss over the base rate's entropy) of a 1-feature logistic regression fitted by Newton steps."""
-    design = np.stack([np.ones_like(feature), feature], axis=1)
-    weights = np.zeros(2)
+def normalized_entropy_of_logistic_fit(features: np.ndarray, labels: np.ndarray) -> float:
+    """NE (log loss over the base rate's entropy) of a logistic regression on [E] or [E, F] features, by Newton steps."""
+    design = np.column_stack([np.ones(len(labels)), features])
+    weights = np.zeros(design.shape[1])
     for _ in range(25):
         p = 1.0 / (1.0 + np.exp(-design @ weights))
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + 1e-9 * np.eye(2)
-        weights -= np.linalg.solve(hessian, design.T @ (p - labels))
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + 1e-9 * np.eye(design.shape[1])
+        step = np.linalg.solve(hessian, design.T @ (p - labels))
+        weights -= step
+        if np.abs(step).max() < 1e-10:
+            break
     p = np.clip(1.0 / (1.0 + np.exp(-design @ weights)), 1e-12, 1 - 1e-12)
     log_loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
     rate = labels.mean()
@@ -165,6 +177,98 @@ def test_actions_are_predictable_from_recent_category_engagement(small):
         # The counter alone beats the base rate clearly; the true probabilities do better still.
         assert ne < 0.95, f"{task}: NE of the intensity counter {ne:.3f} is too close to the base rate"
         assert oracle < ne - 0.05, f"{task}: oracle NE {oracle:.3f} leaves no room beyond the counter ({ne:.3f})"
+
+
+def stream_digest(dataset: SequenceDataset) -> str:
+    """sha256 of every generated array (events, actions, categories, contexts)."""
+    digest = hashlib.sha256()
+    for array in (dataset.item_ids, dataset.timestamps, dataset.offsets, dataset.action_tokens, dataset.labels,
+                  dataset.item_categories, dataset.contexts.tokens, dataset.contexts.timestamps, dataset.contexts.offsets):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def test_stream_without_the_planted_signal_is_unchanged(small):
+    assert SyntheticIndustrialConfig().sequence_signal_coef == 0.0
+    assert stream_digest(small) == SMALL_SEED_7_DIGEST
+
+
+def recent_click_taste(dataset: SequenceDataset, item_traits: np.ndarray) -> np.ndarray:
+    """[E] <recent, traits> / sqrt(r) per event, recomputed from the raw (item, click) sequence.
+
+    A plain loop over the module docstring's definition (recent <- lambda recent + sqrt(1 - lambda^2)
+    traits at each click, lambda = 1/2), written apart from the generator as the test's oracle.
+    """
+    decay, dim = 0.5, item_traits.shape[1]
+    match = np.zeros(dataset.num_interactions)
+    for user in range(dataset.num_users):
+        recent = np.zeros(dim)
+        for row in range(dataset.offsets[user], dataset.offsets[user + 1]):
+            traits = item_traits[dataset.item_ids[row]].astype(np.float64)
+            match[row] = recent @ traits / math.sqrt(dim)
+            if dataset.labels[row, CLICK] > 0:
+                recent = decay * recent + math.sqrt(1 - decay * decay) * traits
+    return match
+
+
+def test_planted_signal_is_the_documented_short_term_taste():
+    # Without the intensity term, the signal is the only way earlier actions move the score.
+    off = dataclasses.replace(SMALL, num_users=200, intensity_coef=0.0)
+    on = dataclasses.replace(off, sequence_signal_coef=PLANTED)
+    without, planted = generate_synthetic_industrial(off, seed=5), generate_synthetic_industrial(on, seed=5)
+    for name in ("item_ids", "timestamps", "offsets"):  # the signal moves the actions only
+        np.testing.assert_array_equal(getattr(without, name), getattr(planted, name), err_msg=name)
+    assert not np.array_equal(without.labels, planted.labels)
+    item_traits = industrial.build_catalogue(on, industrial._generator(5, industrial._CATALOGUE_STREAM)).item_traits
+    click_logit = [np.log(d.oracle_probabilities[:, CLICK]) - np.log1p(-d.oracle_probabilities[:, CLICK])
+                   for d in (without, planted)]  # same noise draws, so only the planted term differs
+    expected = PLANTED * recent_click_taste(planted, item_traits)
+    np.testing.assert_allclose(click_logit[1] - click_logit[0], expected, atol=1e-4)  # float32 probabilities
+    assert expected.std() > 0.2, "the planted term must actually vary"
+
+
+def dense_probe_and_oracle_ne(dataset: SequenceDataset, task: str) -> tuple[float, float]:
+    """NE of a logistic regression on every DLRM dense feature, and the oracle NE, of one task."""
+    dense = ImpressionFeaturizer(dataset, history_len=1)(np.arange(dataset.num_interactions)).dense.numpy()
+    dense = (dense - dense.mean(axis=0)) / np.maximum(dense.std(axis=0), 1e-6)
+    labels = dataset.labels[:, EVENT_NAMES.index(task)].astype(np.float64)
+    return normalized_entropy_of_logistic_fit(dense.astype(np.float64), labels), dataset.fingerprint["oracle_ne"][task]
+
+
+def test_planted_signal_is_invisible_to_the_dlrm_counters(small):
+    planted = generate_synthetic_industrial(dataclasses.replace(SMALL, sequence_signal_coef=PLANTED), seed=7)
+    for task in ("click", "complete", "skip"):
+        probe_off, oracle_off = dense_probe_and_oracle_ne(small, task)
+        probe_on, oracle_on = dense_probe_and_oracle_ne(planted, task)
+        # The true probabilities gain clearly; the counters gain little or nothing, so the room
+        # left beyond them (where a sequence model can win) widens.
+        assert oracle_on < oracle_off - 0.03, f"{task}: oracle NE {oracle_off:.3f} -> {oracle_on:.3f}"
+        assert (probe_on - oracle_on) > (probe_off - oracle_off) + 0.02, (
+            f"{task}: oracle-minus-probe gap {probe_off - oracle_off:.3f} -> {probe_on - oracle_on:.3f}")
+
+
+def test_oracle_probabilities_are_aligned_with_the_labels(small):
+    probabilities, labels = small.oracle_probabilities, small.labels
+    assert probabilities.dtype == np.float32 and probabilities.shape == labels.shape
+    assert np.all((probabilities > 0) & (probabilities < 1))
+    # Calibrated event by event: the mean probability matches the rate, and positives score higher.
+    np.testing.assert_allclose(probabilities.mean(axis=0), labels.mean(axis=0), rtol=0.05)
+    for k, task in enumerate(EVENT_NAMES):
+        positive = labels[:, k] > 0
+        assert probabilities[positive, k].mean() > probabilities[~positive, k].mean() + 0.02, task
+
+
+def test_oracle_probabilities_survive_the_cache(tmp_path):
+    overrides = ["data.dataset=synthetic-industrial", f"data.cache_dir={tmp_path}", "data.seed=3",
+                 "data.synthetic_industrial.num_users=200", "data.synthetic_industrial.num_items=500",
+                 "data.synthetic_industrial.num_categories=10", "data.synthetic_industrial.mean_events_per_user=20"]
+    config = load_run_config(None, overrides).data
+    generated = load_dataset(config)
+    assert list((tmp_path / "sequences").glob("synthetic-industrial-*.npz")), "the first load must write the cache"
+    cached = load_dataset(config)
+    assert cached is not generated
+    np.testing.assert_array_equal(cached.oracle_probabilities, generated.oracle_probabilities)
+    np.testing.assert_array_equal(cached.labels, generated.labels)
 
 
 def first_vs_last_quarter_distance(dataset: SequenceDataset, min_length: int = 80) -> float:
@@ -208,6 +312,12 @@ def test_blocks_join_into_one_valid_dataset(monkeypatch):
     np.testing.assert_array_equal(np.unique(context_users), np.arange(300))
     first_context = dataset.contexts.offsets[:-1]
     np.testing.assert_array_equal(dataset.contexts.timestamps[first_context], dataset.timestamps[dataset.offsets[:-1]])
+    # Each block's true probabilities land on its own events: they score the labels at the recorded oracle NE.
+    probabilities = np.clip(dataset.oracle_probabilities.astype(np.float64), 1e-12, 1 - 1e-12)
+    log_loss = -np.mean(np.where(dataset.labels > 0, np.log(probabilities), np.log1p(-probabilities)), axis=0)
+    rates = dataset.labels.mean(axis=0)
+    np.testing.assert_allclose(log_loss / industrial.binary_entropy(rates),
+                               [dataset.fingerprint["oracle_ne"][task] for task in EVENT_NAMES], rtol=1e-5)
 
 
 @settings(max_examples=50, deadline=None)
@@ -226,6 +336,8 @@ def test_action_tokens_round_trip(rows):
         ("data.synthetic_industrial.exploration_prob=1.5", "config key 'data.synthetic_industrial.exploration_prob': must be in [0, 1]"),
         ("data.synthetic_industrial.max_events_per_user=2", "config key 'data.synthetic_industrial.max_events_per_user': must be >="),
         ("data.dataset=synthetic-industria", "config key 'data.dataset': must be one of"),
+        ("data.synthetic_industrial.sequence_signal_coef=-0.5",
+         "config key 'data.synthetic_industrial.sequence_signal_coef': must be a finite number >= 0"),
     ],
 )
 def test_bad_settings_name_the_key(override, message):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from jagged_inputs import sequences_of
 from model.config import ModelConfig
+from model.embeddings import InputLayer
 from model.hstu import HSTULayer
 from model.inputs import JaggedSequences, Vocabulary
 from model.registry import build_model
@@ -20,7 +23,7 @@ def test_layer_matches_equations_1_to_3_written_out():
     x = torch.randn(5, d)
     got = layer(x, sequences)
 
-    projected = F.silu(F.linear(F.layer_norm(x, (d,)), layer.f1.weight, layer.f1.bias))  # Eq. 1
+    projected = F.silu(F.linear(F.layer_norm(x, (d,), eps=1e-6), layer.f1.weight, layer.f1.bias))  # Eq. 1
     u, v, q, k = projected.split([heads * dv, heads * dv, heads * dqk, heads * dqk], dim=-1)
     heads_out = []
     for h in range(heads):
@@ -29,7 +32,7 @@ def test_layer_matches_equations_1_to_3_written_out():
         weights = F.silu(qh @ kh.T + rab) / n * torch.tril(torch.ones(5, 5))  # Eq. 2, causal, no softmax
         heads_out.append(weights @ vh)
     attended = torch.cat(heads_out, dim=-1)
-    want = x + F.linear(F.layer_norm(attended, (heads * dv,)) * u, layer.f2.weight, layer.f2.bias)  # Eq. 3
+    want = x + F.linear(F.layer_norm(attended, (heads * dv,), eps=1e-6) * u, layer.f2.weight, layer.f2.bias)  # Eq. 3
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
@@ -82,3 +85,43 @@ def test_gr_ranking_prediction_never_sees_its_own_action_or_the_future():
         torch.testing.assert_close(before[:3], after[:3])
         assert not torch.allclose(before[4], after[4])  # Phi_2 does see a_1
         assert before.shape == (6, 2)
+
+
+def test_initialisation_matches_the_reference_implementation():
+    """f1 ~ N(0, 0.02) with a zero bias; f2 Xavier-uniform with PyTorch's default bias; norms at eps 1e-6."""
+    torch.manual_seed(0)
+    d, heads, dqk, dv = 256, 2, 64, 64
+    layer = HSTULayer(d, heads, dqk, dv, dropout=0.0, max_seq_len=64)
+    assert layer.input_norm.eps == layer.output_norm.eps == 1e-6
+    assert abs(layer.f1.weight.std().item() - 0.02) < 0.001 and not layer.f1.bias.any()
+    fan_in, fan_out = layer.f2.in_features, layer.f2.out_features
+    xavier_bound = math.sqrt(6.0 / (fan_in + fan_out))
+    assert layer.f2.weight.abs().max() <= xavier_bound
+    assert abs(layer.f2.weight.std().item() - xavier_bound / math.sqrt(3.0)) < 0.05 * xavier_bound
+    bias_bound = 1.0 / math.sqrt(fan_in)
+    assert layer.f2.bias.abs().max() <= bias_bound and layer.f2.bias.std() > 0.4 * bias_bound  # kept, not zeroed
+
+
+def test_position_table_is_xavier_normal_as_in_the_reference():
+    torch.manual_seed(0)
+    positions = InputLayer(embedding_dim=50, max_seq_len=200, dropout=0.0).positions.weight
+    expected = math.sqrt(2.0 / (200 + 50))  # 0.089: ~5x the 0.02 of the item table
+    assert abs(positions.std().item() - expected) < 0.05 * expected
+
+
+def test_the_norm_before_the_gate_acts_as_a_gain_of_one_over_sqrt_eps_at_init():
+    """At init the attention output's per-token variance is far below eps, so eps sets the gated branch's scale."""
+    torch.manual_seed(0)
+    d, n = 50, 200
+    layer = HSTULayer(d, 1, d, d, dropout=0.0, max_seq_len=n).eval()
+    sequences = sequences_of([n, n // 2], seed=1)
+    x = torch.randn(int(sequences.offsets[-1]), d) * math.sqrt(d) * 0.02  # sqrt(d)-scaled embeddings as the input layer
+    with torch.no_grad():
+        _, v, q, k = layer.split_streams(x)
+        attended = layer.attend(q, k, v, sequences)
+        variance = attended.var(dim=-1, unbiased=False)
+        assert variance.max() < 1e-6  # far below the 1e-5 of PyTorch's default: eps is what the norm divides by
+        gain = layer.output_norm(attended).norm(dim=-1) / (attended - attended.mean(-1, keepdim=True)).norm(dim=-1)
+    expected = 1.0 / torch.sqrt(variance + 1e-6)
+    torch.testing.assert_close(gain, expected, rtol=1e-3, atol=0.0)
+    assert (gain / (1.0 / torch.sqrt(variance + 1e-5))).min() > 2.0  # eps 1e-5 would start the branch >2x smaller

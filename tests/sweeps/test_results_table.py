@@ -21,7 +21,7 @@ from scaling.sweep.table import rebuild_results, results_table
 from scaling.train import TrainingDiverged
 
 CONTRACT = ["sweep", "trial_id", "model", "family", "status", "failure_reason", "seed", "step", "epoch", "flops",
-            "pf_days", "params_embedding", "params_non_embedding", "wall_seconds", "data.task", "data.dataset"]
+            "pf_days", "params_embedding", "params_non_embedding", "wall_seconds", "eval_set", "data.task", "data.dataset"]
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def entry(step: int, ndcg: float, loss: float = 1.0) -> dict:
     """A history entry as ``train()`` passes it to ``on_evaluation``."""
     return {"epoch": step // 10, "step": step, "train_loss": loss, "elapsed_seconds": step / 10, "flops": step * 1e12,
             "pf_days": step * 1e12 / 8.64e19, "params": {"embedding": 500, "non_embedding": 80, "total": 580},
-            "valid": {"ndcg@10": ndcg, "hr@10": 2 * ndcg}}
+            "eval_set": "leave-one-out-valid:0123456789ab", "valid": {"ndcg@10": ndcg, "hr@10": 2 * ndcg}}
 
 
 def result(steps: int) -> dict:

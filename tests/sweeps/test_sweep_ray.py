@@ -102,7 +102,9 @@ def test_tiny_sweep_records_every_evaluation_and_the_divergence(finished_sweep):
     assert trials.loc["unstable", "model.name"] == "hstu"
     ranking = table[table.group == "ranking"]
     assert set(ranking["status"]) == {"completed"} and set(ranking["family"]) == {"DLRM"}
-    assert ranking["epoch"].tolist() == pytest.approx([1 / 3, 2 / 3])  # streaming: windows 2 and 3 of 4 validate
+    # streaming over 4 windows: trains on windows 1 and 2, every evaluation scores held-out window 3
+    assert ranking["epoch"].tolist() == pytest.approx([1 / 2, 1])
+    assert ranking["eval_set"].nunique() == 1 and ranking["eval_set"].iloc[0].startswith("holdout-window-3-of-4:")
     assert ranking["valid/ne"].notna().all() and ranking["test/ne"].notna().tolist() == [False, True]
     assert any(c.startswith("valid/auc/") for c in table.columns)
 

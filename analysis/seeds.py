@@ -1,0 +1,74 @@
+"""How much of a result is the seed: the spread between seeds at one configuration next to the effect of size.
+
+A trial's *final value* is its metric at its last evaluation (on the study's one evaluation set). A
+*configuration* is a model with its values of the axes that vary among that model's own trials
+(sizes, sequence lengths, ...), all but the seed. For each model with repeated seeds:
+
+- seed range: max - min of the final values across the seeds of one configuration (mean and largest
+  over configurations);
+- size effect: how much better the best configuration's seed-mean is than the worst one's.
+
+A size effect not well above the seed range means the frontier's shape is mostly seed noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis import columns as col
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    model: str
+    family: str
+    configurations: int  # configurations with two or more seeds
+    seeds: int  # most seeds at one configuration
+    mean_range: float  # mean over those configurations of the final values' range across seeds (metric units)
+    max_range: float
+    size_effect: float  # best minus worst configuration seed-mean, as an improvement (metric units, >= 0)
+
+    @property
+    def ratio(self) -> float:
+        return self.size_effect / self.mean_range if self.mean_range > 0 else float("inf")
+
+
+def axes_varying_per_model(rows: pd.DataFrame, axes: list[str]) -> dict[str, list[str]]:
+    """For each model, the axes that take more than one value among its own trials.
+
+    A sweep records every axis for every trial (a DCN-v2 trial still has HSTU's num_heads at its
+    default), so a configuration is told apart only by what varies among a model's own trials.
+    """
+    return {model: [a for a in axes if model_rows[a].nunique(dropna=False) > 1]
+            for model, model_rows in rows.groupby(col.MODEL, sort=False)}
+
+
+def final_values(rows: pd.DataFrame, metric: col.Metric) -> pd.DataFrame:
+    """One row per trial: its last evaluation with a value of ``metric``."""
+    valued = rows.dropna(subset=[metric.column]).sort_values([col.TRIAL_ID, col.STEP])
+    return valued.groupby(col.TRIAL_ID, sort=True).tail(1)
+
+
+def seed_spreads(rows: pd.DataFrame, metric: col.Metric) -> list[SeedSpread]:
+    """Per model with repeated seeds at some configuration, its seed range and its size effect."""
+    finals = final_values(rows, metric)
+    axes = [a for a in col.axis_columns(rows) if a != col.EVAL_SET]
+    varying = axes_varying_per_model(finals, axes)
+    spreads = []
+    for model, trials in finals.groupby(col.MODEL, sort=True):
+        keys = varying.get(model, [])
+        grouped = trials.groupby(keys, dropna=False, sort=True)[metric.column] if keys else [(None, trials[metric.column])]
+        stats = [(values.mean(), values.max() - values.min(), values.size) for _, values in grouped]
+        repeated = [(mean, spread, size) for mean, spread, size in stats if size >= 2]
+        if not repeated:
+            continue
+        means = np.array([mean for mean, _, _ in stats])
+        best, worst = (means.max(), means.min()) if metric.higher_is_better else (means.min(), means.max())
+        ranges = np.array([spread for _, spread, _ in repeated])
+        spreads.append(SeedSpread(str(model), str(trials[col.FAMILY].iloc[0]), len(repeated),
+                                  max(size for _, _, size in repeated), float(ranges.mean()), float(ranges.max()),
+                                  float(abs(best - worst))))
+    return spreads
