@@ -103,7 +103,7 @@ def intervals(draws: Draws | None, full: PointFit, num_trials: int, level: float
         return {name: _unbootstrapped(name, full) for name in names}
     ok = draws.succeeded
     replicates = draws.params.shape[0]
-    problem = _group_problem(num_trials, int(ok.sum()), replicates)
+    problem = group_problem(num_trials, int(ok.sum()), replicates)
     tail = (1.0 - level) / 2.0
     result = {}
     for column, name in enumerate(names):
@@ -120,7 +120,8 @@ def _unbootstrapped(name: str, full: PointFit) -> Interval:
     return Interval(np.nan, np.nan, side is None, note)
 
 
-def _group_problem(num_trials: int, succeeded: int, replicates: int) -> str | None:
+def group_problem(num_trials: int, succeeded: int, replicates: int) -> str | None:
+    """Why no interval of this group can be trusted (None when resampling its trials can measure uncertainty)."""
     if num_trials < MIN_TRIALS:
         return f"only {num_trials} trial(s): resampling trials cannot measure uncertainty (needs {MIN_TRIALS})"
     if succeeded < MIN_SUCCESS * replicates:

@@ -62,7 +62,7 @@ def scaling_panel(groups: Sequence[GroupResult], unit: str, title: str, floor: f
     synthetic stream), drawn as a horizontal line no model can cross.
     """
     with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(7.0, 4.4), layout="constrained")
+        figure = Figure(figsize=(7.0, 5.6), layout="constrained")
         axes = figure.subplots()
         styles = family_styles([g.group for g in groups])
         for group in groups:
@@ -77,7 +77,7 @@ def scaling_panel(groups: Sequence[GroupResult], unit: str, title: str, floor: f
         axes.set_ylabel(f"{metric.label} ({metric.split}, {direction} is better)")
         axes.set_title(title)
         axes.grid(True, which="major", alpha=0.3)
-        axes.legend(fontsize=7, loc="best")
+        figure.legend(fontsize=7, loc="outside lower center", ncols=1)  # below: never over the points or the floor
     return figure
 
 
@@ -99,8 +99,9 @@ def _draw_family(axes: Axes, group: GroupResult, style: dict[str, str]) -> None:
     r2 = fit.goodness.r2 if fit.goodness else float("nan")
     label = (f"{group.group} ({group.saturation.verdict}): {equation(fit.form, fit.fit.params, group.metric)} "
              f"(R²={r2:.3f}, lowest AICc)")
+    trusted = group.fitted_gain is not None and group.fitted_gain.has_interval
     axes.plot(grid, predict_metric(fit.form, fit.fit.params, grid, group.metric), color=color, linewidth=1.8,
-              linestyle="-" if fit.identified else "--", label=label + ("" if fit.identified else ", not identified"))
+              linestyle="-" if trusted else "--", label=label + ("" if trusted else ", no trustworthy interval"))
 
 
 def learning_curves(study: Study, task: str, dataset: str, metrics: Sequence[col.Metric]) -> Figure:

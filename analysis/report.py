@@ -110,9 +110,10 @@ def verdict_lines(study: Study) -> list[str]:
 
 
 def _evidence(group: GroupResult) -> str:
-    """How much data a verdict rests on, so a reader can weigh it."""
+    """How much data a verdict rests on, so a reader can weigh it, and whether the forms could be told apart."""
     trials = f"{group.num_trials} trial{'s' if group.num_trials != 1 else ''}"
-    return f"{trials}, {len(group.frontier.kept)} frontier points"
+    doubt = f"; {group.selection.split('; ', 1)[1]}" if "cannot tell" in group.selection else ""
+    return f"{trials}, {len(group.frontier.kept)} frontier points{doubt}"
 
 
 def report_blocks(study: Study, figure_blocks: dict[str, list[Figure]], source: str,
@@ -156,6 +157,7 @@ def _fit_sections(study: Study, group_by: str, title: str) -> list[Block]:
                 continue
             blocks += [Heading(f"{dataset} ({task}): {metric.label} ({metric.split})", 3),
                        tables.fits_table(groups, study.options.level),
+                       Bullets(tuple(f"{g.group}: {g.selection}." for g in groups)),
                        tables.saturation_table(groups, study.options.unit)]
     return [Heading(title), *blocks] if blocks else []
 

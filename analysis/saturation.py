@@ -112,8 +112,8 @@ def assess_saturation(
     where = f"at {number(frontier.end, 2)} {unit}, the end of its explored compute ({fitted.form})"
     if not fitted.has_interval:
         return verdict("undetermined", f"cannot be judged: the fitted {metric.label} change {change} per decade "
-                                       f"{where} has no trustworthy interval (too few trials, or parameters not "
-                                       f"identified)")
+                                       f"{where} has no trustworthy interval (fewer than 5 trials, or too few "
+                                       f"resamples could be fitted)")
     if fitted.low >= threshold:
         kind: Verdict = "improving"
         said = (f"keeps improving: fitted {metric.label} change {change} per decade {where}, beyond the threshold "

@@ -6,7 +6,9 @@ A trial's *final value* is its metric at its last evaluation (on the study's one
 
 - seed range: max - min of the final values across the seeds of one configuration (mean and largest
   over configurations);
-- size effect: how much better the best configuration's seed-mean is than the worst one's.
+- size effect: how much better the seed-mean of the configuration that used the most compute is
+  than that of the one that used the least (negative: the largest is worse);
+- configuration range: how much better the best configuration's seed-mean is than the worst one's.
 
 A size effect not well above the seed range means the frontier's shape is mostly seed noise.
 """
@@ -29,11 +31,13 @@ class SeedSpread:
     seeds: int  # most seeds at one configuration
     mean_range: float  # mean over those configurations of the final values' range across seeds (metric units)
     max_range: float
-    size_effect: float  # best minus worst configuration seed-mean, as an improvement (metric units, >= 0)
+    size_effect: float  # largest-compute configuration's seed-mean minus the smallest's, as an improvement (+ better)
+    configuration_range: float  # best minus worst configuration seed-mean (metric units, >= 0)
 
     @property
     def ratio(self) -> float:
-        return self.size_effect / self.mean_range if self.mean_range > 0 else float("inf")
+        """|size effect| in units of the mean seed range."""
+        return abs(self.size_effect) / self.mean_range if self.mean_range > 0 else float("inf")
 
 
 def axes_varying_per_model(rows: pd.DataFrame, axes: list[str]) -> dict[str, list[str]]:
@@ -60,15 +64,18 @@ def seed_spreads(rows: pd.DataFrame, metric: col.Metric) -> list[SeedSpread]:
     spreads = []
     for model, trials in finals.groupby(col.MODEL, sort=True):
         keys = varying.get(model, [])
-        grouped = trials.groupby(keys, dropna=False, sort=True)[metric.column] if keys else [(None, trials[metric.column])]
-        stats = [(values.mean(), values.max() - values.min(), values.size) for _, values in grouped]
-        repeated = [(mean, spread, size) for mean, spread, size in stats if size >= 2]
+        grouped = trials.groupby(keys, dropna=False, sort=True) if keys else [(None, trials)]
+        stats = [(group[metric.column].mean(), group[metric.column].max() - group[metric.column].min(),
+                  len(group), group[col.PF_DAYS].mean()) for _, group in grouped]
+        repeated = [(spread, size) for _, spread, size, _ in stats if size >= 2]
         if not repeated:
             continue
-        means = np.array([mean for mean, _, _ in stats])
-        best, worst = (means.max(), means.min()) if metric.higher_is_better else (means.min(), means.max())
-        ranges = np.array([spread for _, spread, _ in repeated])
+        means = np.array([mean for mean, _, _, _ in stats])
+        compute = np.array([c for _, _, _, c in stats])
+        smallest, largest = means[np.argmin(compute)], means[np.argmax(compute)]
+        size_effect = largest - smallest if metric.higher_is_better else smallest - largest
+        ranges = np.array([spread for spread, _ in repeated])
         spreads.append(SeedSpread(str(model), str(trials[col.FAMILY].iloc[0]), len(repeated),
-                                  max(size for _, _, size in repeated), float(ranges.mean()), float(ranges.max()),
-                                  float(abs(best - worst))))
+                                  max(size for _, size in repeated), float(ranges.mean()), float(ranges.max()),
+                                  float(size_effect), float(means.max() - means.min())))
     return spreads

@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis import columns as col
 from analysis.blas import single_threaded_blas
-from analysis.bootstrap import Draws, Interval, bootstrap, intervals
+from analysis.bootstrap import Draws, Interval, bootstrap, group_problem, intervals
 from analysis.diagnostics import Extrapolation, GoodnessOfFit, extrapolation_check, goodness_of_fit
 from analysis.errors import AnalysisError
 from analysis.fitting import HUBER_DELTA, PointFit, fit_form, fit_problem
@@ -278,7 +278,8 @@ def analyse_group(points: Points, metric: col.Metric, options: Options, dataset:
     forms = {form: _form_result(form, problems[form], full_fits.get(form), draws.get(form), frontier, metric,
                                 num_trials, options) for form in FORMS}
     primary, selection, rivals = select_form(forms)
-    fitted_gain = _fitted_gain(forms, primary, draws.get(primary), frontier, metric, options, rivals) if primary else None
+    fitted_gain = (_fitted_gain(forms, primary, draws.get(primary), frontier, metric, options, rivals, num_trials)
+                   if primary else None)
     saturation = assess_saturation(frontier, metric, options.threshold(metric), group, options.unit, fitted_gain,
                                    selection, options.window_decades, options.min_span_decades)
     return GroupResult(dataset, task, metric, group_by, group, family, num_trials, points, frontier, forms,
@@ -329,12 +330,16 @@ def select_form(forms: dict[Form, FormResult]) -> tuple[Form | None, str, tuple[
 
 
 def _fitted_gain(forms: dict[Form, FormResult], primary: Form, draws: Draws | None, frontier: Frontier,
-                 metric: col.Metric, options: Options, rivals: tuple[Form, ...]) -> FittedGain:
+                 metric: col.Metric, options: Options, rivals: tuple[Form, ...], num_trials: int) -> FittedGain:
     result = forms[primary]
     c_max, threshold = frontier.end, options.threshold(metric)
     estimate = gain_per_decade(result.form, result.fit.params, c_max, metric)
-    low = high = float("nan")  # no interval where the parameters' own are not trusted
-    if draws is not None and draws.succeeded.any() and result.identified:
+    low = high = float("nan")
+    # The gain at the data is what the verdict needs; it stays determined when A (the excess at C = 1,
+    # far from the data) is not, so only the group-level conditions of a trustworthy bootstrap apply.
+    replicates = draws.params.shape[0] if draws is not None else 0
+    succeeded = int(draws.succeeded.sum()) if draws is not None else 0
+    if replicates and group_problem(num_trials, succeeded, replicates) is None:
         names = PARAMETERS[result.form]
         gains = [gain_per_decade(result.form, dict(zip(names, row)), c_max, metric)
                  for row in draws.params[draws.succeeded]]

@@ -269,12 +269,15 @@ def _with_gain(value: float, reference: float | None) -> str:
 def seed_table(spreads: Sequence[SeedSpread], metric: col.Metric, dataset: str) -> Table:
     """Per model, the seed-to-seed range at one configuration next to the size effect, in metric units."""
     header = ("Model", "Family", "Configurations with repeated seeds", "Seeds each", "Seed range (mean)",
-              "Seed range (largest)", "Size effect (best - worst configuration)", "Size effect / seed range")
+              "Seed range (largest)", "Size effect (largest vs smallest, + better)", "|Size effect| / seed range",
+              "Best - worst configuration")
     rows = tuple((s.model, s.family, str(s.configurations), str(s.seeds), number(s.mean_range, 3),
-                  number(s.max_range, 3), number(s.size_effect, 3), f"{s.ratio:.1f}x") for s in spreads)
+                  number(s.max_range, 3), signed(s.size_effect, 3), f"{s.ratio:.1f}x", number(s.configuration_range, 3))
+                 for s in spreads)
     caption = (f"{dataset}: {metric.label} ({metric.split}) at each trial's last evaluation. Seed range: max - min "
                f"across the seeds of one configuration (same data, other initialisation and order); size effect: how "
-               f"much better the best configuration's seed-mean is than the worst's.")
+               f"much better the seed-mean of the configuration that used the most compute is than that of the one "
+               f"that used the least (negative: larger is worse).")
     return Table(header, rows, caption)
 
 
@@ -282,6 +285,6 @@ def seed_sentence(spreads: Sequence[SeedSpread], metric: col.Metric) -> str | No
     """The headline's one sentence on seed noise against the size effect."""
     if not spreads:
         return None
-    parts = [f"{s.model} {number(s.mean_range, 2)} (size effect {number(s.size_effect, 2)}, {s.ratio:.1f}x)"
-             for s in spreads]
+    parts = [f"{s.model} {number(s.mean_range, 2)}, against a size effect (largest vs smallest configuration, + better) "
+             f"of {signed(s.size_effect, 2)} ({s.ratio:.1f}x the seed range)" for s in spreads]
     return f"seed-to-seed range of {metric.label} at one configuration: " + "; ".join(parts)

@@ -265,6 +265,7 @@ class EvaluationSet:
 
 
 def evaluation_set(run: Run, events: np.ndarray, label: str) -> EvaluationSet:
+    """The evaluation set of ``events``: its chunks, identifier and (when the data know them) the oracle's metrics."""
     dataset = run.dataset
     oracle: dict[str, float] = {}
     if run.config.data.task == "ranking" and dataset.oracle_probabilities is not None:
@@ -274,9 +275,9 @@ def evaluation_set(run: Run, events: np.ndarray, label: str) -> EvaluationSet:
 
 
 def record(run: Run, metrics: dict[str, float], train_loss: float, on_evaluation: EvaluationCallback | None,
-           evaluation_set: "EvaluationSet", **where: Any) -> None:
-    entry = {**where, "step": run.step, "train_loss": train_loss, "eval_set": evaluation_set.identifier,
-             **({"oracle": evaluation_set.oracle} if evaluation_set.oracle else {}),
+           scored_on: EvaluationSet, **where: Any) -> None:
+    entry = {**where, "step": run.step, "train_loss": train_loss, "eval_set": scored_on.identifier,
+             **({"oracle": scored_on.oracle} if scored_on.oracle else {}),
              "elapsed_seconds": time.perf_counter() - run.started, "flops": run.flops, "pf_days": pf_days(run.flops),
              "params": parameter_counts(run.model), "valid": metrics,
              # Table 3's sparsity and s2 of the sequences trained on since the previous entry

@@ -92,3 +92,44 @@ def test_failed_run_exits_nonzero_with_one_line_reason(tmp_path):
     bad.write_text("train:\n  lr: fast\n")
     finished = subprocess.run([*command[:-1], str(bad)], capture_output=True, text=True)
     assert finished.returncode != 0 and finished.stderr.strip() == "error: config key 'train.lr': must be a number; got 'fast'"
+
+
+STREAM = [
+    "data.dataset=synthetic-industrial",
+    "data.task=ranking",
+    "data.synthetic_industrial.num_users=200",
+    "data.synthetic_industrial.num_items=150",
+    "data.synthetic_industrial.num_categories=8",
+    "data.synthetic_industrial.mean_events_per_user=30",
+    "data.max_seq_len=32",
+    "model.embedding_dim=16",
+    "model.dropout=0.0",
+    "train.regime=streaming",
+    "train.epochs=1",
+    "train.num_windows=5",
+    "train.batch_size=32",
+]
+
+
+def test_streaming_scores_every_evaluation_on_one_held_out_window(tmp_path):
+    cache = f"data.cache_dir={tmp_path}"
+    config = load_run_config(None, [*STREAM, cache, "eval.progressive=true"])
+    result = train(config, progress=False)
+    history = result["history"]
+    assert [entry["epoch"] for entry in history] == pytest.approx([1 / 3, 2 / 3, 1.0])  # after windows 1, 2, 3
+    assert {entry["eval_set"] for entry in history} == {result["eval_set"]}
+    assert result["eval_set"].startswith("holdout-window-4-of-5:")
+    # progressive validation scores the next, not yet trained window: on other data, so kept apart
+    assert [("progressive" in entry) for entry in history] == [True, True, False]
+    # the data's true probabilities on the very same events: a floor below every evaluation
+    oracle = history[0]["oracle"]["ne"]
+    assert all(entry["oracle"]["ne"] == oracle < entry["valid"]["ne"] for entry in history)
+    # test metrics come from the checkpoint that was best on the held-out window
+    best = min(history, key=lambda entry: entry["valid"]["ne"])
+    assert result["valid"] == best["valid"] and result["best_window"] == best["window"]
+
+    other_seed = train(load_run_config(None, [*STREAM, cache, "seed=7"]), progress=False)
+    assert other_seed["eval_set"] == result["eval_set"]  # the trial seed changes the model, not the data
+    assert other_seed["valid"] != result["valid"]
+    other_data = train(load_run_config(None, [*STREAM, cache, "data.seed=7"]), progress=False)
+    assert other_data["eval_set"] != result["eval_set"]

@@ -22,15 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="metric to analyse, e.g. hr@100 or valid/ne (repeatable; default: every HR cut-off, "
                              "NDCG@10 and NE present)")
     parser.add_argument("--threshold", action="append", default=[], metavar="[METRIC=]GAIN",
-                        help="gain per decade of compute below which a frontier counts as saturated, for every "
-                             "metric or one (repeatable; default: 0.005 for HR/NDCG, 0.001 for NE)")
+                        help="gain per decade of compute that separates improving from saturated: the AICc-selected "
+                             "fit's gain at the end of the explored compute, over its whole bootstrap interval, must "
+                             "be above it (improving) or below it (saturated), else undetermined; for every metric "
+                             "or one (repeatable; default: 0.005 for HR/NDCG, 0.001 for NE)")
     parser.add_argument("--compute", choices=("pf_days", "flops"), default="pf_days",
                         help="compute column to fit against (default: pf_days)")
     parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
-                        help="trial resamples for the intervals; 0 disables them (default: 200)")
+                        help="trial resamples for the intervals; 0 disables them, and then every verdict is "
+                             "undetermined (default: 200)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     parser.add_argument("--per-model", choices=("primary", "all", "none"), default="primary",
-                        help="also fit each model alone: for the headline metric, for every metric, or not at all")
+                        help="also fit each model of a family with several models alone: for the headline metric, "
+                             "for every metric, or not at all")
     parser.add_argument("--baseline", default=None, metavar="MODEL",
                         help="model whose best configuration is Table 4's baseline "
                              "(default: sasrec; dlrm for ranking)")

@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     tables = [f"### {dataset}\n\n" + dataset_table([row for row in rows if row["dataset"] == dataset])
               for dataset in dict.fromkeys(row["dataset"] for row in rows)]
     windows = next(iter(configs.values())).train.num_windows
-    notes = (f"Streaming: one pass over {windows} time windows in order, test = the last window; NE = mean log loss / "
+    notes = (f"Streaming: one pass over the first {windows - 2} of {windows} time windows in order, every evaluation "
+             f"on window {windows - 1} (held out), test = the last window at the checkpoint best on it; NE = mean log loss / "
              "entropy of the test base rate (lower is better, 1.0 = predicting the base rate).")
     write_outputs(args.out, "ranking", "\n\n".join(tables), rows, notes)
     return 0

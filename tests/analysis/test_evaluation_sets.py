@@ -54,10 +54,13 @@ def test_seed_range_and_size_effect_are_measured_per_model():
     for (layers, seed), value in finals.items():
         for step, offset in ((100, 0.1), (200, 0.0)):
             rows.append({"trial_id": f"hstu-{layers}-{seed}", "model": "hstu", "family": "GR", "seed": seed,
-                         "step": step, "model.num_layers": layers, "model.dropout": 0.0, "valid/ne": value + offset})
+                         "step": step, "pf_days": layers * step * 1e-9, "model.num_layers": layers,
+                         "model.dropout": 0.0, "valid/ne": value + offset})
     spread, = seed_spreads(pd.DataFrame(rows), col.parse_metric("valid/ne"))
     assert spread.configurations == 2 and spread.seeds == 2
     assert spread.mean_range == pytest.approx((0.02 + 0.01) / 2) and spread.max_range == pytest.approx(0.02)
-    assert spread.size_effect == pytest.approx(0.71 - 0.605)  # seed-means of the worst and best configurations
+    assert spread.size_effect == pytest.approx(0.71 - 0.605)  # 8 layers (the most compute) improve on 2
+    assert spread.configuration_range == pytest.approx(0.105)
     assert spread.ratio == pytest.approx(0.105 / 0.015)
-    assert np.isfinite(spread.ratio)
+    worse = pd.DataFrame(rows).assign(pf_days=lambda t: 1.0 / t["model.num_layers"])  # now 2 layers use more compute
+    assert seed_spreads(worse, col.parse_metric("valid/ne"))[0].size_effect == pytest.approx(-0.105)
