@@ -75,10 +75,15 @@ def scaling_panel(groups: Sequence[GroupResult], unit: str, title: str, floor: f
         axes.set_xlabel(f"Training compute ({unit})")
         direction = "higher" if metric.higher_is_better else "lower"
         axes.set_ylabel(f"{metric.label} ({metric.split}, {direction} is better)")
-        axes.set_title(title)
+        axes.set_title(_wrapped(title), fontsize=9)
         axes.grid(True, which="major", alpha=0.3)
         figure.legend(fontsize=7, loc="outside lower center", ncols=1)  # below: never over the points or the floor
     return figure
+
+
+def _wrapped(title: str, width: int = 80) -> str:
+    """A title that fits the panel: broken at the colon when it is too long for one line."""
+    return title.replace(": ", ":\n", 1) if len(title) > width else title
 
 
 def _draw_family(axes: Axes, group: GroupResult, style: dict[str, str]) -> None:

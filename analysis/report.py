@@ -248,8 +248,10 @@ def _method(study: Study) -> tuple[str, ...]:
         f"Verdict: from the selected form's change per decade at the end of the explored compute and its "
         f"{o.level:.0%} bootstrap interval: improving when the whole interval is at or beyond the threshold, saturated "
         f"when it is below, undetermined when it straddles it, has no trustworthy interval, when an indistinguishable "
-        f"form disagrees, or when the frontier's own change over its last {o.window_decades:g} decade (no fit) "
-        f"contradicts the fit; frontiers spanning under {o.min_span_decades:g} decades are not judged. Default "
+        f"form disagrees, or when the frontier contradicts the fit: its own change over its last {o.window_decades:g} "
+        f"decade (no fit) is on the other side of the threshold, or it made no new point over its last "
+        f"{o.min_span_decades:g} decades while the fit says improving; frontiers spanning under "
+        f"{o.min_span_decades:g} decades are not judged. Default "
         f"thresholds per decade: {thresholds} (HR and NE from the paper's Figure 7 caption); overrides: {overrides}.",
         "Evaluation sets: every row records the events its validation metrics scored (eval_set); rows scored on "
         "different sets are never put on one frontier. In the streaming regime every evaluation of a trial scores the "

@@ -8,9 +8,11 @@ interval, against a threshold (the paper's "significant improvement" per decade)
 - *saturated* when the whole interval is below it;
 - *undetermined* when the interval straddles it, when there is no trustworthy interval, when the
   frontier spans less than ``min_span`` decades or has too few points to select a form, when forms
-  the data cannot tell apart (AICc within 2) disagree, or when the frontier's own recent change
-  (the envelope's gain over its last ``window`` decades, no fit involved) contradicts the fitted
-  line. Each reason is said in words, with the numbers.
+  the data cannot tell apart (AICc within 2) disagree, or when the frontier itself contradicts the
+  fitted line: its own recent change (the envelope's gain over its last ``window`` decades, no fit
+  involved) is on the other side of the threshold, or the fit says improving while the frontier
+  has made no new point over its last ``min_span`` decades. Each reason is said in words, with
+  the numbers.
 
 So the sentence, the drawn line and the fitted gain per decade never contradict each other: where
 they would, the verdict says that the data cannot tell.
@@ -132,6 +134,11 @@ def assess_saturation(
                                            f"(AICc {delta:.1f} apart, under 2), and they disagree: "
                                            f"{signed(signed_change(fitted.estimate, metric), 2)} vs "
                                            f"{signed(signed_change(gain, metric), 2)} per decade at the end")
+    stalled = float(np.log10(frontier.end / frontier.kept.compute[-1]))
+    if kind == "improving" and stalled >= min_span:
+        return verdict("undetermined", f"cannot be judged: the fitted line still improves ({change} per decade), but "
+                                       f"the frontier has not improved over its last {decades_text(stalled)} of compute "
+                                       f"(since {number(float(frontier.kept.compute[-1]), 2)} {unit})")
     if np.isfinite(trailing) and (trailing >= threshold) != (kind == "improving"):
         return verdict("undetermined", f"cannot be judged: the fitted line {'improves' if kind == 'improving' else 'is flat'} "
                                        f"({change} per decade), but the frontier itself changed "

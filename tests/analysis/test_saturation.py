@@ -76,11 +76,18 @@ def test_no_interval_is_undetermined():
 
 
 def test_a_fit_that_its_own_frontier_contradicts_is_undetermined():
-    flat = _steady(0.0)  # the frontier gains nothing, but the fit claims a steep gain
-    saturation = assess_saturation(flat, NE, 0.001, "X", "PF-days", _fitted(0.01, 0.008, 0.012))
+    slow = _steady(0.0005)  # the frontier gains half the threshold per decade, but the fit claims a steep gain
+    saturation = assess_saturation(slow, NE, 0.001, "X", "PF-days", _fitted(0.01, 0.008, 0.012))
     assert saturation.verdict == "undetermined" and "the frontier itself changed" in saturation.reason
     agreeing = assess_saturation(_steady(0.01), NE, 0.001, "X", "PF-days", _fitted(0.01, 0.008, 0.012))
     assert agreeing.verdict == "improving"
+
+
+def test_a_fit_that_improves_past_a_stalled_frontier_is_undetermined():
+    compute = np.logspace(-6, -2, 21)
+    ne = np.maximum(0.6 - 0.01 * np.log10(compute / 1e-6), 0.6 - 0.01 * 3.2)  # no new point after 1.6e-3
+    saturation = assess_saturation(_frontier(compute, ne, NE), NE, 0.001, "X", "PF-days", _fitted(0.01, 0.008, 0.012))
+    assert saturation.verdict == "undetermined" and "has not improved over its last 0.8 decades" in saturation.reason
 
 
 def test_indistinguishable_forms_that_disagree_leave_it_undetermined():
