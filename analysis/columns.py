@@ -170,6 +170,10 @@ def axis_columns(table: pd.DataFrame) -> list[str]:
 def validate_results(table: pd.DataFrame, source: str) -> None:
     """Raise :class:`AnalysisError` naming the first way ``table`` breaks the contract; ``source`` names the file."""
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing == [EVAL_SET]:
+        raise AnalysisError(f"{source} has no '{EVAL_SET}' column: it was written before evaluations recorded which "
+                            f"events they scored, so its frontiers may mix evaluations on different data; rerun the "
+                            f"sweep with this version")
     if missing:
         raise AnalysisError(
             f"{source} lacks required columns {', '.join(missing)}; is it a sweep's results table?"

@@ -134,6 +134,8 @@ def _broken(tmp_path: Path, case: str) -> Path:
         return _write(good.assign(pf_days=good["pf_days"] * 2), tmp_path / "pf")
     if case == "metric":
         return _write(good, tmp_path / "metric")
+    if case == "legacy":
+        return _write(good.drop(columns=["eval_set"]), tmp_path / "legacy")
     raise ValueError(case)
 
 
@@ -145,6 +147,7 @@ def _broken(tmp_path: Path, case: str) -> Path:
     ("all_failed", "every trial in"),
     ("pf_days", "pf_days must equal flops / 8.64e19"),
     ("metric", "metric 'hr@1000' is not in the results table"),
+    ("legacy", "has no 'eval_set' column: it was written before evaluations recorded which events they scored"),
 ])
 def test_user_errors_are_one_line(tmp_path: Path, only_analyze: None, capsys, case: str, message: str) -> None:
     results = _broken(tmp_path, case)
