@@ -24,7 +24,7 @@ from analysis.load import load_results
 from analysis.render import Block, Bullets, Figure, Heading, Paragraph, to_html, to_markdown
 from analysis.saturation import compare_at_common_compute
 from analysis.seeds import seed_spreads
-from analysis.study import GroupResult, Options, Study, primary_metric, run_study
+from analysis.study import GroupResult, Options, Study, indistinguishable, primary_metric, run_study
 
 REPORT_FILES = ("report.md", "report.html", "fits.json")
 FIGURES_DIR = "figures"
@@ -112,7 +112,8 @@ def verdict_lines(study: Study) -> list[str]:
 def _evidence(group: GroupResult) -> str:
     """How much data a verdict rests on, so a reader can weigh it, and whether the forms could be told apart."""
     trials = f"{group.num_trials} trial{'s' if group.num_trials != 1 else ''}"
-    doubt = f"; {group.selection.split('; ', 1)[1]}" if "cannot tell" in group.selection else ""
+    rivals = group.fitted_gain.rivals if group.fitted_gain is not None else ()
+    doubt = f"; {indistinguishable(name for name, _, _ in rivals)}" if rivals else ""
     return f"{trials}, {len(group.frontier.kept)} frontier points{doubt}"
 
 

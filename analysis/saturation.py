@@ -44,7 +44,6 @@ class Saturation:
     overall_gain: float  # improvement per decade over the whole frontier
     threshold: float
     saturation_compute: float | None  # saturated: compute from which the selected form gains < threshold per decade
-    fitted_gain: float | None  # the selected form's gain per decade at the end (metric units, + is better)
     reason: str  # one sentence with the numbers, e.g. "DLRM saturates: fitted NE change ..."
 
 
@@ -102,8 +101,7 @@ def assess_saturation(
     trailing, trailing_decades, overall = envelope_gains(frontier, metric, window)
 
     def verdict(kind: Verdict, reason: str, at: float | None = None) -> Saturation:
-        gain = fitted.estimate if fitted is not None else None
-        return Saturation(kind, decades, trailing, trailing_decades, overall, threshold, at, gain, f"{family} {reason}")
+        return Saturation(kind, decades, trailing, trailing_decades, overall, threshold, at, f"{family} {reason}")
 
     if decades < min_span:
         return verdict("undetermined", f"cannot be judged: its frontier spans {decades_text(decades, 2)} of compute "

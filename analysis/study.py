@@ -5,7 +5,7 @@ Nothing here draws or writes; :mod:`analysis.report` turns a :class:`Study` into
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from dataclasses import dataclass, field
@@ -325,8 +325,13 @@ def select_form(forms: dict[Form, FormResult]) -> tuple[Form | None, str, tuple[
     others = ", ".join(f"{FORM_NAMES[f]} {scored[f] - scored[best]:+.1f}" for f in scored if f != best)
     text = f"{FORM_NAMES[best]}: lowest AICc" + (f" (ΔAICc: {others})" if others else "")
     if rivals:
-        text += f"; the data cannot tell it from the {' or the '.join(FORM_NAMES[f] for f in rivals)} (ΔAICc < 2)"
+        text += f"; {indistinguishable(FORM_NAMES[f] for f in rivals)}"
     return best, text, rivals
+
+
+def indistinguishable(form_names: Iterable[str]) -> str:
+    """The words for forms within 2 AICc of the selected one."""
+    return f"the data cannot tell it from the {' or the '.join(form_names)} (ΔAICc < 2)"
 
 
 def _fitted_gain(forms: dict[Form, FormResult], primary: Form, draws: Draws | None, frontier: Frontier,

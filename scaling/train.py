@@ -349,16 +349,17 @@ def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: 
     windows = run.split
     holdout, test_window = len(windows) - 2, len(windows) - 1
     validation = evaluation_set(run, windows[holdout], f"holdout-window-{holdout + 1}-of-{len(windows)}")
+    chunks = [run.batcher.chunks(events) for events in windows[:holdout]]  # once: progressive scores them too
     best = BestCheckpoint(run.selection_metric)
     bar = tqdm(range(holdout), desc=config.name, unit="window", disable=not progress)
     for window in bar:
-        loss = train_pass(run, run.batcher.chunks(windows[window]), "time", bar)
+        loss = train_pass(run, chunks[window], "time", bar)
         stop = run.out_of_budget()
         if (window + 1) % config.train.eval_every == 0 or stop or window == holdout - 1:
             valid = evaluate(run, validation.chunks)
             extra = {}
             if config.eval.progressive and window + 1 < holdout:
-                extra["progressive"] = evaluate(run, run.batcher.chunks(windows[window + 1]))
+                extra["progressive"] = evaluate(run, chunks[window + 1])
             record(run, valid, loss, on_evaluation, validation, window=window, epoch=(window + 1) / holdout, **extra)
             best.offer(run, valid, window)
             if run.selection_metric in valid:
