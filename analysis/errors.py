@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.errors import UserError
+from core.errors import UserError
 
 
 class AnalysisError(UserError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scaling.configtools import option, require
+from core.configtools import option, require
 
 ModelName = Literal["hstu", "sasrec", "transformerpp", "dlrm", "dcnv2", "dhen", "mmoe", "din", "two_tower"]
 DHENModuleName = Literal["attention", "cross", "linear", "mlp", "dot"]

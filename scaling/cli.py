@@ -2,7 +2,7 @@
 
 Every subcommand module exposes ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so that ``--help`` stays fast.
-A :class:`~scaling.errors.UserError` is printed as one line on stderr with a non-zero exit.
+A :class:`~core.errors.UserError` is printed as one line on stderr with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from scaling.commands import add_subcommands, run_subcommand
-from scaling.errors import UserError
+from core.errors import UserError
 
 # subcommand name -> module implementing it
 COMMANDS: dict[str, str] = {

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from model.config import ModelConfig
-from scaling.configtools import apply_overrides, from_dict, load_yaml, option, require
+from core.configtools import apply_overrides, from_dict, load_yaml, option, require
 
 DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "synthetic-industrial", "csv"]
 

@@ -20,7 +20,7 @@ from model.flops import TRAINING_FLOPS_PER_FORWARD_FLOP, ImpressionWorkload, Seq
 from scaling.config import RunConfig
 from scaling.data.batching import SequenceBatch
 from scaling.data.impressions import ImpressionBatch
-from scaling.errors import UserError
+from core.errors import UserError
 
 FLOPS_PER_PF_DAY = 1e15 * 86400  # one petaFLOP/s sustained for a day
 

@@ -38,20 +38,20 @@ from model.inputs import Vocabulary
 from model.params import parameter_counts
 from model.registry import MODELS, ModelInputs, build_model, check_model_task, model_family
 from scaling.config import RunConfig
-from scaling.configtools import to_dict
+from core.configtools import to_dict
 from scaling.data.batching import SequenceBatch, SequenceBatcher
 from scaling.data.impressions import ImpressionBatcher
 from scaling.data.sequences import SequenceDataset
 from scaling.data.splits import LeaveOneOutEvents, evaluation_set_id, leave_one_out_events, streaming_windows
 from scaling.data.stochastic_length import LengthTally, TargetTally, stochastic_length
 from scaling.data.tokens import build_token_stream
-from scaling.errors import DataError, UserError
+from core.errors import DataError, UserError
 from scaling.flops import pf_days, training_step_flops, training_workload
 from scaling.metrics import higher_is_better, oracle_ranking_metrics
 from scaling.objectives import (
     ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective, base_rate_logits,
 )
-from scaling.results import write_json_atomic
+from core.files import write_json_atomic
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
 STOCHASTIC_LENGTH_STREAM = 5  # names the random stream of Stochastic Length among those seeded by config.seed

@@ -110,7 +110,7 @@ def test_history_items_are_everything_before_the_target():
 
 def test_gr_tasks_need_actions():
     dataset = SequenceDataset(np.array([1, 2, 3]), np.array([1, 2, 3]), np.array([0, 3]), num_items=3)
-    from scaling.errors import DataError
+    from core.errors import DataError
 
     with pytest.raises(DataError, match="needs actions"):
         build_token_stream(dataset, "ranking")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scaling.config import load_run_config
-from scaling.configtools import ConfigError
+from core.configtools import ConfigError
 
 
 @pytest.mark.parametrize(

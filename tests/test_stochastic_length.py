@@ -10,7 +10,7 @@ import torch
 
 from model.inputs import JaggedSequences
 from scaling.config import load_run_config
-from scaling.configtools import ConfigError
+from core.configtools import ConfigError
 from scaling.data.batching import SequenceBatch, SequenceBatcher
 from scaling.data.actions import with_rating_actions
 from scaling.data.sequences import ContextEvents, SequenceDataset

@@ -9,7 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
-from scaling.errors import UserError
+from core.errors import UserError
 
 HELP = "analyse a sweep's results.parquet: scaling-law fits per family, saturation, figures, report"
 

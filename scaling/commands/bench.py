@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from scaling.commands import add_subcommands, run_subcommand
-from scaling.errors import UserError
+from core.errors import UserError
 
 HELP = ("time kernels on a CUDA GPU (attention: HSTU jagged attention vs FlashAttention SDPA; "
         "encoder: a whole HSTU layer vs a FlashAttention-2 Transformer layer)")

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from scaling.commands.bench import require_cuda
-from scaling.errors import UserError
+from core.errors import UserError
 
 HELP = "time an HSTU encoder layer against a FlashAttention-2 Transformer layer (needs a CUDA GPU)"
 DEFAULT_LENGTHS = (1024, 2048, 4096, 8192)

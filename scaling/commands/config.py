@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from scaling.config import RunConfig, load_run_config
-    from scaling.configtools import describe, to_dict
+    from core.configtools import describe, to_dict
 
     if args.keys:
         for key, kind, default, help_text in describe(RunConfig):

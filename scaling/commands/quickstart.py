@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from scaling.errors import UserError
+from core.errors import UserError
 
 HELP = "run sweeps/quickstart.yaml on this machine, then analyse it (the README's main job)"
 

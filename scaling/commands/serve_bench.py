@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from scaling.errors import UserError
+    from core.errors import UserError
     from scaling.serving import (
         BenchSetup, bench_rows, build_bench_model, first_candidates, markdown_table, naive_row, synthetic_request, time_naive,
     )

@@ -23,7 +23,7 @@ import numpy as np
 
 from scaling.data.readers import RawInteractions
 from scaling.data.sequences import SequenceDataset
-from scaling.errors import DataError
+from core.errors import DataError
 
 # Raw ids at most this large are compacted with a counting table instead of a sort.
 _COUNTING_TABLE_LIMIT = 1 << 26

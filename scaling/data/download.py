@@ -23,7 +23,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from scaling.data.cache import atomic_file
-from scaling.errors import DataError
+from core.errors import DataError
 
 _CHUNK_BYTES = 1 << 20
 _TIMEOUT_SECONDS = 60

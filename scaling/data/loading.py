@@ -34,7 +34,7 @@ from scaling.data.readers import (
 from scaling.data.sequences import SequenceDataset
 from scaling.data.synthetic_dp import SYNTHETIC_CLOCK, generate_dirichlet_process
 from scaling.data.synthetic_industrial import generate_synthetic_industrial
-from scaling.errors import DataError
+from core.errors import DataError
 
 # dataset name -> reader taking the resolved source files in KnownDataset.files order
 _READERS: Mapping[str, Callable[..., RawInteractions]] = MappingProxyType({

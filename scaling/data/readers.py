@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from scaling.errors import DataError
+from core.errors import DataError
 
 # int: an integer; number: a finite float; text: a non-empty string id; ignored: any value, not read
 FieldKind = Literal["int", "number", "text", "ignored"]

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from scaling.data.sequences import SequenceDataset
-from scaling.errors import DataError
+from core.errors import DataError
 
 Task = Literal["retrieval", "gr_retrieval", "ranking"]
 

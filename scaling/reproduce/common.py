@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.config import RunConfig, run_config_from_dict
-from scaling.configtools import apply_overrides, to_dict
+from core.configtools import apply_overrides, to_dict
 
 Row = dict[str, Any]
 
@@ -70,7 +70,7 @@ def relative_gain(value: float, reference: float) -> str:
 
 def write_outputs(out: Path, name: str, table: str, rows: list[Row], notes: str = "") -> None:
     """OUT/NAME.md (table + notes) and OUT/NAME.csv, each written atomically."""
-    from scaling.results import write_text_atomic
+    from core.files import write_text_atomic
 
     write_text_atomic(out / f"{name}.md", table + "\n" + (f"\n{notes}\n" if notes else ""))
     buffer = io.StringIO()

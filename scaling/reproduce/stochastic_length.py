@@ -130,7 +130,7 @@ NOTES = (
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from scaling.errors import UserError
+    from core.errors import UserError
 
     if any(not 1.0 < alpha <= 2.0 for alpha in args.alphas):
         raise UserError(f"--alphas: every alpha must be in (1, 2] (Eq. 4); got {args.alphas}")

@@ -60,7 +60,7 @@ def table4_markdown(rows: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.config import load_run_config
-    from scaling.errors import UserError
+    from core.errors import UserError
     configs = {}
     for dataset in args.datasets:
         for model in args.models:

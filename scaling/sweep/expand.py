@@ -19,7 +19,7 @@ from typing import Any
 
 from model.registry import check_model_task, model_family
 from scaling.config import RunConfig, run_config_from_dict
-from scaling.configtools import ConfigError, load_yaml, set_path, to_dict
+from core.configtools import ConfigError, load_yaml, set_path, to_dict
 from scaling.sweep.spec import Axes, Group, Resources, SweepConfig
 
 

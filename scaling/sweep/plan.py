@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling.errors import UserError
+from core.errors import UserError
 from scaling.sweep.expand import Trial, expand_sweep
 from scaling.sweep.records import SweepStore
 from scaling.sweep.spec import SweepConfig, load_sweep

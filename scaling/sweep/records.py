@@ -24,9 +24,9 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from scaling.configtools import to_dict
-from scaling.errors import UserError
-from scaling.results import json_safe
+from core.configtools import to_dict
+from core.errors import UserError
+from core.files import json_safe
 from scaling.sweep.expand import Trial
 
 MANIFEST = "sweep.json"

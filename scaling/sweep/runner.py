@@ -26,8 +26,8 @@ import ray
 from ray import tune
 from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
 
-from scaling.configtools import to_dict
-from scaling.errors import UserError
+from core.configtools import to_dict
+from core.errors import UserError
 from scaling.sweep.expand import Trial
 from scaling.sweep.plan import SweepPlan
 from scaling.sweep.recorder import Log, TrialBook

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaling.configtools import ConfigError, apply_overrides, from_dict, load_yaml, option, require
+from core.configtools import ConfigError, apply_overrides, from_dict, load_yaml, option, require
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # used in folder names and trial ids
 

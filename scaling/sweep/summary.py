@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from scaling.errors import UserError
+from core.errors import UserError
 from scaling.sweep.table import is_metric, metric_direction
 
 # metrics shown when none are asked for: those of retrieval and of ranking that the table has

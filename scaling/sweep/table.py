@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.fs as pafs
 
-from scaling.errors import UserError
+from core.errors import UserError
 from scaling.metrics import higher_is_better
 from scaling.sweep.records import MANIFEST, RESULTS_FILE, Manifest, SweepStore, storage_uri
 

@@ -18,7 +18,7 @@ from analysis.report import analyze, fits_document
 from analysis.study import Options, run_study
 from scaling import cli
 from scaling.commands.analyze import parse_thresholds
-from scaling.errors import UserError
+from core.errors import UserError
 
 
 @pytest.fixture

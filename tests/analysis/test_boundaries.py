@@ -10,7 +10,7 @@ def test_analysis_imports_no_training_code():
     probe = (
         "import sys, analysis.report, analysis.study, analysis.figures;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'model', 'kernels', 'triton', 'ray')"
-        " or (m.startswith('scaling.') and m != 'scaling.errors'));"
+        " or (m.startswith('scaling.') and m != 'core.errors'));"
         "print(','.join(bad))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from scaling.data.build import build_sequences
 from scaling.data.readers import RawInteractions
-from scaling.errors import DataError
+from core.errors import DataError
 
 
 def raw(users, items, timestamps, ratings=None) -> RawInteractions:

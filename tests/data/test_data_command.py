@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scaling.commands import data as data_command
-from scaling.errors import DataError
+from core.errors import DataError
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -19,7 +19,7 @@ from scaling.data.download import (
     download_dataset,
 )
 from scaling.data.loading import load_dataset
-from scaling.errors import DataError
+from core.errors import DataError
 
 RATINGS = b"1::10::5::100\n1::11::4::101\n1::12::3::102\n"
 

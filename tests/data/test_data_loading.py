@@ -16,7 +16,7 @@ from scaling.data import cache as cache_module
 from scaling.data import loading
 from scaling.data.cache import CacheWarning, file_sha256
 from scaling.data.loading import load_dataset, resolve_sources
-from scaling.errors import DataError
+from core.errors import DataError
 
 U_DATA = "1\t10\t5\t100\n1\t11\t4\t100\n1\t12\t3\t99\n2\t10\t1\t50\n2\t12\t2\t60\n2\t13\t2\t70\n"
 

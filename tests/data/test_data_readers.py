@@ -28,7 +28,7 @@ from scaling.data.readers import (
     read_movielens_20m,
     read_movielens_100k,
 )
-from scaling.errors import DataError
+from core.errors import DataError
 
 
 def write(path: Path, text: str) -> Path:

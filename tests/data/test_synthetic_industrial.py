@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import scaling.data.synthetic_industrial as industrial
 from scaling.config import SyntheticIndustrialConfig, load_run_config
-from scaling.configtools import ConfigError
+from core.configtools import ConfigError
 from scaling.data.features import ImpressionFeaturizer
 from scaling.data.loading import load_dataset
 from scaling.data.sequences import SequenceDataset

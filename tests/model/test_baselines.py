@@ -23,7 +23,7 @@ from model.flops import ImpressionWorkload, SequenceWorkload
 from model.inputs import Vocabulary, FeatureSpec, ImpressionFeatures, JaggedSequences
 from model.losses import mixed_negatives_softmax_loss
 from model.registry import MODELS, ModelInputs, build_model
-from scaling.configtools import ConfigError
+from core.configtools import ConfigError
 from scaling.data.features import DenseStandardizer, ImpressionFeaturizer, impression_labels
 from scaling.data.sequences import SequenceDataset
 

@@ -16,7 +16,7 @@ from jagged_inputs import sequences_of
 from model.registry import build_model
 from model.transformerpp import TransformerPPLayer, apply_rotary, swiglu_hidden_dim
 from scaling.config import load_run_config
-from scaling.configtools import ConfigError
+from core.configtools import ConfigError
 
 
 def transformerpp(num_items: int = 30, max_seq_len: int = 16, **overrides) -> torch.nn.Module:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from scaling.cli import main
-from scaling.errors import UserError
+from core.errors import UserError
 from scaling.sweep.expand import expand_sweep
 from scaling.sweep.plan import select_trials
 from scaling.sweep.recorder import TrialBook

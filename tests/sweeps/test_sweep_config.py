@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaling.configtools import ConfigError
+from core.configtools import ConfigError
 from scaling.sweep.expand import expand_sweep
 from scaling.sweep.spec import load_sweep
 

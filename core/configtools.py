@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from scaling.errors import UserError
+from core.errors import UserError
 
 T = TypeVar("T")
 
