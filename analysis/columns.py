@@ -1,91 +1,24 @@
-"""The results-table contract: the one place analysis names the columns a sweep writes, and checks them.
+"""The results table as the analysis reads it: its metrics as the report names them, and the checks it must pass.
 
-A sweep writes ``RESULTS_DIR/results.parquet`` with one row per (trial, evaluation):
-
-- identity: ``sweep``, ``trial_id``, ``model`` (hstu, sasrec, dlrm, ...), ``family`` ("GR" or "DLRM"),
-  ``seed``; ``data.task`` ("retrieval", "gr_retrieval" or "ranking") and ``data.dataset``;
-- the trial's final ``status`` ("completed", "failed", "diverged", "running") and ``failure_reason``
-  (null unless it failed), repeated on each of its rows;
-- progress at this evaluation: ``step`` (optimizer steps), ``epoch``, ``flops`` (cumulative training
-  FLOPs), ``pf_days`` (= flops / (1e15 * 86400)), ``wall_seconds`` (cumulative);
-- ``eval_set``: the identifier (``label:digest``) of the events the row's ``valid/`` metrics scored.
-  Rows with different identifiers were measured on different data and never share a frontier;
-  null only on the single row of a trial that failed before its first evaluation;
-- size: ``params_embedding`` and ``params_non_embedding``;
-- one column per sweep axis, named by its dotted config key (``model.num_layers``, ``data.max_seq_len``);
-- one column per metric, ``split/metric`` with split in {valid, test, train}: ``valid/hr@100``,
-  ``valid/ndcg@10``, ``valid/mrr``, ``valid/log_pplx``, ``valid/ne`` (mean over tasks),
-  ``valid/ne/<task>``, ``valid/auc/<task>``, ``train/loss``; ``oracle/...`` the data's true
-  probabilities scored on the same set (synthetic data only: a floor no model can beat);
-  ``progressive/...`` the next, not yet trained window (streaming, when asked for; never fitted).
-  Test metrics are filled only on a trial's final row (from its best-validation checkpoint);
-  missing metrics are NaN.
+The contract itself (column names and kinds, statuses, the PF-day, metric column names and their
+direction, which columns are axes) is :mod:`core.results_schema`, shared with the sweep that writes
+the table; the analysis reads those names from there. This module adds what only the analysis
+needs: display labels, the quantity the power laws describe, the default thresholds, and the checks
+a table must pass before anything is fitted.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from core import results_schema as schema
 
-SWEEP = "sweep"
-TRIAL_ID = "trial_id"
-MODEL = "model"
-FAMILY = "family"
-STATUS = "status"
-FAILURE_REASON = "failure_reason"
-SEED = "seed"
-STEP = "step"
-EPOCH = "epoch"
-FLOPS = "flops"
-PF_DAYS = "pf_days"
-PARAMS_EMBEDDING = "params_embedding"
-PARAMS_NON_EMBEDDING = "params_non_embedding"
-WALL_SECONDS = "wall_seconds"
-EVAL_SET = "eval_set"
-TASK = "data.task"
-DATASET = "data.dataset"
-
-# column -> the kind of values it must hold
-REQUIRED_COLUMNS: dict[str, str] = {
-    SWEEP: "text",
-    TRIAL_ID: "text",
-    MODEL: "text",
-    FAMILY: "text",
-    STATUS: "text",
-    FAILURE_REASON: "text or null",
-    SEED: "number",
-    STEP: "number",
-    EPOCH: "number",
-    FLOPS: "number",
-    PF_DAYS: "number",
-    PARAMS_EMBEDDING: "number",
-    PARAMS_NON_EMBEDDING: "number",
-    WALL_SECONDS: "number",
-    EVAL_SET: "text or null",
-    TASK: "text",
-    DATASET: "text",
-}
-# columns whose value belongs to the trial, so every row of a trial must agree on it
-PER_TRIAL_COLUMNS = (MODEL, FAMILY, STATUS, TASK, DATASET, SEED, EVAL_SET)
-
-STATUSES = ("completed", "failed", "diverged", "running")
-# trials whose evaluations are fitted; failed and diverged trials are listed as failures instead
-USABLE_STATUSES = ("completed", "running")
-TASKS = ("retrieval", "gr_retrieval", "ranking")
-GR_FAMILY, DLRM_FAMILY = "GR", "DLRM"
-COMPUTE_COLUMNS = (PF_DAYS, FLOPS)
-FLOPS_PER_PF_DAY = 1e15 * 86400
-SPLITS = ("valid", "test", "train", "oracle", "progressive")
-
-HIGHER_IS_BETTER = frozenset({"hr", "ndcg", "mrr", "auc"})
-LOWER_IS_BETTER = frozenset({"ne", "log_pplx", "loss"})
 # metrics bounded in [0, 1] whose error 1 - metric is what a power law describes
-BOUNDED_SCORES = HIGHER_IS_BETTER
+BOUNDED_SCORES = schema.HIGHER_IS_BETTER
 
 # change per decade of compute below which a frontier counts as flat; HR and NE are the paper's
 # Figure 7 caption ("+0.005 in HR and -0.001 in NE represent significant improvements")
@@ -99,24 +32,13 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "loss": 0.01,
 }
 
-_METRIC_PATTERN = re.compile(r"^(valid|test|train|oracle|progressive)/([a-z_]+)(?:@(\d+))?(?:/(.+))?$")
 _DISPLAY_NAMES = {"hr": "HR", "ndcg": "NDCG", "mrr": "MRR", "auc": "AUC", "ne": "NE",
                   "log_pplx": "log-perplexity", "loss": "loss"}
 
 
 @dataclass(frozen=True)
-class Metric:
-    """A parsed metric column name such as ``valid/hr@100`` or ``valid/ne/click``."""
-
-    column: str
-    split: str
-    base: str
-    cutoff: int | None
-    task: str | None
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.base in HIGHER_IS_BETTER
+class Metric(schema.Metric):
+    """A metric column (:class:`core.results_schema.Metric`) with what the report and the fits say about it."""
 
     @property
     def label(self) -> str:
@@ -134,44 +56,39 @@ class Metric:
         return DEFAULT_THRESHOLDS[self.base]
 
 
-def is_metric_column(column: str) -> bool:
-    return column.split("/", 1)[0] in SPLITS and "/" in column
-
-
 def parse_metric(column: str) -> Metric:
     """Parse ``split/metric[@k][/task]``; raise if the direction (higher or lower is better) is unknown."""
-    match = _METRIC_PATTERN.match(column)
-    if match is None or match.group(2) not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
-        known = ", ".join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))
-        raise AnalysisError(
-            f"cannot analyse metric '{column}': expected split/name[@k][/task] with split in "
-            f"{{{', '.join(SPLITS)}}} and name one of {known}"
-        )
-    split, base, cutoff, task = match.groups()
-    return Metric(column, split, base, int(cutoff) if cutoff else None, task)
+    parsed = schema.parse_metric(column)
+    if parsed is None:
+        raise AnalysisError(f"cannot analyse metric '{column}': expected {schema.METRIC_FORMAT}")
+    return Metric(parsed.column, parsed.split, parsed.base, parsed.cutoff, parsed.task)
 
 
 def normalize_metric_name(name: str) -> str:
     """``hr@100`` -> ``valid/hr@100``: a metric named without a split means its validation value."""
     name = name.strip().lower()
-    return name if name.split("/", 1)[0] in SPLITS else f"valid/{name}"
+    return name if name.split("/", 1)[0] in schema.SPLITS else f"valid/{name}"
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:
-    return [column for column in table.columns if is_metric_column(str(column))]
+    return [column for column in table.columns if schema.is_metric_column(str(column))]
 
 
-def axis_columns(table: pd.DataFrame) -> list[str]:
-    """Sweep-axis columns (dotted config keys) that vary across the table."""
-    axes = [c for c in table.columns if "." in str(c) and "/" not in str(c) and c not in (TASK, DATASET)]
-    return [c for c in axes if table[c].nunique(dropna=False) > 1]
+def varying(table: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The ``columns`` that take more than one value in ``table`` (a missing value counts as one)."""
+    return [c for c in columns if table[c].nunique(dropna=False) > 1]
+
+
+def varying_axes(table: pd.DataFrame) -> list[str]:
+    """Sweep-axis columns (dotted config keys, :func:`core.results_schema.is_axis_column`) that vary across the table."""
+    return varying(table, schema.axis_columns(table.columns))
 
 
 def validate_results(table: pd.DataFrame, source: str) -> None:
     """Raise :class:`AnalysisError` naming the first way ``table`` breaks the contract; ``source`` names the file."""
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if missing == [EVAL_SET]:
-        raise AnalysisError(f"{source} has no '{EVAL_SET}' column: it was written before evaluations recorded which "
+    missing = [column for column in schema.REQUIRED_COLUMNS if column not in table.columns]
+    if missing == [schema.EVAL_SET]:
+        raise AnalysisError(f"{source} has no '{schema.EVAL_SET}' column: it was written before evaluations recorded which "
                             f"events they scored, so its frontiers may mix evaluations on different data; rerun the "
                             f"sweep with this version")
     if missing:
@@ -189,11 +106,11 @@ def validate_results(table: pd.DataFrame, source: str) -> None:
 
 
 def _check_kinds(table: pd.DataFrame, source: str) -> None:
-    for column, kind in REQUIRED_COLUMNS.items():
-        values = table[column]
-        if kind == "number" and not pd.api.types.is_numeric_dtype(values):
+    for column in schema.REQUIRED_COLUMNS:
+        values, kind = table[column], schema.COLUMN_KINDS[column]
+        if kind == schema.NUMBER and not pd.api.types.is_numeric_dtype(values):
             raise AnalysisError(f"{source}: column '{column}' must be numeric; got dtype {values.dtype}")
-        if kind == "text" and values.isna().any():
+        if kind == schema.TEXT and values.isna().any():
             raise AnalysisError(f"{source}: column '{column}' has {int(values.isna().sum())} empty values")
     for column in metric_columns(table):
         if not pd.api.types.is_numeric_dtype(table[column]):
@@ -201,7 +118,7 @@ def _check_kinds(table: pd.DataFrame, source: str) -> None:
 
 
 def _check_values(table: pd.DataFrame, source: str) -> None:
-    for column, allowed in ((STATUS, STATUSES), (TASK, TASKS)):
+    for column, allowed in ((schema.STATUS, schema.STATUSES), (schema.TASK, schema.TASKS)):
         unknown = sorted(set(table[column].astype(str)) - set(allowed))
         if unknown:
             raise AnalysisError(
@@ -210,8 +127,8 @@ def _check_values(table: pd.DataFrame, source: str) -> None:
 
 
 def _check_per_trial(table: pd.DataFrame, source: str) -> None:
-    for column in PER_TRIAL_COLUMNS:
-        counts = table.groupby(TRIAL_ID, sort=True)[column].nunique(dropna=False)
+    for column in schema.PER_TRIAL_COLUMNS:
+        counts = table.groupby(schema.TRIAL_ID, sort=True)[column].nunique(dropna=False)
         inconsistent = counts[counts > 1]
         if not inconsistent.empty:
             raise AnalysisError(
@@ -221,16 +138,17 @@ def _check_per_trial(table: pd.DataFrame, source: str) -> None:
 
 
 def _check_compute(table: pd.DataFrame, source: str) -> None:
-    flops = table[FLOPS].to_numpy(dtype=float)
-    pf_days = table[PF_DAYS].to_numpy(dtype=float)
+    flops = table[schema.FLOPS].to_numpy(dtype=float)
+    pf_days = table[schema.PF_DAYS].to_numpy(dtype=float)
     if np.any(flops < 0):
         raise AnalysisError(f"{source}: column 'flops' has negative values; it must be cumulative training FLOPs")
     both = np.isfinite(flops) & np.isfinite(pf_days)
-    expected = flops[both] / FLOPS_PER_PF_DAY
+    expected = schema.pf_days(flops[both])
     off = ~np.isclose(pf_days[both], expected, rtol=1e-3, atol=1e-30)
     if off.any():
         first = int(np.flatnonzero(both)[np.argmax(off)])
+        per_pf_day = f"{schema.FLOPS_PER_PF_DAY:.3g}".replace("e+", "e")  # 8.64e19
         raise AnalysisError(
-            f"{source}: pf_days must equal flops / 8.64e19, but {int(off.sum())} rows disagree "
+            f"{source}: pf_days must equal flops / {per_pf_day}, but {int(off.sum())} rows disagree "
             f"(e.g. row {first}: flops={flops[first]:.4g}, pf_days={pf_days[first]:.4g})"
         )

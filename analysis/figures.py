@@ -21,11 +21,12 @@ from matplotlib.lines import Line2D
 from analysis import columns as col
 from analysis.forms import equation, predict_metric
 from analysis.study import GroupResult, Study, family_rank
+from core import results_schema as schema
 
 # the paper's Figure 7: GRs as blue stars, DLRMs as red diamonds
 FAMILY_STYLE = {
-    col.GR_FAMILY: {"color": "tab:blue", "marker": "*"},
-    col.DLRM_FAMILY: {"color": "tab:red", "marker": "D"},
+    schema.GR_FAMILY: {"color": "tab:blue", "marker": "*"},
+    schema.DLRM_FAMILY: {"color": "tab:red", "marker": "D"},
 }
 _OTHER_STYLES = [{"color": c, "marker": m} for c, m in (("tab:green", "o"), ("tab:purple", "s"), ("tab:orange", "^"))]
 # Brown et al. (2020), Table D.1: total training compute of GPT-3 175B; a reference point, not a result
@@ -111,8 +112,8 @@ def _draw_family(axes: Axes, group: GroupResult, style: dict[str, str]) -> None:
 
 def learning_curves(study: Study, task: str, dataset: str, metrics: Sequence[col.Metric]) -> Figure:
     """Each trial's metric against its compute, one panel per metric, coloured by model."""
-    rows = study.usable[(study.usable[col.TASK] == task) & (study.usable[col.DATASET] == dataset)]
-    models = sorted(rows[col.MODEL].unique())
+    rows = study.usable[(study.usable[schema.TASK] == task) & (study.usable[schema.DATASET] == dataset)]
+    models = sorted(rows[schema.MODEL].unique())
     colors = dict(zip(models, cycle(matplotlib.colormaps["tab10"].colors)))
     columns = min(len(metrics), 2)
     lines = -(-len(metrics) // columns)
@@ -127,40 +128,40 @@ def learning_curves(study: Study, task: str, dataset: str, metrics: Sequence[col
             axes.set_visible(False)
         handles = [Line2D([], [], color=colors[m], label=m) for m in models]
         handles += [Line2D([], [], color="grey", linestyle=s, label=f)
-                    for f, s in ((col.GR_FAMILY, "-"), (col.DLRM_FAMILY, "--"))]
+                    for f, s in ((schema.GR_FAMILY, "-"), (schema.DLRM_FAMILY, "--"))]
         figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8)
         figure.suptitle(f"{dataset}: learning curves of every completed or running trial")
     return figure
 
 
 def _draw_curves(axes: Axes, rows: pd.DataFrame, metric: col.Metric, colors: dict, compute: str) -> None:
-    for _, trial in rows.groupby(col.TRIAL_ID, sort=True):
-        trial = trial.sort_values(col.STEP)
+    for _, trial in rows.groupby(schema.TRIAL_ID, sort=True):
+        trial = trial.sort_values(schema.STEP)
         finite = trial[metric.column].notna() & (trial[compute] > 0)
         if not finite.any():
             continue
-        style = "-" if trial[col.FAMILY].iloc[0] == col.GR_FAMILY else "--"
+        style = "-" if trial[schema.FAMILY].iloc[0] == schema.GR_FAMILY else "--"
         axes.plot(trial.loc[finite, compute], trial.loc[finite, metric.column], style, marker=".", markersize=3,
-                  linewidth=1.0, color=colors[trial[col.MODEL].iloc[0]], alpha=0.8)
+                  linewidth=1.0, color=colors[trial[schema.MODEL].iloc[0]], alpha=0.8)
     axes.set_xscale("log")
     axes.grid(True, alpha=0.3)
 
 
 def compute_chart(table: pd.DataFrame, compute: str, unit: str) -> Figure:
     """Figure 1 style: total training compute of every trial, by model, with GPT-3 as a labelled reference."""
-    trials = (table.groupby(col.TRIAL_ID, sort=True)
-              .agg(model=(col.MODEL, "first"), family=(col.FAMILY, "first"), status=(col.STATUS, "first"),
+    trials = (table.groupby(schema.TRIAL_ID, sort=True)
+              .agg(model=(schema.MODEL, "first"), family=(schema.FAMILY, "first"), status=(schema.STATUS, "first"),
                    compute=(compute, "max")))
     trials = trials[trials["compute"] > 0]
     models = trials.groupby("model")["family"].first()
     ordered = sorted(models.index, key=lambda m: (family_rank(models[m]), m), reverse=True)  # GR on top
     positions = {model: index for index, model in enumerate(ordered)}
     styles = family_styles(trials["family"].unique())
-    reference = GPT3_PF_DAYS if compute == col.PF_DAYS else GPT3_PF_DAYS * col.FLOPS_PER_PF_DAY
+    reference = GPT3_PF_DAYS if compute == schema.PF_DAYS else GPT3_PF_DAYS * schema.FLOPS_PER_PF_DAY
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=(7.0, 1.6 + 0.45 * len(positions)), layout="constrained")
         axes = figure.subplots()
-        usable = trials["status"].isin(col.USABLE_STATUSES)
+        usable = trials["status"].isin(schema.USABLE_STATUSES)
         for family, members in trials[usable].groupby("family", sort=False):
             label = f"{family}: {len(members)} trials, {members['compute'].sum():.2g} {unit} in total"
             axes.scatter(members["compute"], members["model"].map(positions), color=styles[family]["color"],

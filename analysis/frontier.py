@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis import columns as col
+from core import results_schema as schema
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def points_from_table(table: pd.DataFrame, metric: str, compute: str) -> Points:
     x = table[compute].to_numpy(dtype=float)
     y = table[metric].to_numpy(dtype=float)
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
-    return Points(x[keep], y[keep], table[col.TRIAL_ID].to_numpy(dtype=object)[keep])
+    return Points(x[keep], y[keep], table[schema.TRIAL_ID].to_numpy(dtype=object)[keep])
 
 
 def running_best(values: np.ndarray, higher_is_better: bool) -> np.ndarray:

@@ -8,8 +8,7 @@ import pandas as pd
 
 from analysis import columns as col
 from analysis.errors import AnalysisError
-
-RESULTS_FILE = "results.parquet"
+from core import results_schema as schema
 
 
 def results_file(results: Path) -> Path:
@@ -20,11 +19,11 @@ def results_file(results: Path) -> Path:
         if results.suffix != ".parquet":
             raise AnalysisError(f"{results} is not a folder or a .parquet file; pass the sweep's results folder")
         return results
-    path = results / RESULTS_FILE
+    path = results / schema.RESULTS_FILE
     if not path.is_file():
         raise AnalysisError(
-            f"{results} has no {RESULTS_FILE}; is it a sweep's results folder? "
-            f"(a sweep writes RESULTS_DIR/{RESULTS_FILE})"
+            f"{results} has no {schema.RESULTS_FILE}; is it a sweep's results folder? "
+            f"(a sweep writes RESULTS_DIR/{schema.RESULTS_FILE})"
         )
     return path
 
@@ -44,11 +43,11 @@ def load_results(results: Path) -> pd.DataFrame:
 
 def require_usable_trials(table: pd.DataFrame, source: str) -> None:
     """Raise when no trial completed or is still running: there would be nothing to fit."""
-    usable = table[col.STATUS].isin(col.USABLE_STATUSES)
+    usable = table[schema.STATUS].isin(schema.USABLE_STATUSES)
     if usable.any():
         return
-    trials = table.drop_duplicates(col.TRIAL_ID)
-    reasons = [f"{row[col.TRIAL_ID]}: {row[col.STATUS]} ({_reason(row[col.FAILURE_REASON])})"
+    trials = table.drop_duplicates(schema.TRIAL_ID)
+    reasons = [f"{row[schema.TRIAL_ID]}: {row[schema.STATUS]} ({_reason(row[schema.FAILURE_REASON])})"
                for _, row in trials.head(3).iterrows()]
     more = f"; ... {len(trials) - 3} more" if len(trials) > 3 else ""
     raise AnalysisError(

@@ -25,6 +25,7 @@ from analysis.render import Block, Bullets, Figure, Heading, Paragraph, to_html,
 from analysis.saturation import compare_at_common_compute
 from analysis.seeds import seed_spreads
 from analysis.study import GroupResult, Options, Study, indistinguishable, primary_metric, run_study
+from core import results_schema as schema
 
 REPORT_FILES = ("report.md", "report.html", "fits.json")
 FIGURES_DIR = "figures"
@@ -39,9 +40,9 @@ def default_out(results: Path) -> Path:
 def analyze(results: Path, out: Path | None, options: Options, baseline: str | None = None) -> Path:
     """Analyse the sweep at ``results`` and write the report folder; return its path."""
     table = load_results(results)
-    if baseline is not None and baseline not in set(table[col.MODEL]):
+    if baseline is not None and baseline not in set(table[schema.MODEL]):
         raise AnalysisError(f"--baseline '{baseline}' is not a model in the results; models: "
-                            f"{', '.join(sorted(set(table[col.MODEL])))}")
+                            f"{', '.join(sorted(set(table[schema.MODEL])))}")
     study = run_study(table, options)
     target = out if out is not None else default_out(results)
     _check_replaceable(target)
@@ -79,7 +80,7 @@ def write_report(study: Study, folder: Path, source: str, baseline: str | None =
     """Write every report file of ``study`` into ``folder`` (which exists)."""
     figure_blocks = draw_figures(study, folder)
     blocks = report_blocks(study, figure_blocks, source, baseline)
-    title = f"Scaling report: {', '.join(sorted(set(study.table[col.SWEEP].astype(str))))}"
+    title = f"Scaling report: {', '.join(sorted(set(study.table[schema.SWEEP].astype(str))))}"
     (folder / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
     (folder / "report.html").write_text(to_html(blocks, title, folder), encoding="utf-8")
     (folder / "fits.json").write_text(json.dumps(fits_document(study, source), indent=2, allow_nan=False) + "\n",
@@ -119,7 +120,7 @@ def _evidence(group: GroupResult) -> str:
 
 def report_blocks(study: Study, figure_blocks: dict[str, list[Figure]], source: str,
                   baseline: str | None) -> list[Block]:
-    sweeps = ", ".join(sorted(set(study.table[col.SWEEP].astype(str))))
+    sweeps = ", ".join(sorted(set(study.table[schema.SWEEP].astype(str))))
     blocks: list[Block] = [Heading(f"Scaling report: {sweeps}", 1), Paragraph(_overview(study, source)),
                            Heading("Headline"), Bullets(tuple(verdict_lines(study)))]
     blocks += _fit_sections(study, "family", "Fits per family")
@@ -137,13 +138,13 @@ def report_blocks(study: Study, figure_blocks: dict[str, list[Figure]], source: 
 
 
 def _overview(study: Study, source: str) -> str:
-    trials = study.table.drop_duplicates(col.TRIAL_ID)
-    statuses = trials[col.STATUS].value_counts()
-    counts = ", ".join(f"{int(statuses[s])} {s}" for s in col.STATUSES if s in statuses)
+    trials = study.table.drop_duplicates(schema.TRIAL_ID)
+    statuses = trials[schema.STATUS].value_counts()
+    counts = ", ".join(f"{int(statuses[s])} {s}" for s in schema.STATUSES if s in statuses)
     compute = study.usable[study.options.compute]
     notes = "".join(f" Note: {note}." for note in study.notes)
     return (f"Source: {source}. {len(trials)} trials ({counts}); {len(study.table)} evaluations; "
-            f"models {', '.join(sorted(trials[col.MODEL].unique()))}; compute of fitted trials from "
+            f"models {', '.join(sorted(trials[schema.MODEL].unique()))}; compute of fitted trials from "
             f"{number(compute[compute > 0].min())} to {number(compute.max())} {study.options.unit}. "
             f"Fits use completed and running trials; failed and diverged trials are listed under Failures.{notes}")
 
@@ -164,7 +165,7 @@ def _fit_sections(study: Study, group_by: str, title: str) -> list[Block]:
 
 
 def _rows_of(study: Study, task: str, dataset: str):
-    return study.usable[(study.usable[col.TASK] == task) & (study.usable[col.DATASET] == dataset)]
+    return study.usable[(study.usable[schema.TASK] == task) & (study.usable[schema.DATASET] == dataset)]
 
 
 def _seed_section(study: Study) -> list[Block]:
@@ -214,7 +215,7 @@ def oracle_floor(study: Study, task: str, dataset: str, metric: col.Metric) -> f
     column = f"oracle/{metric.column.split('/', 1)[1]}"
     if column not in study.usable.columns:
         return None
-    rows = study.usable[(study.usable[col.TASK] == task) & (study.usable[col.DATASET] == dataset)]
+    rows = study.usable[(study.usable[schema.TASK] == task) & (study.usable[schema.DATASET] == dataset)]
     values = rows[column].dropna().unique()
     return float(values[0]) if len(values) == 1 else None  # one evaluation set has one oracle value
 

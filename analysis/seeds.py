@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import columns as col
+from analysis.trials import last_evaluations
+from core import results_schema as schema
 
 
 @dataclass(frozen=True)
@@ -46,27 +48,25 @@ def axes_varying_per_model(rows: pd.DataFrame, axes: list[str]) -> dict[str, lis
     A sweep records every axis for every trial (a DCN-v2 trial still has HSTU's num_heads at its
     default), so a configuration is told apart only by what varies among a model's own trials.
     """
-    return {model: [a for a in axes if model_rows[a].nunique(dropna=False) > 1]
-            for model, model_rows in rows.groupby(col.MODEL, sort=False)}
+    return {model: col.varying(model_rows, axes) for model, model_rows in rows.groupby(schema.MODEL, sort=False)}
 
 
 def final_values(rows: pd.DataFrame, metric: col.Metric) -> pd.DataFrame:
     """One row per trial: its last evaluation with a value of ``metric``."""
-    valued = rows.dropna(subset=[metric.column]).sort_values([col.TRIAL_ID, col.STEP])
-    return valued.groupby(col.TRIAL_ID, sort=True).tail(1)
+    return last_evaluations(rows.dropna(subset=[metric.column]))
 
 
 def seed_spreads(rows: pd.DataFrame, metric: col.Metric) -> list[SeedSpread]:
     """Per model with repeated seeds at some configuration, its seed range and its size effect."""
     finals = final_values(rows, metric)
-    axes = [a for a in col.axis_columns(rows) if a != col.EVAL_SET]
+    axes = col.varying_axes(rows)
     varying = axes_varying_per_model(finals, axes)
     spreads = []
-    for model, trials in finals.groupby(col.MODEL, sort=True):
+    for model, trials in finals.groupby(schema.MODEL, sort=True):
         keys = varying.get(model, [])
         grouped = trials.groupby(keys, dropna=False, sort=True) if keys else [(None, trials)]
         stats = [(group[metric.column].mean(), group[metric.column].max() - group[metric.column].min(),
-                  len(group), group[col.PF_DAYS].mean()) for _, group in grouped]
+                  len(group), group[schema.PF_DAYS].mean()) for _, group in grouped]
         repeated = [(spread, size) for _, spread, size, _ in stats if size >= 2]
         if not repeated:
             continue
@@ -75,7 +75,7 @@ def seed_spreads(rows: pd.DataFrame, metric: col.Metric) -> list[SeedSpread]:
         smallest, largest = means[np.argmin(compute)], means[np.argmax(compute)]
         size_effect = largest - smallest if metric.higher_is_better else smallest - largest
         ranges = np.array([spread for spread, _ in repeated])
-        spreads.append(SeedSpread(str(model), str(trials[col.FAMILY].iloc[0]), len(repeated),
+        spreads.append(SeedSpread(str(model), str(trials[schema.FAMILY].iloc[0]), len(repeated),
                                   max(size for _, size in repeated), float(ranges.mean()), float(ranges.max()),
                                   float(size_effect), float(means.max() - means.min())))
     return spreads

@@ -23,12 +23,13 @@ from analysis.fitting import HUBER_DELTA, PointFit, fit_form, fit_problem
 from analysis.forms import FORM_NAMES, FORMS, PARAMETERS, Form, gain_per_decade
 from analysis.frontier import Frontier, Points, compute_frontier, points_from_table
 from analysis.saturation import MIN_SPAN_DECADES, WINDOW_DECADES, FittedGain, Saturation, assess_saturation
+from core import results_schema as schema
 
 GroupBy = Literal["family", "model"]
 PerModel = Literal["primary", "all", "none"]
 # metric bases analysed by default (every HR cut-off present, NDCG@10, mean NE), as in Figure 7 and Table 4
 DEFAULT_BASES = ("hr", "ndcg@10", "ne")
-UNITS = {col.PF_DAYS: "PF-days", col.FLOPS: "FLOPs"}
+UNITS = {schema.PF_DAYS: "PF-days", schema.FLOPS: "FLOPs"}
 # the metric a dataset's headline is about: NE for ranking, HR@100 for retrieval (the paper's Figure 7)
 # forms whose AICc is within this of the best are ones the data cannot tell apart (Burnham & Anderson, 2002)
 INDISTINGUISHABLE_AICC = 2.0
@@ -40,7 +41,7 @@ PRIMARY_PREFERENCE = ("valid/ne", "valid/hr@100", "valid/hr@500", "valid/hr@50",
 class Options:
     metrics: tuple[str, ...] = ()  # metric columns to analyse; empty: DEFAULT_BASES present in the table
     thresholds: Mapping[str, float] = field(default_factory=dict)  # metric column or "*" -> gain per decade
-    compute: str = col.PF_DAYS  # compute column the laws are fitted against
+    compute: str = schema.PF_DAYS  # compute column the laws are fitted against
     bootstrap: int = 200  # resamples of trials; 0 disables intervals
     seed: int = 0
     level: float = 0.95  # interval coverage
@@ -51,8 +52,8 @@ class Options:
     jobs: int = 1  # worker processes for the groups' fits (bootstraps dominate the run time)
 
     def __post_init__(self) -> None:
-        if self.compute not in col.COMPUTE_COLUMNS:
-            raise AnalysisError(f"compute must be one of {', '.join(col.COMPUTE_COLUMNS)}; got '{self.compute}'")
+        if self.compute not in schema.COMPUTE_COLUMNS:
+            raise AnalysisError(f"compute must be one of {', '.join(schema.COMPUTE_COLUMNS)}; got '{self.compute}'")
         if self.bootstrap < 0:
             raise AnalysisError(f"bootstrap must be >= 0 resamples; got {self.bootstrap}")
         if not 0 < self.level < 1:
@@ -135,11 +136,11 @@ def run_study(table: pd.DataFrame, options: Options) -> Study:
 
 def _run_study(table: pd.DataFrame, options: Options) -> Study:
     table, notes = separate_evaluation_sets(table)
-    usable = table[table[col.STATUS].isin(col.USABLE_STATUSES)]
+    usable = table[table[schema.STATUS].isin(schema.USABLE_STATUSES)]
     requested = _requested_metrics(table, options.metrics)
     metrics: dict[tuple[str, str], list[col.Metric]] = {}
     tasks: list[GroupTask] = []
-    for (task, dataset), rows in usable.groupby([col.TASK, col.DATASET], sort=True):
+    for (task, dataset), rows in usable.groupby([schema.TASK, schema.DATASET], sort=True):
         metrics[(task, dataset)] = present = _metrics_for(rows, requested)
         headline = primary_metric(present)
         for metric in present:
@@ -161,13 +162,13 @@ def separate_evaluation_sets(table: pd.DataFrame) -> tuple[pd.DataFrame, tuple[s
     """
     notes = []
     table = table.copy()
-    for (task, dataset), rows in table.groupby([col.TASK, col.DATASET], sort=True):
-        rows = rows[rows[col.EVAL_SET].notna()]
-        found = sorted(rows[col.EVAL_SET].astype(str).unique())
+    for (task, dataset), rows in table.groupby([schema.TASK, schema.DATASET], sort=True):
+        rows = rows[rows[schema.EVAL_SET].notna()]
+        found = sorted(rows[schema.EVAL_SET].astype(str).unique())
         if len(found) < 2:
             continue
         labels = _evaluation_set_labels(rows, found)
-        table.loc[rows.index, col.DATASET] = [f"{dataset} [{labels[value]}]" for value in rows[col.EVAL_SET].astype(str)]
+        table.loc[rows.index, schema.DATASET] = [f"{dataset} [{labels[value]}]" for value in rows[schema.EVAL_SET].astype(str)]
         notes.append(f"{dataset} ({task}) was evaluated on {len(found)} different sets "
                      f"({'; '.join(f'{labels[v]}: {v}' for v in found)}): they are analysed apart, never on one frontier")
     return table, tuple(notes)
@@ -177,14 +178,14 @@ def _evaluation_set_labels(rows: pd.DataFrame, sets: list[str]) -> dict[str, str
     """Each set's name: the data.* settings constant within it that differ between sets, else its identifier."""
     telling = []
     for column in rows.columns:
-        if not str(column).startswith("data.") or column in (col.TASK, col.DATASET):
+        if not str(column).startswith("data.") or column in (schema.TASK, schema.DATASET):
             continue
-        per_set = rows.groupby(col.EVAL_SET)[column].agg(lambda v: tuple(sorted(map(str, v.unique()))))
+        per_set = rows.groupby(schema.EVAL_SET)[column].agg(lambda v: tuple(sorted(map(str, v.unique()))))
         if all(len(values) == 1 for values in per_set) and per_set.nunique() == len(sets):
             telling.append(column)
     if not telling:
         return {value: value for value in sets}
-    first = rows.drop_duplicates(col.EVAL_SET).set_index(col.EVAL_SET)
+    first = rows.drop_duplicates(schema.EVAL_SET).set_index(schema.EVAL_SET)
     return {value: ", ".join(f"{c.removeprefix('data.')}={first.loc[value, c]}" for c in telling) for value in sets}
 
 
@@ -242,16 +243,16 @@ def _group_tasks(rows: pd.DataFrame, task: str, dataset: str, metric: col.Metric
                  per_model: bool) -> list[GroupTask]:
     """The arguments of :func:`analyse_group` for each family (and model) with values of ``metric``."""
     tasks: list[GroupTask] = []
-    partitions: list[tuple[GroupBy, str]] = [("family", col.FAMILY)] + ([("model", col.MODEL)] if per_model else [])
-    models_per_family = rows.groupby(col.FAMILY)[col.MODEL].nunique()
+    partitions: list[tuple[GroupBy, str]] = [("family", schema.FAMILY)] + ([("model", schema.MODEL)] if per_model else [])
+    models_per_family = rows.groupby(schema.FAMILY)[schema.MODEL].nunique()
     for group_by, column in partitions:
         found = []
         for name, group_rows in rows.groupby(column, sort=True):
-            if group_by == "model" and models_per_family[group_rows[col.FAMILY].iloc[0]] < 2:
+            if group_by == "model" and models_per_family[group_rows[schema.FAMILY].iloc[0]] < 2:
                 continue  # the family's own fit already is this model's
             points = points_from_table(group_rows, metric.column, options.compute)
             if len(points) > 0:
-                found.append((str(group_rows[col.FAMILY].iloc[0]), str(name), points))
+                found.append((str(group_rows[schema.FAMILY].iloc[0]), str(name), points))
         for family, name, points in sorted(found, key=lambda item: (family_rank(item[0]), item[1])):
             tasks.append((points, metric, options, dataset, task, group_by, name, family))
     return tasks
@@ -259,7 +260,7 @@ def _group_tasks(rows: pd.DataFrame, task: str, dataset: str, metric: col.Metric
 
 def family_rank(family: str) -> tuple[int, str]:
     """GR first, then DLRM, then any other family by name: the order every table and figure uses."""
-    return ({col.GR_FAMILY: 0, col.DLRM_FAMILY: 1}.get(family, 2), family)
+    return ({schema.GR_FAMILY: 0, schema.DLRM_FAMILY: 1}.get(family, 2), family)
 
 
 def analyse_group(points: Points, metric: col.Metric, options: Options, dataset: str = "", task: str = "",

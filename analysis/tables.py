@@ -16,6 +16,8 @@ from analysis.render import Bullets, Table
 from analysis.saturation import signed_change
 from analysis.seeds import SeedSpread, axes_varying_per_model
 from analysis.study import FormResult, GroupResult, Study
+from analysis.trials import best_per_trial, last_evaluations
+from core import results_schema as schema
 
 _SYMBOLS = {"alpha": "α"}
 # the paper's Table 4 baseline is SASRec for retrieval; a DLRM for ranking
@@ -114,41 +116,38 @@ def _fitted_gain(group: GroupResult) -> str:
 
 
 def trial_summary(study: Study) -> pd.DataFrame:
-    """One row per trial: identity, status, size, progress and its best validation value of each analysed metric."""
-    table = study.table.sort_values([col.TRIAL_ID, col.STEP])
-    last = table.groupby(col.TRIAL_ID, sort=True).tail(1).set_index(col.TRIAL_ID)
-    summary = last[[col.MODEL, col.FAMILY, col.STATUS, col.FAILURE_REASON, col.SEED, col.TASK, col.DATASET,
-                    col.STEP, col.PF_DAYS, col.FLOPS, col.PARAMS_EMBEDDING, col.PARAMS_NON_EMBEDDING, col.WALL_SECONDS]
-                   + col.axis_columns(study.table)].copy()
-    summary["evaluations"] = table.groupby(col.TRIAL_ID, sort=True).size()
+    """One row per trial, by trial id: its last evaluation's identity, status, size and progress, its axes, its count
+    of evaluations."""
+    last = last_evaluations(study.table).set_index(schema.TRIAL_ID)
+    summary = last[[schema.MODEL, schema.FAMILY, schema.STATUS, schema.FAILURE_REASON, schema.SEED, schema.TASK,
+                    schema.DATASET, schema.STEP, schema.PF_DAYS, schema.FLOPS, schema.PARAMS_EMBEDDING,
+                    schema.PARAMS_NON_EMBEDDING, schema.WALL_SECONDS] + col.varying_axes(study.table)].copy()
+    summary["evaluations"] = study.table.groupby(schema.TRIAL_ID, sort=True).size()
     return summary
 
 
 def trials_table(study: Study, headline: dict[tuple[str, str], col.Metric | None]) -> Table:
     summary = trial_summary(study)
-    axes = col.axis_columns(study.table)
+    axes = col.varying_axes(study.table)
     header = ("Trial", "Model", "Family", "Status", "Dataset", *[a.split(".")[-1] for a in axes], "Seed", "Evals",
               "Steps", study.options.unit, "Params (emb / non-emb)", "Wall", "Best valid")
+    best_values = {metric.column: best_per_trial(study.table, metric.column)
+                   for metric in headline.values() if metric is not None}
     rows = []
-    for trial_id, row in summary.sort_values([col.DATASET, col.FAMILY, col.MODEL, study.options.compute]).iterrows():
-        metric = headline.get((row[col.TASK], row[col.DATASET]))
-        best = _best_valid(study.table, str(trial_id), metric)
-        rows.append((str(trial_id), row[col.MODEL], row[col.FAMILY], row[col.STATUS], row[col.DATASET],
-                     *[_cell(row[a]) for a in axes], str(row[col.SEED]), str(row["evaluations"]), str(row[col.STEP]),
+    for trial_id, row in summary.sort_values([schema.DATASET, schema.FAMILY, schema.MODEL, study.options.compute]).iterrows():
+        metric = headline.get((row[schema.TASK], row[schema.DATASET]))
+        best = "—" if metric is None else _best_valid(best_values[metric.column][trial_id], metric)
+        rows.append((str(trial_id), row[schema.MODEL], row[schema.FAMILY], row[schema.STATUS], row[schema.DATASET],
+                     *[_cell(row[a]) for a in axes], str(row[schema.SEED]), str(row["evaluations"]), str(row[schema.STEP]),
                      number(row[study.options.compute]),
-                     f"{number(row[col.PARAMS_EMBEDDING])} / {number(row[col.PARAMS_NON_EMBEDDING])}",
-                     _duration(row[col.WALL_SECONDS]), best))
+                     f"{number(row[schema.PARAMS_EMBEDDING])} / {number(row[schema.PARAMS_NON_EMBEDDING])}",
+                     _duration(row[schema.WALL_SECONDS]), best))
     caption = "Every trial at its last evaluation; 'Best valid' is the dataset's headline metric."
     return Table(header, tuple(rows), caption)
 
 
-def _best_valid(table: pd.DataFrame, trial_id: str, metric: col.Metric | None) -> str:
-    if metric is None:
-        return "—"
-    values = table.loc[table[col.TRIAL_ID] == trial_id, metric.column].dropna()
-    if values.empty:
-        return "—"
-    return f"{metric.label} {number(values.max() if metric.higher_is_better else values.min(), 4)}"
+def _best_valid(value: float, metric: col.Metric) -> str:
+    return "—" if pd.isna(value) else f"{metric.label} {number(value, 4)}"
 
 
 def _cell(value: object) -> str:
@@ -166,15 +165,15 @@ def _duration(seconds: float) -> str:
 
 def failures_list(study: Study) -> Bullets | None:
     summary = trial_summary(study)
-    failed = summary[~summary[col.STATUS].isin(col.USABLE_STATUSES)]
+    failed = summary[~summary[schema.STATUS].isin(schema.USABLE_STATUSES)]
     if failed.empty:
         return None
     items = []
     for trial_id, row in failed.iterrows():
-        reason = row[col.FAILURE_REASON]
+        reason = row[schema.FAILURE_REASON]
         reason = str(reason).strip() if isinstance(reason, str) and reason.strip() else "no reason recorded"
-        items.append(f"{trial_id} ({row[col.MODEL]}, {row[col.FAMILY]}, {row[col.DATASET]}): {row[col.STATUS]}: "
-                     f"{reason} (last evaluation at step {row[col.STEP]}, {number(row[study.options.compute])} "
+        items.append(f"{trial_id} ({row[schema.MODEL]}, {row[schema.FAMILY]}, {row[schema.DATASET]}): {row[schema.STATUS]}: "
+                     f"{reason} (last evaluation at step {row[schema.STEP]}, {number(row[study.options.compute])} "
                      f"{study.options.unit})")
     return Bullets(tuple(items))
 
@@ -186,11 +185,11 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
     The baseline is ``baseline_model``'s configuration with the best mean validation ``selection`` metric
     (chosen on validation, never on the test metrics it is compared on).
     """
-    rows = study.table[(study.table[col.TASK] == task) & (study.table[col.DATASET] == dataset)
-                       & (study.table[col.STATUS] == "completed")]
+    rows = study.table[(study.table[schema.TASK] == task) & (study.table[schema.DATASET] == dataset)
+                       & (study.table[schema.STATUS] == "completed")]
     if rows.empty:
         return None
-    finals = rows.sort_values(col.STEP).groupby(col.TRIAL_ID, sort=True).tail(1)
+    finals = rows.sort_values(schema.STEP).groupby(schema.TRIAL_ID, sort=True).tail(1)
     metrics = _table4_metrics(finals, "test")
     split_note = "test metrics at each trial's best-validation checkpoint"
     if not metrics:
@@ -199,20 +198,20 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
         split_note = "no test metrics recorded: best validation values instead"
     if not metrics:
         return None
-    axes = [a for a in col.axis_columns(study.table) if rows[a].nunique(dropna=False) > 1]
+    axes = col.varying(rows, col.varying_axes(study.table))
     selection = selection or metrics[0]
-    finals = finals.assign(_selection=finals[col.TRIAL_ID].map(_best_per_trial(rows, selection)))
+    finals = finals.assign(_selection=finals[schema.TRIAL_ID].map(best_per_trial(rows, selection.column)))
     aggregations = {m.column: (m.column, "mean") for m in metrics}
-    configs = (finals.groupby([col.MODEL, *axes], sort=True, dropna=False)
-               .agg(trials=(col.TRIAL_ID, "nunique"), compute=(study.options.compute, "mean"),
+    configs = (finals.groupby([schema.MODEL, *axes], sort=True, dropna=False)
+               .agg(trials=(schema.TRIAL_ID, "nunique"), compute=(study.options.compute, "mean"),
                     _selection=("_selection", "mean"), **aggregations)
                .reset_index())
     baseline = _baseline_index(configs, selection, task, baseline_model)
     body = []
     varying = axes_varying_per_model(finals, axes)
     for index, config in configs.iterrows():
-        settings = ", ".join(f"{a.split('.')[-1]}={_cell(config[a])}" for a in varying[config[col.MODEL]])
-        label = config[col.MODEL] + (f" ({settings})" if settings else "")
+        settings = ", ".join(f"{a.split('.')[-1]}={_cell(config[a])}" for a in varying[config[schema.MODEL]])
+        label = config[schema.MODEL] + (f" ({settings})" if settings else "")
         cells = [_with_gain(config[m.column], None if baseline in (None, index) else configs.loc[baseline, m.column])
                  for m in metrics]
         body.append((label, str(config["trials"]), number(config["compute"]), *cells))
@@ -236,24 +235,19 @@ def _table4_metrics(rows: pd.DataFrame, split: str) -> list[col.Metric]:
     return sorted(metrics, key=lambda m: (_TABLE4_ORDER.get(m.base, len(_TABLE4_ORDER)), m.task or "", m.cutoff or 0))
 
 
-def _best_per_trial(rows: pd.DataFrame, metric: col.Metric) -> pd.Series:
-    values = rows.groupby(col.TRIAL_ID, sort=True)[metric.column]
-    return values.max() if metric.higher_is_better else values.min()
-
-
 def _best_valid_rows(rows: pd.DataFrame, metrics: list[col.Metric]) -> pd.DataFrame:
     """Per trial, the row where its first metric is best."""
     if not metrics:
         return rows.head(0)
     first = metrics[0]
     ordered = rows.dropna(subset=[first.column]).sort_values(first.column, ascending=not first.higher_is_better)
-    return ordered.groupby(col.TRIAL_ID, sort=True).head(1)
+    return ordered.groupby(schema.TRIAL_ID, sort=True).head(1)
 
 
 def _baseline_index(configs: pd.DataFrame, selection: col.Metric, task: str, baseline_model: str | None) -> int | None:
     """The baseline model's best configuration on the selection metric (the paper's SASRec row)."""
     for model in (baseline_model,) if baseline_model else DEFAULT_BASELINES.get(task, ()):
-        candidates = configs.loc[configs[col.MODEL] == model, "_selection"].dropna()
+        candidates = configs.loc[configs[schema.MODEL] == model, "_selection"].dropna()
         if not candidates.empty:
             return int(candidates.idxmax() if selection.higher_is_better else candidates.idxmin())
     return None

@@ -16,20 +16,14 @@ from __future__ import annotations
 
 from torch import nn
 
+from core.errors import UserError
+from core.results_schema import FLOPS_PER_PF_DAY, pf_days  # noqa: F401 (the results table's compute unit)
 from model.flops import TRAINING_FLOPS_PER_FORWARD_FLOP, ImpressionWorkload, SequenceWorkload
 from scaling.config import RunConfig
 from scaling.data.batching import SequenceBatch
 from scaling.data.impressions import ImpressionBatch
-from core.errors import UserError
-
-FLOPS_PER_PF_DAY = 1e15 * 86400  # one petaFLOP/s sustained for a day
 
 Workload = SequenceWorkload | ImpressionWorkload
-
-
-def pf_days(flops: float) -> float:
-    """FLOPs expressed in PF-days (1 PF-day = 1e15 FLOP/s x 86400 s = 8.64e19 FLOPs)."""
-    return flops / FLOPS_PER_PF_DAY
 
 
 def batch_workload(batch: SequenceBatch, items_per_scored: int) -> SequenceWorkload:

@@ -16,6 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+# whether a larger value is better (checkpoint selection, early stopping) is the results contract's to say
+from core.results_schema import higher_is_better  # noqa: F401
+
 HIT_RATE_CUTOFFS = (1, 10, 50, 100, 200, 500)
 NDCG_CUTOFFS = (10, 50, 200)
 # True probabilities are clipped into [floor, 1 - floor] before taking logits, so log(0) never occurs.
@@ -123,10 +126,3 @@ def _nanmean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else float("nan")
 
-
-# Whether a larger value of a metric is better; used for checkpoint selection and early stopping.
-LOWER_IS_BETTER_PREFIXES = ("ne", "log_pplx", "loss")
-
-
-def higher_is_better(metric: str) -> bool:
-    return not metric.split("/")[0].startswith(LOWER_IS_BETTER_PREFIXES)

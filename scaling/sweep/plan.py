@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.results_schema import COMPLETED, FAILED_STATUSES
 from scaling.sweep.expand import Trial, expand_sweep
 from scaling.sweep.records import SweepStore
 from scaling.sweep.spec import SweepConfig, load_sweep
@@ -52,7 +53,7 @@ def select_trials(
     selected = []
     for trial in trials:
         status = records.get(trial.trial_id, {}).get("status")
-        if status == "completed" or (status in ("failed", "diverged") and not retry_failed):
+        if status == COMPLETED or (status in FAILED_STATUSES and not retry_failed):
             continue
         selected.append(trial)
     return selected

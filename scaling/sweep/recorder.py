@@ -12,20 +12,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from core import results_schema as schema
 from scaling.sweep.expand import Trial
 from scaling.sweep.records import SweepStore, new_record
 from scaling.sweep.reports import EVALUATION, FINAL, REPORT_KIND
-from scaling.sweep.table import PROGRESS_COLUMNS, is_metric, metric_direction
+from scaling.sweep.table import measures
 from scaling.train import default_selection_metric
 
 Log = Callable[[str], None]
 
 # Keys of a final report kept in the record (Tune adds its own bookkeeping keys to every result).
-FINAL_KEYS = ("status", "failure_reason", "best_epoch", *PROGRESS_COLUMNS)
-
-
-def _kept(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {key: value for key, value in report.items() if key in keys or is_metric(key)}
+FINAL_KEYS = (schema.STATUS, schema.FAILURE_REASON, "best_epoch", *schema.PROGRESS_COLUMNS)
 
 
 class TrialBook:
@@ -56,9 +53,9 @@ class TrialBook:
     def reported(self, trial_id: str, report: dict[str, Any]) -> None:
         record = self.records[trial_id]
         if report.get(REPORT_KIND) == EVALUATION:
-            record["evaluations"].append(_kept(report, PROGRESS_COLUMNS))
+            record["evaluations"].append(measures(report))
         elif report.get(REPORT_KIND) == FINAL:
-            record["final"] = _kept(report, FINAL_KEYS)
+            record["final"] = measures(report, FINAL_KEYS)
             record["status"] = report["status"]
             record["failure_reason"] = report.get("failure_reason")
         self.store.write_record(record)
@@ -68,8 +65,8 @@ class TrialBook:
         record = self.records[trial_id]
         if error is not None:
             record["status"], record["failure_reason"] = error
-        elif record["status"] == "running":  # returned without a final report: should not happen, but say so
-            record["status"], record["failure_reason"] = "failed", "the trial ended without a final report"
+        elif record["status"] == schema.RUNNING:  # returned without a final report: should not happen, but say so
+            record["status"], record["failure_reason"] = schema.FAILED, "the trial ended without a final report"
         self.store.write_record(record)
         self.log(f"{record['status']:<8} {trial_id}  {self._outcome(record)}")
 
@@ -79,9 +76,9 @@ class TrialBook:
         if not force and now - self.last_heartbeat < self.heartbeat_seconds:
             return
         self.last_heartbeat = now
-        finished = [r for r in self.records.values() if r["status"] != "running"]
-        running = [r for r in self.records.values() if r["status"] == "running"]
-        failed = sum(r["status"] in ("failed", "diverged") for r in finished)
+        finished = [r for r in self.records.values() if r["status"] != schema.RUNNING]
+        running = [r for r in self.records.values() if r["status"] == schema.RUNNING]
+        failed = sum(r["status"] in schema.FAILED_STATUSES for r in finished)
         parts = [f"{len(finished)}/{len(self.trials)} finished" + (f" ({failed} failed)" if failed else "")]
         if running:
             parts.append(f"{len(running)} running: " + "; ".join(self._position(r) for r in running[:4]))
@@ -98,14 +95,14 @@ class TrialBook:
 
     def _outcome(self, record: dict[str, Any]) -> str:
         seconds = self.clock() - self.started_at.get(record["trial_id"], self.clock())
-        if record["status"] != "completed":
+        if record["status"] != schema.COMPLETED:
             return f"{record['failure_reason']} ({seconds:.0f} s)"
         last = record["evaluations"][-1] if record["evaluations"] else {}
         metric = self._selection_metric(record)
         best = [e[metric] for e in record["evaluations"] if isinstance(e.get(metric), float)]
         shown = ""
         if best:
-            shown = f"  best {metric} {max(best) if metric_direction(metric) > 0 else min(best):.4f}"
+            shown = f"  best {metric} {max(best) if schema.higher_is_better(metric) else min(best):.4f}"
         return f"step {last.get('step')}  {last.get('pf_days', 0.0):.3g} PF-days{shown}  ({seconds:.0f} s)"
 
     def _selection_metric(self, record: dict[str, Any]) -> str:

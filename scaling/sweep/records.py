@@ -1,6 +1,7 @@
 """What a sweep keeps on disk: a manifest of its trials and one record per trial, written atomically.
 
-Layout under ``STORAGE/NAME`` (a local folder or any pyarrow filesystem URI, e.g. s3://)::
+Layout under ``STORAGE/NAME`` (a local folder or any pyarrow filesystem URI, e.g. s3://); the names
+of the first three are the results contract's (:mod:`core.results_schema`)::
 
     sweep.json             the manifest: sweep name, axis keys, every trial (id, group, point)
     trials/<trial_id>.json one record per trial: its config, status, every evaluation it
@@ -27,15 +28,10 @@ import pyarrow.fs as pafs
 from core.configtools import to_dict
 from core.errors import UserError
 from core.files import json_safe
+from core.results_schema import FINISHED_STATUSES, RUNNING, TRIALS_DIR
 from scaling.sweep.expand import Trial
 
-MANIFEST = "sweep.json"
-TRIALS_DIR = "trials"
-RESULTS_FILE = "results.parquet"
 TUNE_DIR = "tune"
-
-STATUSES = ("running", "completed", "failed", "diverged")
-FINISHED = ("completed", "failed", "diverged")
 
 
 def storage_uri(storage: str) -> str:
@@ -139,7 +135,7 @@ def new_record(trial: Trial, attempt: int) -> dict[str, Any]:
         "family": trial.family,
         "seed": trial.config.seed,
         "config": to_dict(trial.config),
-        "status": "running",
+        "status": RUNNING,
         "failure_reason": None,
         "attempt": attempt,
         "evaluations": [],
@@ -148,5 +144,5 @@ def new_record(trial: Trial, attempt: int) -> dict[str, Any]:
 
 
 def finished(record: dict[str, Any] | None) -> bool:
-    return record is not None and record.get("status") in FINISHED
+    return record is not None and record.get("status") in FINISHED_STATUSES
 

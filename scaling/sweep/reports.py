@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from core.results_schema import COMPLETED, DIVERGED, FAILED
 from scaling.train import TrainingDiverged
 
 EVALUATION = "evaluation"
@@ -52,7 +53,7 @@ def completed_report(result: dict[str, Any]) -> dict[str, Any]:
     """The result of a finished ``train()``: status, totals and the best checkpoint's test metrics."""
     return {
         REPORT_KIND: FINAL,
-        "status": "completed",
+        "status": COMPLETED,
         "failure_reason": None,
         "step": result["steps"],
         "flops": result["flops"],
@@ -74,7 +75,7 @@ def classify_failure(error: BaseException) -> tuple[str, str]:
     """(status, one-line reason) of an exception raised by a trial."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if isinstance(error, TrainingDiverged):
-        return "diverged", text or "training loss became NaN or infinite"
+        return DIVERGED, text or "training loss became NaN or infinite"
     if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
-        return "failed", f"out of memory ({type(error).__name__}): {text}".rstrip(": ")
-    return "failed", f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return FAILED, f"out of memory ({type(error).__name__}): {text}".rstrip(": ")
+    return FAILED, f"{type(error).__name__}: {text}" if text else type(error).__name__

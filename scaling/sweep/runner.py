@@ -28,10 +28,11 @@ from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
 
 from core.configtools import to_dict
 from core.errors import UserError
+from core.results_schema import FAILED, MANIFEST
 from scaling.sweep.expand import Trial
 from scaling.sweep.plan import SweepPlan
 from scaling.sweep.recorder import Log, TrialBook
-from scaling.sweep.records import MANIFEST, Manifest
+from scaling.sweep.records import Manifest
 from scaling.sweep.reports import classify_failure
 from scaling.sweep.table import rebuild_results
 from scaling.sweep.trainable import run_trial
@@ -113,9 +114,9 @@ def crash_reason(trial: Any) -> tuple[str, str]:
     """(status, reason) of a trial whose worker crashed (the trainable itself never raises)."""
     error = trial.get_pickled_error()
     if error is None:
-        return "failed", "the trial's worker crashed (no error was recorded)"
+        return FAILED, "the trial's worker crashed (no error was recorded)"
     if isinstance(error, RayOutOfMemoryError):
-        return "failed", "out of memory: Ray's memory monitor killed the worker"
+        return FAILED, "out of memory: Ray's memory monitor killed the worker"
     cause = getattr(error, "cause", None)
     return classify_failure(cause if isinstance(cause, BaseException) else error)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.columns import varying_axes
+from analysis.trials import best_per_trial, last_evaluations
+from core import results_schema as schema
 from core.errors import UserError
-from scaling.sweep.table import is_metric, metric_direction
 
 # metrics shown when none are asked for: those of retrieval and of ranking that the table has
 DEFAULT_METRICS = ("ndcg@10", "hr@10", "ne")
-AXIS_EXCLUDED = ("data.task", "data.dataset")
 
 
 def default_metrics(table: pd.DataFrame) -> list[str]:
@@ -20,38 +21,20 @@ def default_metrics(table: pd.DataFrame) -> list[str]:
     return [c.split("/", 1)[1] for c in table.columns if c.startswith("valid/")][:1]
 
 
-def varying_axes(table: pd.DataFrame) -> list[str]:
-    """Axis columns (dotted keys) whose value differs between trials."""
-    axes = [c for c in table.columns if "." in c and not is_metric(c) and c not in AXIS_EXCLUDED]
-    return [c for c in axes if table[c].astype(str).nunique() > 1]
-
-
 def trial_summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """One row per trial: identity, varying axes, status, final progress, best valid and test metrics."""
     axes = varying_axes(table)
-    show_seed = table["seed"].nunique() > 1
-    rows = []
-    for trial_id, rows_of_trial in table.groupby("trial_id", sort=False):
-        last = rows_of_trial.iloc[-1]
-        row = {"trial_id": trial_id, "group": last["group"], "model": last["model"], **{a: last[a] for a in axes}}
-        if show_seed:
-            row["seed"] = last["seed"]
-        row.update({"status": last["status"], "step": last["step"], "pf_days": last["pf_days"]})
-        for metric in metrics:
-            row[f"best valid/{metric}"] = _best(rows_of_trial, f"valid/{metric}")
-            test = rows_of_trial.get(f"test/{metric}")
-            row[f"test/{metric}"] = test.dropna().iloc[-1] if test is not None and test.notna().any() else float("nan")
-        rows.append(row)
-    summary = pd.DataFrame(rows)
-    order = ["group", "model", *axes, *(["seed"] if show_seed else [])]
-    return summary.sort_values(order, kind="stable", key=_sortable).reset_index(drop=True)
-
-
-def _best(rows: pd.DataFrame, column: str) -> float:
-    if column not in rows or rows[column].notna().sum() == 0:
-        return float("nan")
-    values = rows[column].dropna()
-    return float(values.max() if metric_direction(column) > 0 else values.min())
+    show_seed = table[schema.SEED].nunique() > 1
+    shown = [schema.GROUP, schema.MODEL, *axes, *([schema.SEED] if show_seed else []), schema.STATUS, schema.STEP,
+             schema.PF_DAYS]
+    summary = last_evaluations(table).set_index(schema.TRIAL_ID)[shown].copy()
+    trials = table.groupby(schema.TRIAL_ID, sort=True)
+    for metric in metrics:
+        summary[f"best valid/{metric}"] = best_per_trial(table, f"valid/{metric}")
+        test = f"test/{metric}"
+        summary[test] = trials[test].last() if test in table.columns else float("nan")  # the last value it has
+    order = [schema.GROUP, schema.MODEL, *axes, *([schema.SEED] if show_seed else [])]
+    return summary.reset_index().sort_values(order, kind="stable", key=_sortable).reset_index(drop=True)
 
 
 def _sortable(column: pd.Series) -> pd.Series:
@@ -77,8 +60,8 @@ def format_summary(table: pd.DataFrame, metrics: list[str] | None = None) -> str
     text = summary.to_string(index=False, formatters=formatters, na_rep="-")
     counts = summary["status"].value_counts()
     lines = [text, "", "trials: " + ", ".join(f"{counts[s]} {s}" for s in counts.index)]
-    failures = table.drop_duplicates("trial_id")
-    failures = failures[failures["status"].isin(["failed", "diverged"])]
+    failures = table.drop_duplicates(schema.TRIAL_ID)
+    failures = failures[failures[schema.STATUS].isin(schema.FAILED_STATUSES)]
     lines += [f"  {row.trial_id} {row.status}: {row.failure_reason}" for row in failures.itertuples()]
     return "\n".join(lines)
 

@@ -1,15 +1,11 @@
 """The results table: one row per (trial, evaluation), built from the manifest and the trial records.
 
-Columns (the contract ``analysis/`` reads): ``sweep``, ``trial_id``, ``group``, ``model``,
-``family``, ``status``, ``failure_reason``, ``seed``, ``step``, ``epoch``, ``flops``,
-``pf_days``, ``params_embedding``, ``params_non_embedding``, ``wall_seconds``, ``eval_set`` (the
-identifier of the events the row's ``valid/`` metrics were scored on), ``data.task``,
-``data.dataset``, one column per axis (its dotted key; every trial gets its own config's value,
-swept or not), and one column per metric, ``split/metric`` (split: train, valid, oracle,
-progressive, test). Test metrics appear only on a
-completed trial's final row; a trial that failed before its first evaluation gets one row
-with its status and reason. Building is a pure function of its inputs: rebuilding from the
-same files gives the same table.
+Its columns, their order and kinds are the contract :mod:`core.results_schema` spells out (what
+``analysis/`` reads): the fixed identity, progress and data columns, one column per axis (its
+dotted key; every trial gets its own config's value, swept or not) and one ``split/metric`` column
+per metric. Test metrics appear only on a completed trial's final row; a trial that failed before
+its first evaluation gets one row with its status and reason. Building is a pure function of its
+inputs: rebuilding from the same files gives the same table.
 """
 
 from __future__ import annotations
@@ -22,16 +18,9 @@ from typing import Any
 import pandas as pd
 import pyarrow.fs as pafs
 
+from core import results_schema as schema
 from core.errors import UserError
-from scaling.metrics import higher_is_better
-from scaling.sweep.records import MANIFEST, RESULTS_FILE, Manifest, SweepStore, storage_uri
-
-IDENTITY_COLUMNS = ["sweep", "trial_id", "group", "model", "family", "status", "failure_reason", "seed"]
-PROGRESS_COLUMNS = ["step", "epoch", "flops", "pf_days", "params_embedding", "params_non_embedding", "wall_seconds",
-                    "eval_set"]
-DATA_COLUMNS = ["data.task", "data.dataset"]
-INTEGER_COLUMNS = ["seed", "step", "params_embedding", "params_non_embedding"]  # epoch is fractional when streaming
-SPLIT_ORDER = {"train": 0, "valid": 1, "oracle": 2, "progressive": 3, "test": 4}
+from scaling.sweep.records import Manifest, SweepStore, storage_uri
 
 
 def config_value(config: dict[str, Any], key: str) -> Any:
@@ -44,42 +33,38 @@ def config_value(config: dict[str, Any], key: str) -> Any:
     return node
 
 
-def is_metric(column: str) -> bool:
-    return column.split("/", 1)[0] in SPLIT_ORDER and "/" in column
-
-
 def trial_rows(sweep: str, record: dict[str, Any], axes: list[str]) -> list[dict[str, Any]]:
     """The rows of one trial record: one per evaluation, test metrics on the last row if it completed."""
     config = record["config"]
     identity = {
-        "sweep": sweep,
-        "trial_id": record["trial_id"],
-        "group": record["group"],
-        "model": record["model"],
-        "family": record["family"],
-        "status": record["status"],
-        "failure_reason": record.get("failure_reason"),
-        "seed": record["seed"],
-        "data.task": config_value(config, "data.task"),
-        "data.dataset": config_value(config, "data.dataset"),
-        **{key: config_value(config, key) for key in axes if key not in DATA_COLUMNS},
+        schema.SWEEP: sweep,
+        schema.TRIAL_ID: record["trial_id"],
+        schema.GROUP: record["group"],
+        schema.MODEL: record["model"],
+        schema.FAMILY: record["family"],
+        schema.STATUS: record["status"],
+        schema.FAILURE_REASON: record.get("failure_reason"),
+        schema.SEED: record["seed"],
+        **{key: config_value(config, key) for key in schema.DATA_COLUMNS},
+        **{key: config_value(config, key) for key in axes if key not in schema.DATA_COLUMNS},
     }
     evaluations = record.get("evaluations") or []
     final = record.get("final") or {}
     if not evaluations:  # failed (or was interrupted) before its first evaluation
-        return [{**identity, "wall_seconds": final.get("wall_seconds"), **_params(final)}]
-    rows = [{**identity, **_measures(evaluation)} for evaluation in evaluations]
-    if record["status"] == "completed":
+        return [{**identity, schema.WALL_SECONDS: final.get(schema.WALL_SECONDS), **_params(final)}]
+    rows = [{**identity, **measures(evaluation)} for evaluation in evaluations]
+    if record["status"] == schema.COMPLETED:
         rows[-1].update({key: value for key, value in final.items() if key.startswith("test/")})
     return rows
 
 
 def _params(report: dict[str, Any]) -> dict[str, Any]:
-    return {key: report.get(key) for key in ("params_embedding", "params_non_embedding")}
+    return {key: report.get(key) for key in (schema.PARAMS_EMBEDDING, schema.PARAMS_NON_EMBEDDING)}
 
 
-def _measures(report: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in report.items() if key in PROGRESS_COLUMNS or is_metric(key)}
+def measures(report: dict[str, Any], keys: tuple[str, ...] = schema.PROGRESS_COLUMNS) -> dict[str, Any]:
+    """The entries of a trial's report that are results-table columns: ``keys`` and every metric."""
+    return {key: value for key, value in report.items() if key in keys or schema.is_metric_column(key)}
 
 
 def results_table(manifest: Manifest, records: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -89,14 +74,13 @@ def results_table(manifest: Manifest, records: dict[str, dict[str, Any]]) -> pd.
         record = records.get(entry["trial_id"])
         if record is not None:
             rows.extend(trial_rows(manifest.name, record, manifest.axes))
-    axes = [key for key in manifest.axes if key not in DATA_COLUMNS]
+    axes = [key for key in manifest.axes if key not in schema.DATA_COLUMNS]
     table = pd.DataFrame(rows)
-    metrics = sorted({c for c in table.columns if is_metric(c)}, key=lambda c: (SPLIT_ORDER[c.split("/")[0]], c))
-    columns = IDENTITY_COLUMNS + PROGRESS_COLUMNS + DATA_COLUMNS + axes + metrics
-    table = table.reindex(columns=columns)
-    for column in INTEGER_COLUMNS:
+    metrics = schema.sorted_metric_columns(table.columns)
+    table = table.reindex(columns=[*schema.FIXED_COLUMNS, *axes, *metrics])
+    for column in schema.INTEGER_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
-    for column in ["epoch", "flops", "pf_days", "wall_seconds", *metrics]:
+    for column in [*schema.FLOAT_COLUMNS, *metrics]:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     for column in axes:
         table[column] = _storable(table[column])
@@ -115,13 +99,13 @@ def write_results(store: SweepStore, table: pd.DataFrame) -> str:
     """Write ``results.parquet`` atomically; returns its location."""
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
-    store.write_bytes(RESULTS_FILE, buffer.getvalue())
-    return f"{store.root}/{RESULTS_FILE}"
+    store.write_bytes(schema.RESULTS_FILE, buffer.getvalue())
+    return f"{store.root}/{schema.RESULTS_FILE}"
 
 
 def rebuild_results(store: SweepStore) -> pd.DataFrame | None:
     """Rebuild and write the results table from what is on disk; None when the sweep has no manifest."""
-    manifest_data = store.read_json(MANIFEST)
+    manifest_data = store.read_json(schema.MANIFEST)
     if manifest_data is None:
         return None
     table = results_table(Manifest.from_json(manifest_data), store.read_records())
@@ -129,17 +113,11 @@ def rebuild_results(store: SweepStore) -> pd.DataFrame | None:
     return table
 
 
-def metric_direction(column: str) -> int:
-    """+1 when larger is better for metric ``column`` (``valid/hr@10``), -1 when smaller is (``valid/ne``)."""
-    name = column.split("/", 1)[1]
-    return 1 if higher_is_better(name) else -1
-
-
 def read_results(location: str) -> pd.DataFrame:
     """The results table at ``location``: a sweep folder (STORAGE/NAME) or its results.parquet, local or URI."""
     uri = storage_uri(location)
     if not uri.endswith(".parquet"):
-        uri = f"{uri}/{RESULTS_FILE}"
+        uri = f"{uri}/{schema.RESULTS_FILE}"
     try:
         filesystem, path = pafs.FileSystem.from_uri(uri)
         with filesystem.open_input_file(path) as stream:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-FLOPS_PER_PF_DAY = 1e15 * 86400
+from core.results_schema import FLOPS_PER_PF_DAY
 REFERENCE_COMPUTE = 1e-6  # PF-days
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from analysis_fixtures import synthetic_results
 
-from analysis.columns import axis_columns, normalize_metric_name, parse_metric, validate_results
+from analysis.columns import normalize_metric_name, parse_metric, validate_results, varying_axes
 from analysis.errors import AnalysisError
 
 
@@ -17,7 +17,7 @@ def table() -> pd.DataFrame:
 
 def test_a_sweep_table_passes_and_its_axes_are_found(table: pd.DataFrame) -> None:
     validate_results(table, "results.parquet")
-    assert axis_columns(table) == ["model.num_layers"]  # train.num_negatives is constant: not an axis
+    assert varying_axes(table) == ["model.num_layers"]  # train.num_negatives is constant: not an axis
 
 
 @pytest.mark.parametrize("change, message", [

@@ -11,6 +11,7 @@ from analysis.errors import AnalysisError
 from analysis.seeds import seed_spreads
 from analysis.study import Options, run_study, separate_evaluation_sets
 from analysis_fixtures import synthetic_results
+from core import results_schema as schema
 
 
 def _two_sets() -> pd.DataFrame:
@@ -27,7 +28,7 @@ def _two_sets() -> pd.DataFrame:
 
 def test_rows_of_different_evaluation_sets_are_analysed_apart_and_named_by_what_differs():
     table, notes = separate_evaluation_sets(_two_sets())
-    assert sorted(table[col.DATASET].unique()) == ["synthetic-dp [synthetic_industrial.sequence_signal_coef=0.0]",
+    assert sorted(table[schema.DATASET].unique()) == ["synthetic-dp [synthetic_industrial.sequence_signal_coef=0.0]",
                                                    "synthetic-dp [synthetic_industrial.sequence_signal_coef=0.5]"]
     assert len(notes) == 1 and "2 different sets" in notes[0] and "never on one frontier" in notes[0]
     study = run_study(_two_sets(), Options(bootstrap=0, per_model="none"))
@@ -38,7 +39,7 @@ def test_rows_of_different_evaluation_sets_are_analysed_apart_and_named_by_what_
 
 def test_one_evaluation_set_keeps_the_dataset_name():
     table, notes = separate_evaluation_sets(synthetic_results("ranking", sizes=3, evals=3, failures=False))
-    assert set(table[col.DATASET]) == {"synthetic-dp"} and notes == ()
+    assert set(table[schema.DATASET]) == {"synthetic-dp"} and notes == ()
 
 
 def test_a_trial_whose_rows_name_several_evaluation_sets_is_rejected():

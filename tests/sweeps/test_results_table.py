@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from scaling.cli import main
 from core.errors import UserError
+from core.results_schema import MANIFEST
+from scaling.cli import main
 from scaling.sweep.expand import expand_sweep
 from scaling.sweep.plan import select_trials
 from scaling.sweep.recorder import TrialBook
-from scaling.sweep.records import MANIFEST, Manifest, SweepStore
+from scaling.sweep.records import Manifest, SweepStore
 from scaling.sweep.reports import classify_failure, completed_report, evaluation_report, failure_report
 from scaling.sweep.spec import load_sweep
 from scaling.sweep.table import rebuild_results, results_table
