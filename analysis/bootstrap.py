@@ -14,28 +14,18 @@ two orders of magnitude, or an interval of zero width.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from analysis.columns import Metric
-from analysis.fitting import HUBER_DELTA, PointFit, fit_form, fit_problem
-from analysis.forms import PARAMETERS, Form
+from analysis.fitting import HUBER_DELTA
+from analysis.forms import FORMS, Form, Parameter, PointFit, fit_form, fit_problem
 from analysis.frontier import Points, compute_frontier
 
 MIN_TRIALS = 5  # fewer trials give at most 35 distinct resamples: too few for percentile intervals
 MIN_SUCCESS = 0.8
 MAX_RATIO = 100.0
-
-_BOUND_NOTES = {
-    ("E", "lower"): "reaches E = 0: the irreducible term is not identified (a pure power law fits as well)",
-    ("E", "upper"): "reaches the worst value observed: the data do not bound E from above",
-    ("alpha", "lower"): "reaches alpha = 0: no measurable decrease with compute",
-    ("alpha", "upper"): "reaches the search limit of alpha",
-    ("A", "lower"): "reaches the search limit of A",
-    ("A", "upper"): "reaches the search limit of A",
-}
 
 
 @dataclass(frozen=True)
@@ -43,7 +33,7 @@ class Draws:
     """Refitted parameters of one form over all resamples; NaN rows are resamples that could not be fitted."""
 
     form: Form
-    params: np.ndarray  # [replicates, k] in PARAMETERS[form] order
+    params: np.ndarray  # [replicates, k] in FORMS[form].names order
     bound_hits: dict[tuple[str, str], int]  # (parameter, "lower"|"upper") -> resamples sitting there
 
     @property
@@ -79,7 +69,7 @@ def bootstrap(
     """Refit each form in ``full_fits`` on trial resamples of ``points`` (evaluations of one group)."""
     trials, trial_index = np.unique(points.trial_id.astype(str), return_inverse=True)
     counts = resample_counts(len(trials), replicates, seed)
-    draws = {form: np.full((replicates, len(PARAMETERS[form])), np.nan) for form in full_fits}
+    draws = {form: np.full((replicates, len(FORMS[form].names)), np.nan) for form in full_fits}
     hits: dict[Form, dict[tuple[str, str], int]] = {form: {} for form in full_fits}
     for replicate, trial_counts in enumerate(counts):
         sample = points.subset(trial_counts[trial_index] > 0)
@@ -90,7 +80,7 @@ def bootstrap(
             if fit_problem(form, sample.compute, sample.value, metric) is not None:
                 continue
             refit = fit_form(form, sample.compute, sample.value, metric, weights, huber_delta, warm_start=full)
-            draws[form][replicate] = [refit.params[name] for name in PARAMETERS[form]]
+            draws[form][replicate] = [refit.params[name] for name in FORMS[form].names]
             for name, side in refit.at_bound.items():
                 hits[form][(name, side)] = hits[form].get((name, side), 0) + 1
     return {form: Draws(form, draws[form], hits[form]) for form in full_fits}
@@ -98,25 +88,25 @@ def bootstrap(
 
 def intervals(draws: Draws | None, full: PointFit, num_trials: int, level: float) -> dict[str, Interval]:
     """Percentile intervals for each parameter of ``full``'s form, each with its identifiability verdict."""
-    names: Sequence[str] = PARAMETERS[full.form]
+    parameters = FORMS[full.form].parameters
     if draws is None or draws.params.shape[0] == 0:
-        return {name: _unbootstrapped(name, full) for name in names}
+        return {parameter.name: _unbootstrapped(parameter, full) for parameter in parameters}
     ok = draws.succeeded
     replicates = draws.params.shape[0]
     problem = group_problem(num_trials, int(ok.sum()), replicates)
     tail = (1.0 - level) / 2.0
     result = {}
-    for column, name in enumerate(names):
+    for column, parameter in enumerate(parameters):
         values = draws.params[ok, column]
         low, high = (np.quantile(values, [tail, 1.0 - tail]) if values.size else (np.nan, np.nan))
-        note = problem or _parameter_problem(name, float(low), float(high), draws, int(ok.sum()), tail)
-        result[name] = Interval(float(low), float(high), note is None, note)
+        note = problem or _parameter_problem(parameter, float(low), float(high), draws, int(ok.sum()), tail)
+        result[parameter.name] = Interval(float(low), float(high), note is None, note)
     return result
 
 
-def _unbootstrapped(name: str, full: PointFit) -> Interval:
-    side = full.at_bound.get(name)
-    note = _BOUND_NOTES[(name, side)] if side else "no interval: bootstrap disabled"
+def _unbootstrapped(parameter: Parameter, full: PointFit) -> Interval:
+    side = full.at_bound.get(parameter.name)
+    note = parameter.bound_note(side) if side else "no interval: bootstrap disabled"
     return Interval(np.nan, np.nan, side is None, note)
 
 
@@ -130,16 +120,14 @@ def group_problem(num_trials: int, succeeded: int, replicates: int) -> str | Non
     return None
 
 
-def _parameter_problem(name: str, low: float, high: float, draws: Draws, succeeded: int, tail: float) -> str | None:
+def _parameter_problem(parameter: Parameter, low: float, high: float, draws: Draws, succeeded: int,
+                       tail: float) -> str | None:
     for side in ("lower", "upper"):
-        if draws.bound_hits.get((name, side), 0) > tail * succeeded:
-            return _BOUND_NOTES[(name, side)]
+        if draws.bound_hits.get((parameter.name, side), 0) > tail * succeeded:
+            return parameter.bound_note(side)
     if not high > low:
         return "degenerate: every resample gave the same value"
-    if name in ("E", "A", "alpha") and low > 0 and high / low > MAX_RATIO:
+    if parameter.scale and low > 0 and high / low > MAX_RATIO:
         note = f"spans more than {MAX_RATIO:.0f}x ({low:.3g} to {high:.3g}): not determined by these points"
-        if name == "A":
-            # A is y - E at C = 1 unit, often far outside the data, so alpha's uncertainty is magnified there
-            note += " (A is the excess at C = 1, far from the data: alpha's uncertainty is magnified)"
-        return note
+        return note + parameter.spread_note
     return None

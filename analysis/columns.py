@@ -80,7 +80,7 @@ def varying(table: pd.DataFrame, columns: list[str]) -> list[str]:
 
 
 def varying_axes(table: pd.DataFrame) -> list[str]:
-    """Sweep-axis columns (dotted config keys, :func:`core.results_schema.is_axis_column`) that vary across the table."""
+    """Sweep-axis columns (dotted config keys, see ``core.results_schema.is_axis_column``) that vary in the table."""
     return varying(table, schema.axis_columns(table.columns))
 
 
@@ -88,9 +88,9 @@ def validate_results(table: pd.DataFrame, source: str) -> None:
     """Raise :class:`AnalysisError` naming the first way ``table`` breaks the contract; ``source`` names the file."""
     missing = [column for column in schema.REQUIRED_COLUMNS if column not in table.columns]
     if missing == [schema.EVAL_SET]:
-        raise AnalysisError(f"{source} has no '{schema.EVAL_SET}' column: it was written before evaluations recorded which "
-                            f"events they scored, so its frontiers may mix evaluations on different data; rerun the "
-                            f"sweep with this version")
+        raise AnalysisError(f"{source} has no '{schema.EVAL_SET}' column: it was written before evaluations recorded "
+                            f"which events they scored, so its frontiers may mix evaluations on different data; rerun "
+                            f"the sweep with this version")
     if missing:
         raise AnalysisError(
             f"{source} lacks required columns {', '.join(missing)}; is it a sweep's results table?"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.columns import Metric
-from analysis.fitting import HUBER_DELTA, PointFit, fit_form, fit_problem
-from analysis.forms import Form, predict_metric, to_fit_space
+from analysis.fitting import HUBER_DELTA
+from analysis.forms import FORMS, Form, PointFit, fit_form, fit_problem, predict_metric, to_fit_space
 from analysis.frontier import Points
 
 EXTRAPOLATION_FRACTION = 2.0 / 3.0
@@ -17,7 +17,7 @@ EXTRAPOLATION_FRACTION = 2.0 / 3.0
 @dataclass(frozen=True)
 class GoodnessOfFit:
     r2: float  # coefficient of determination in the space the form is fitted in (see r2_space)
-    r2_space: str  # e.g. "ln(1 - HR@100)" for the power laws, "HR@100" for the log-linear form
+    r2_space: str  # "ln(1 - HR@100)" for forms of the error (the power laws), "HR@100" for forms of the metric
     rmse: float  # root mean squared error in the metric's own units, comparable across forms
 
 
@@ -39,7 +39,7 @@ class Extrapolation:
 def goodness_of_fit(fit: PointFit, compute: np.ndarray, values: np.ndarray, metric: Metric) -> GoodnessOfFit:
     predicted = predict_metric(fit.form, fit.params, compute, metric)
     rmse = float(np.sqrt(np.mean((predicted - values) ** 2)))
-    if fit.form == "loglinear":
+    if FORMS[fit.form].quantity == "metric":
         observed, fitted, space = values, predicted, metric.label
     else:
         observed, fitted = np.log(to_fit_space(values, metric)), np.log(to_fit_space(predicted, metric))

@@ -1,4 +1,7 @@
-"""Point estimates of the scaling-law forms: robust multi-start L-BFGS-B for power laws, least squares for log-linear.
+"""The solvers behind the scaling-law forms: robust multi-start L-BFGS-B for power laws, least squares for lines.
+
+Each solver takes compute, the quantity its form describes and per-point weights, and returns a
+:class:`Solution`; which form uses which solver is the form registry's business (:mod:`analysis.forms`).
 
 Power laws are fitted in log space, minimising the Huber loss of r = ln y - ln y_hat (Hoffmann et al.,
 2022, Approach 3, who use delta = 1e-3): ln-residuals are relative errors, so the loss does not depend
@@ -15,14 +18,11 @@ starts once, from least squares.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-
-from analysis.columns import Metric
-from analysis.forms import PARAMETERS, Form, to_fit_space
 
 HUBER_DELTA = 1e-3
 ALPHA_MIN, ALPHA_MAX = 1e-6, 5.0
@@ -34,72 +34,41 @@ WARM_ALPHA_STARTS = (0.5,)
 # relative closeness to a bound that counts as sitting on it
 _BOUND_TOLERANCE = 1e-4
 _LBFGS_OPTIONS = {"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9}
+# how the solvers work, for the report's method section ({huber_delta} is filled in)
+POWER_LAW_METHOD = ("Power laws: Huber loss (δ = {huber_delta:g}) on ln-residuals, L-BFGS-B from a grid of starts "
+                    "(α in {{0.1, 0.5, 2}}, E at {{0, 0.5, 0.9}} of the best value), bounds 0 <= E <= max y, "
+                    "1e-6 <= α <= 5.")
+LEAST_SQUARES_METHOD = "Log-linear: least squares."
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
 @dataclass(frozen=True)
-class PointFit:
-    """A form fitted to one set of points: parameters in the caller's compute unit."""
+class Solution:
+    """A solver's answer: parameters in the caller's compute unit, the minimised loss, the constraints it sits on."""
 
-    form: Form
     params: dict[str, float]
     loss: float  # the minimised objective (Huber/delta per unit weight, or mean squared error)
     at_bound: dict[str, str]  # parameter -> "lower" | "upper", for those sitting on a constraint
 
 
-def min_points(form: Form) -> int:
-    """Points needed to fit ``form`` with at least one residual degree of freedom."""
-    return len(PARAMETERS[form]) + 1
-
-
-def fit_problem(form: Form, compute: np.ndarray, values: np.ndarray, metric: Metric) -> str | None:
-    """Why ``form`` cannot be fitted to these points (None when it can)."""
-    needed = min_points(form)
-    distinct = np.unique(compute).size
-    if distinct < needed:
-        return f"not identifiable: {distinct} distinct compute values for {needed - 1} parameters (needs {needed})"
-    if form != "loglinear" and np.any(to_fit_space(values, metric) <= 0):
-        return f"not applicable: {metric.fit_label} reaches 0 or below, which a power law cannot describe"
-    return None
-
-
-def fit_form(
-    form: Form,
-    compute: np.ndarray,
-    values: np.ndarray,
-    metric: Metric,
-    weights: np.ndarray | None = None,
-    huber_delta: float = HUBER_DELTA,
-    warm_start: PointFit | None = None,
-) -> PointFit:
-    """Fit ``form`` to metric ``values`` at ``compute``; call :func:`fit_problem` first.
-
-    ``warm_start`` (a fit of the same form to similar data, e.g. the full sample when fitting a
-    bootstrap resample) replaces the grid of starts by itself plus a few others, which is what
-    makes hundreds of resamples affordable.
-    """
-    compute = np.asarray(compute, dtype=float)
-    weights = np.ones_like(compute) if weights is None else np.asarray(weights, dtype=float)
-    if form == "loglinear":
-        return _fit_loglinear(compute, np.asarray(values, dtype=float), weights)
-    y = to_fit_space(np.asarray(values, dtype=float), metric)
-    return _fit_power(form, np.log(compute), y, weights, huber_delta, warm_start)
-
-
-def _fit_loglinear(compute: np.ndarray, values: np.ndarray, weights: np.ndarray) -> PointFit:
+def fit_log_linear(compute: np.ndarray, values: np.ndarray, weights: np.ndarray) -> Solution:
     """Weighted least squares of metric on ln C (the straight lines of the paper's Figure 7)."""
     root = np.sqrt(weights)
     design = np.column_stack([np.ones_like(compute), np.log(compute)])
     (a, b), *_ = np.linalg.lstsq(design * root[:, None], values * root, rcond=None)
     residual = values - (a + b * np.log(compute))
-    return PointFit("loglinear", {"a": float(a), "b": float(b)},
-                    float(np.sum(weights * residual**2) / np.sum(weights)), {})
+    return Solution({"a": float(a), "b": float(b)}, float(np.sum(weights * residual**2) / np.sum(weights)), {})
 
 
-def _fit_power(form: Form, log_compute: np.ndarray, y: np.ndarray, weights: np.ndarray, delta: float,
-               warm_start: PointFit | None) -> PointFit:
-    irreducible = form == "saturating"
+def fit_power_law(compute: np.ndarray, y: np.ndarray, weights: np.ndarray, delta: float,
+                  warm_start: Mapping[str, float] | None, irreducible: bool) -> Solution:
+    """y = [E +] A C^-alpha by Huber loss on ln-residuals; ``warm_start``: parameters of a fit to similar data.
+
+    A warm start (e.g. the full sample's fit when fitting a bootstrap resample) replaces the grid of
+    starts by itself plus a few others, which is what makes hundreds of resamples affordable.
+    """
+    log_compute = np.log(compute)
     center = float(np.sum(weights * log_compute) / np.sum(weights))
     x = log_compute - center
     objective = _huber_objective(x, np.log(y), weights, delta, irreducible)
@@ -123,7 +92,7 @@ def _fit_power(form: Form, log_compute: np.ndarray, y: np.ndarray, weights: np.n
     params = {"E": float(irreducible_term[0])} if irreducible else {}
     # A' (C / C0)^-alpha = A C^-alpha with A = A' C0^alpha, C0 = exp(center)
     params |= {"A": float(np.exp(log_amplitude + alpha * center)), "alpha": float(alpha)}
-    return PointFit(form, params, float(best.fun), _at_bound(best.x, bounds, irreducible))
+    return Solution(params, float(best.fun), _at_bound(best.x, bounds, irreducible))
 
 
 def _huber_objective(x: np.ndarray, log_y: np.ndarray, weights: np.ndarray, delta: float,
@@ -178,12 +147,12 @@ def _least_squares_start(x: np.ndarray, log_y: np.ndarray, weights: np.ndarray,
     return np.clip(theta, [low for low, _ in bounds], [high for _, high in bounds])
 
 
-def _warm(fit: PointFit, center: float, bounds: list[tuple[float, float]]) -> np.ndarray:
-    """``fit``'s parameters as a start in this problem's coordinates, clipped into its bounds."""
-    alpha = fit.params["alpha"]
-    theta = [np.log(fit.params["A"]) - alpha * center, alpha]
-    if "E" in fit.params:
-        theta.insert(0, fit.params["E"])
+def _warm(params: Mapping[str, float], center: float, bounds: list[tuple[float, float]]) -> np.ndarray:
+    """``params`` of an earlier fit as a start in this problem's coordinates, clipped into its bounds."""
+    alpha = params["alpha"]
+    theta = [np.log(params["A"]) - alpha * center, alpha]
+    if "E" in params:
+        theta.insert(0, params["E"])
     return np.clip(np.array(theta), [low for low, _ in bounds], [high for _, high in bounds])
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 
 def number(value: float | None, digits: int = 3) -> str:
-    """``0.0123``, ``1.23e-05``; NaN or None as an em dash."""
-    if value is None or not math.isfinite(value):
+    """``0.0123``, ``1.23e-05``; NaN, None or a missing value of a nullable column (pandas' NA) as an em dash."""
+    if not isinstance(value, Real) or not math.isfinite(value):
         return "—"
     if value == 0 or 1e-3 <= abs(value) < 1e5:
         return f"{value:.{digits}g}"

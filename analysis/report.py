@@ -19,7 +19,7 @@ from analysis import columns as col
 from analysis import figures, tables
 from analysis.errors import AnalysisError
 from analysis.formatting import number
-from analysis.forms import PARAMETERS, equation
+from analysis.forms import FORMS, equation, forms_sentence, methods_sentence
 from analysis.load import load_results
 from analysis.render import Block, Bullets, Figure, Heading, Paragraph, to_html, to_markdown
 from analysis.saturation import compare_at_common_compute
@@ -233,11 +233,8 @@ def _method(study: Study) -> tuple[str, ...]:
         "Frontier: for each family (or model), every evaluation of every completed or running trial is a point "
         f"(compute in {o.unit}, validation metric). Kept points are those where the best-so-far envelope strictly "
         "improves, plus the envelope's value at the largest compute reached, so a flat tail counts.",
-        "Forms: y = E + A·C^-α and y = A·C^-α, with y the metric for NE/loss and 1 - metric for HR/NDCG/MRR/AUC; "
-        "and metric = a + b·ln C (the paper's Figure 7). C is in the compute unit above.",
-        f"Power laws: Huber loss (δ = {o.huber_delta:g}) on ln-residuals, L-BFGS-B from a grid of starts "
-        "(α in {0.1, 0.5, 2}, E at {0, 0.5, 0.9} of the best value), bounds 0 <= E <= max y, 1e-6 <= α <= 5. "
-        "Log-linear: least squares.",
+        forms_sentence(),
+        methods_sentence(o.huber_delta),
         f"Intervals: {o.level:.0%} percentile bootstrap over {o.bootstrap} resamples of trials (seed {o.seed}); each "
         "resample rebuilds the frontier from the drawn trials and weights points by how often their trial was drawn. "
         "An interval is reported as not identified when there are fewer than 5 trials, when under 80% of resamples "
@@ -311,7 +308,7 @@ def _form_document(result, metric: col.Metric) -> dict:
         "equation": equation(result.form, result.fit.params, metric),
         "params": {name: {"estimate": result.fit.params[name], "low": intervals[name].low, "high": intervals[name].high,
                           "identified": intervals[name].identified, "note": intervals[name].note}
-                   for name in PARAMETERS[result.form]},
+                   for name in FORMS[result.form].names},
         "identified": result.identified,
         "bootstrap": {"fitted": result.resamples[0], "drawn": result.resamples[1]},
         "goodness": {"r2": result.goodness.r2, "r2_space": result.goodness.r2_space, "rmse": result.goodness.rmse,

@@ -19,8 +19,8 @@ from analysis.blas import single_threaded_blas
 from analysis.bootstrap import Draws, Interval, bootstrap, group_problem, intervals
 from analysis.diagnostics import Extrapolation, GoodnessOfFit, extrapolation_check, goodness_of_fit
 from analysis.errors import AnalysisError
-from analysis.fitting import HUBER_DELTA, PointFit, fit_form, fit_problem
-from analysis.forms import FORM_NAMES, FORMS, PARAMETERS, Form, gain_per_decade
+from analysis.fitting import HUBER_DELTA
+from analysis.forms import FORMS, Form, PointFit, fit_form, fit_problem, flat_from, gain_per_decade
 from analysis.frontier import Frontier, Points, compute_frontier, points_from_table
 from analysis.saturation import MIN_SPAN_DECADES, WINDOW_DECADES, FittedGain, Saturation, assess_saturation
 from core import results_schema as schema
@@ -168,7 +168,8 @@ def separate_evaluation_sets(table: pd.DataFrame) -> tuple[pd.DataFrame, tuple[s
         if len(found) < 2:
             continue
         labels = _evaluation_set_labels(rows, found)
-        table.loc[rows.index, schema.DATASET] = [f"{dataset} [{labels[value]}]" for value in rows[schema.EVAL_SET].astype(str)]
+        renamed = [f"{dataset} [{labels[value]}]" for value in rows[schema.EVAL_SET].astype(str)]
+        table.loc[rows.index, schema.DATASET] = renamed
         notes.append(f"{dataset} ({task}) was evaluated on {len(found)} different sets "
                      f"({'; '.join(f'{labels[v]}: {v}' for v in found)}): they are analysed apart, never on one frontier")
     return table, tuple(notes)
@@ -243,7 +244,9 @@ def _group_tasks(rows: pd.DataFrame, task: str, dataset: str, metric: col.Metric
                  per_model: bool) -> list[GroupTask]:
     """The arguments of :func:`analyse_group` for each family (and model) with values of ``metric``."""
     tasks: list[GroupTask] = []
-    partitions: list[tuple[GroupBy, str]] = [("family", schema.FAMILY)] + ([("model", schema.MODEL)] if per_model else [])
+    partitions: list[tuple[GroupBy, str]] = [("family", schema.FAMILY)]
+    if per_model:
+        partitions.append(("model", schema.MODEL))
     models_per_family = rows.groupby(schema.FAMILY)[schema.MODEL].nunique()
     for group_by, column in partitions:
         found = []
@@ -265,7 +268,7 @@ def family_rank(family: str) -> tuple[int, str]:
 
 def analyse_group(points: Points, metric: col.Metric, options: Options, dataset: str = "", task: str = "",
                   group_by: GroupBy = "family", group: str = "", family: str = "") -> GroupResult:
-    """Frontier, the three fits with intervals and diagnostics, and the saturation verdict for one group."""
+    """Frontier, each registered form's fit with intervals and diagnostics, and the saturation verdict of one group."""
     frontier = compute_frontier(points, metric.higher_is_better)
     fitted = frontier.fit_points
     num_trials = int(np.unique(points.trial_id.astype(str)).size)
@@ -296,7 +299,7 @@ def _form_result(form: Form, problem: str | None, fit: PointFit | None, draws: D
     return FormResult(
         form, None, fit, intervals(draws, fit, num_trials, options.level), resamples, goodness,
         extrapolation_check(form, frontier.fit_points, metric, huber_delta=options.huber_delta),
-        aicc(goodness.rmse, len(frontier.fit_points), len(PARAMETERS[form])),
+        aicc(goodness.rmse, len(frontier.fit_points), len(FORMS[form].parameters)),
     )
 
 
@@ -317,16 +320,16 @@ def select_form(forms: dict[Form, FormResult]) -> tuple[Form | None, str, tuple[
     scored = {form: result.aicc for form, result in forms.items() if result.fit is not None and np.isfinite(result.aicc)}
     if not scored:
         fitted = [f for f, r in forms.items() if r.fit is not None]
-        needed = min(len(PARAMETERS[f]) + 2 for f in FORMS)
+        needed = min(len(spec.parameters) + 2 for spec in FORMS.values())
         why = ("no form could be fitted" if not fitted else
                f"too few frontier points to choose a form by AICc (needs at least {needed})")
         return None, why, ()
     best = min(scored, key=scored.get)
     rivals = tuple(f for f, value in scored.items() if f != best and value - scored[best] < INDISTINGUISHABLE_AICC)
-    others = ", ".join(f"{FORM_NAMES[f]} {scored[f] - scored[best]:+.1f}" for f in scored if f != best)
-    text = f"{FORM_NAMES[best]}: lowest AICc" + (f" (ΔAICc: {others})" if others else "")
+    others = ", ".join(f"{FORMS[f].name} {scored[f] - scored[best]:+.1f}" for f in scored if f != best)
+    text = f"{FORMS[best].name}: lowest AICc" + (f" (ΔAICc: {others})" if others else "")
     if rivals:
-        text += f"; {indistinguishable(FORM_NAMES[f] for f in rivals)}"
+        text += f"; {indistinguishable(FORMS[f].name for f in rivals)}"
     return best, text, rivals
 
 
@@ -346,19 +349,13 @@ def _fitted_gain(forms: dict[Form, FormResult], primary: Form, draws: Draws | No
     replicates = draws.params.shape[0] if draws is not None else 0
     succeeded = int(draws.succeeded.sum()) if draws is not None else 0
     if replicates and group_problem(num_trials, succeeded, replicates) is None:
-        names = PARAMETERS[result.form]
+        names = FORMS[result.form].names
         gains = [gain_per_decade(result.form, dict(zip(names, row)), c_max, metric)
                  for row in draws.params[draws.succeeded]]
         tail = (1.0 - options.level) / 2.0
         low, high = (float(v) for v in np.quantile(gains, [tail, 1.0 - tail]))
-    rival_gains = tuple((FORM_NAMES[f], gain_per_decade(f, forms[f].fit.params, c_max, metric),
+    rival_gains = tuple((FORMS[f].name, gain_per_decade(f, forms[f].fit.params, c_max, metric),
                          forms[f].aicc - result.aicc) for f in rivals)
-    return FittedGain(FORM_NAMES[result.form], estimate, low, high, _flat_from(result, metric, threshold), rival_gains)
+    flat = flat_from(result.form, result.fit.params, threshold)
+    return FittedGain(FORMS[result.form].name, estimate, low, high, flat, rival_gains)
 
-
-def _flat_from(result: FormResult, metric: col.Metric, threshold: float) -> float | None:
-    """Compute at which a power law's gain per decade, alpha A C^-alpha ln 10, falls to ``threshold``."""
-    if result.form == "loglinear" or threshold <= 0:
-        return None  # a straight line on log-compute gains the same every decade
-    alpha, amplitude = result.fit.params["alpha"], result.fit.params["A"]
-    return float((alpha * amplitude * np.log(10.0) / threshold) ** (1.0 / alpha))

@@ -11,7 +11,7 @@ from analysis import columns as col
 from analysis.bootstrap import Interval
 from analysis.errors import AnalysisError
 from analysis.formatting import decades_text, number, signed
-from analysis.forms import FORM_NAMES, equation
+from analysis.forms import FORMS, Parameter, equation
 from analysis.render import Bullets, Table
 from analysis.saturation import signed_change
 from analysis.seeds import SeedSpread, axes_varying_per_model
@@ -19,7 +19,6 @@ from analysis.study import FormResult, GroupResult, Study
 from analysis.trials import best_per_trial, last_evaluations
 from core import results_schema as schema
 
-_SYMBOLS = {"alpha": "α"}
 # the paper's Table 4 baseline is SASRec for retrieval; a DLRM for ranking
 DEFAULT_BASELINES = {"retrieval": ("sasrec",), "gr_retrieval": ("sasrec",), "ranking": ("dlrm", "dcnv2")}
 # column order of Table 4: retrieval metrics as in the paper (HR, NDCG), then ranking ones
@@ -35,7 +34,7 @@ def fits_table(groups: Sequence[GroupResult], level: float) -> Table:
         for form, result in group.forms.items():
             cells = _fit_cells(result, group)
             delta = f"{result.aicc - best:+.1f}" if np.isfinite(result.aicc) and np.isfinite(best) else "—"
-            rows.append((group.group, FORM_NAMES[form] + (" ★" if form == group.primary else ""),
+            rows.append((group.group, FORMS[form].name + (" ★" if form == group.primary else ""),
                          *cells[:4], delta, *cells[4:]))
     caption = (f"Fits to the frontier of {groups[0].metric.label} ({groups[0].metric.split}); ★ marks the form "
                f"selected by AICc (lowest; ΔAICc against it, under 2 means the data cannot tell the forms apart): "
@@ -48,13 +47,15 @@ def fits_table(groups: Sequence[GroupResult], level: float) -> Table:
 def _fit_cells(result: FormResult, group: GroupResult) -> tuple[str, ...]:
     if result.fit is None:
         return (result.problem or "not fitted", "—", "—", "—", "—", "")
-    params = "; ".join(_parameter(name, result.fit.params[name], result.intervals.get(name), result.form, group)
+    form = FORMS[result.form]
+    params = "; ".join(_parameter(form.parameter(name), result.fit.params[name], result.intervals.get(name))
                        for name in result.fit.params)
-    notes = [f"{_SYMBOLS.get(n, n)}: {i.note}" for n, i in result.intervals.items() if i.note and not
+    notes = [f"{form.parameter(n).shown}: {i.note}" for n, i in result.intervals.items() if i.note and not
              i.note.startswith("no interval")]
-    slope = result.intervals.get("b")
-    if result.form == "loglinear" and slope is not None and slope.low <= 0 <= slope.high:
-        notes.append("b's interval includes 0: no trend detectable")
+    for parameter in form.parameters:
+        slope = result.intervals.get(parameter.name)
+        if parameter.per_ln_compute and slope is not None and slope.low <= 0 <= slope.high:
+            notes.append(f"{parameter.name}'s interval includes 0: no trend detectable")
     fitted, drawn = result.resamples
     if drawn:
         notes.append(f"{fitted}/{drawn} resamples fitted")
@@ -69,11 +70,11 @@ def _fit_cells(result: FormResult, group: GroupResult) -> tuple[str, ...]:
     )
 
 
-def _parameter(name: str, value: float, interval: Interval | None, form: str, group: GroupResult) -> str:
-    text = f"{_SYMBOLS.get(name, name)} = {number(value)}"
+def _parameter(parameter: Parameter, value: float, interval: Interval | None) -> str:
+    text = f"{parameter.shown} = {number(value)}"
     if interval is not None and np.isfinite(interval.low):
         text += f" [{number(interval.low)}, {number(interval.high)}]" if interval.identified else " (not identified)"
-    if form == "loglinear" and name == "b":
+    if parameter.per_ln_compute:
         text += f" ({number(value * np.log(10))} per decade)"
     return text
 
@@ -134,12 +135,13 @@ def trials_table(study: Study, headline: dict[tuple[str, str], col.Metric | None
     best_values = {metric.column: best_per_trial(study.table, metric.column)
                    for metric in headline.values() if metric is not None}
     rows = []
-    for trial_id, row in summary.sort_values([schema.DATASET, schema.FAMILY, schema.MODEL, study.options.compute]).iterrows():
+    order = [schema.DATASET, schema.FAMILY, schema.MODEL, study.options.compute]
+    for trial_id, row in summary.sort_values(order).iterrows():
         metric = headline.get((row[schema.TASK], row[schema.DATASET]))
         best = "—" if metric is None else _best_valid(best_values[metric.column][trial_id], metric)
         rows.append((str(trial_id), row[schema.MODEL], row[schema.FAMILY], row[schema.STATUS], row[schema.DATASET],
-                     *[_cell(row[a]) for a in axes], str(row[schema.SEED]), str(row["evaluations"]), str(row[schema.STEP]),
-                     number(row[study.options.compute]),
+                     *[_cell(row[a]) for a in axes], str(row[schema.SEED]), str(row["evaluations"]),
+                     _steps(row[schema.STEP]), number(row[study.options.compute]),
                      f"{number(row[schema.PARAMS_EMBEDDING])} / {number(row[schema.PARAMS_NON_EMBEDDING])}",
                      _duration(row[schema.WALL_SECONDS]), best))
     caption = "Every trial at its last evaluation; 'Best valid' is the dataset's headline metric."
@@ -153,6 +155,11 @@ def _best_valid(value: float, metric: col.Metric) -> str:
 def _cell(value: object) -> str:
     numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
     return number(float(value)) if numeric else str(value)
+
+
+def _steps(value: object) -> str:
+    """A step count as written, or a dash for a trial that failed before its first evaluation (no step)."""
+    return "—" if pd.isna(value) else str(value)
 
 
 def _duration(seconds: float) -> str:
@@ -172,9 +179,10 @@ def failures_list(study: Study) -> Bullets | None:
     for trial_id, row in failed.iterrows():
         reason = row[schema.FAILURE_REASON]
         reason = str(reason).strip() if isinstance(reason, str) and reason.strip() else "no reason recorded"
-        items.append(f"{trial_id} ({row[schema.MODEL]}, {row[schema.FAMILY]}, {row[schema.DATASET]}): {row[schema.STATUS]}: "
-                     f"{reason} (last evaluation at step {row[schema.STEP]}, {number(row[study.options.compute])} "
-                     f"{study.options.unit})")
+        last = (f"last evaluation at step {row[schema.STEP]}, {number(row[study.options.compute])} {study.options.unit}"
+                if pd.notna(row[schema.STEP]) else "before its first evaluation")
+        items.append(f"{trial_id} ({row[schema.MODEL]}, {row[schema.FAMILY]}, {row[schema.DATASET]}): "
+                     f"{row[schema.STATUS]}: {reason} ({last})")
     return Bullets(tuple(items))
 
 

@@ -68,7 +68,8 @@ PROGRESS_COLUMNS = (STEP, EPOCH, FLOPS, PF_DAYS, PARAMS_EMBEDDING, PARAMS_NON_EM
 DATA_COLUMNS = (TASK, DATASET)
 # every table starts with these, in this order; the axes, then the metrics, follow
 FIXED_COLUMNS = IDENTITY_COLUMNS + PROGRESS_COLUMNS + DATA_COLUMNS
-INTEGER_COLUMNS = (SEED, STEP, PARAMS_EMBEDDING, PARAMS_NON_EMBEDDING)  # nullable integers; the other numbers are floats
+# nullable integers; the other numbers are floats
+INTEGER_COLUMNS = (SEED, STEP, PARAMS_EMBEDDING, PARAMS_NON_EMBEDDING)
 
 TEXT, TEXT_OR_NULL, NUMBER = "text", "text or null", "number"
 # the kind of values each fixed column holds (metric columns are numbers)
@@ -131,7 +132,7 @@ def is_metric_column(column: str) -> bool:
 
 
 def parse_metric(column: str) -> Metric | None:
-    """``split/name[@k][/task]`` parsed; None when the name does not follow METRIC_FORMAT or its direction is unknown."""
+    """``split/name[@k][/task]`` parsed; None when the name breaks METRIC_FORMAT or its direction is unknown."""
     match = _METRIC_PATTERN.match(column)
     if match is None or match.group(2) not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
         return None

@@ -8,7 +8,7 @@ import pytest
 from analysis.blas import single_threaded_blas
 from analysis.bootstrap import bootstrap, intervals
 from analysis.columns import parse_metric
-from analysis.fitting import fit_form, fit_problem
+from analysis.forms import fit_form, fit_problem
 from analysis.frontier import Points
 
 NE = parse_metric("valid/ne")

@@ -9,6 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from analysis.columns import parse_metric, varying_axes
+from analysis.load import load_results
+from analysis.report import analyze
+from analysis.study import Options
+from core import results_schema as schema
 from core.errors import UserError
 from core.results_schema import MANIFEST
 from scaling.cli import main
@@ -187,3 +192,22 @@ def test_storage_may_be_a_uri(trials, tmp_path, capsys):
     assert (tmp_path / "remote" / "toy" / "results.parquet").is_file()
     assert main(["results", f"file://{tmp_path}/remote/toy"]) == 0
     assert trials[0].trial_id in capsys.readouterr().out
+
+
+def test_the_analysis_reads_the_table_the_sweep_writes(store, trials, tmp_path):
+    """Writer and reader share one contract: a table built from trial records passes the analysis' validation
+    as it is, and the analysis runs on it end to end."""
+    run_trials(store, trials)
+    written = rebuild_results(store)
+    assert list(written.columns[: len(schema.FIXED_COLUMNS)]) == list(schema.FIXED_COLUMNS)
+    assert [c for c in written.columns if schema.is_axis_column(c)] == ["model.num_layers"]
+    assert schema.sorted_metric_columns(written.columns) == list(written.columns[len(schema.FIXED_COLUMNS) + 1:])
+    folder = tmp_path / "runs" / "toy"
+    table = load_results(folder)  # validation: columns, kinds, statuses, tasks, one value per trial, pf_days
+    pd.testing.assert_frame_equal(table, written)
+    assert varying_axes(table) == ["model.num_layers"]
+    assert {parse_metric(c).column for c in ("train/loss", "valid/ndcg@10", "valid/hr@10", "test/ndcg@10")} <= \
+        set(table.columns)
+    out = analyze(folder, tmp_path / "report", Options(bootstrap=0, per_model="none"))
+    report = (out / "report.md").read_text()
+    assert "3 trials (1 completed, 1 failed, 1 diverged)" in report and "loss became nan at step 13" in report
