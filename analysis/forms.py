@@ -44,7 +44,7 @@ class Parameter:
     symbol: str = ""  # as printed (the name when empty)
     at_lower: str = ""  # why an interval piling up on the solver's lower bound is not identified
     at_upper: str = ""
-    scale: bool = False  # positive scale: an interval spanning more than 100x is not determined by the points
+    scale: bool = False  # positive scale: an interval spanning over bootstrap.MAX_RATIO x is not determined
     spread_note: str = ""  # said after that note
     per_ln_compute: bool = False  # a slope per unit of ln C: also printed per decade; an interval across 0 is no trend
 

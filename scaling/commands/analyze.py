@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from core.errors import UserError
+from core.results_schema import COMPUTE_COLUMNS, PF_DAYS
 
 HELP = "analyse a sweep's results.parquet: scaling-law fits per family, saturation, figures, report"
 
@@ -26,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fit's gain at the end of the explored compute, over its whole bootstrap interval, must "
                              "be above it (improving) or below it (saturated), else undetermined; for every metric "
                              "or one (repeatable; default: 0.005 for HR/NDCG, 0.001 for NE)")
-    parser.add_argument("--compute", choices=("pf_days", "flops"), default="pf_days",
-                        help="compute column to fit against (default: pf_days)")
+    parser.add_argument("--compute", choices=COMPUTE_COLUMNS, default=PF_DAYS,
+                        help=f"compute column to fit against (default: {PF_DAYS})")
     parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
                         help="trial resamples for the intervals; 0 disables them, and then every verdict is "
                              "undetermined (default: 200)")
