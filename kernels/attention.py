@@ -33,29 +33,19 @@ microbatch of candidates.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from kernels.bias import TimeBucketFn
+from kernels.bias import RelativeAttentionBias
+from kernels.cache import CachedKeyValues
+from kernels.reference import reference_cached_target_attention
 from kernels.reference_op import reference_attention_op  # imported eagerly: it registers the op's FLOP formulas
 
 AttentionBackend = Literal["auto", "reference", "triton"]
 CachedAttentionBackend = Literal["auto", "reference"]
 AttentionActivation = Literal["silu", "softmax"]
-
-
-@dataclass(frozen=True)
-class RelativeAttentionBias:
-    """Inputs of rab^{p,t}; either part may be absent (``None``)."""
-
-    position_weights: Tensor | None  # [2 * max_seq_len - 1]
-    time_weights: Tensor | None  # [num_time_buckets + 1]
-    query_timestamps: Tensor | None = None  # [T] int64 seconds; required with time_weights
-    key_timestamps: Tensor | None = None  # [T] int64 seconds; required with time_weights
-    time_bucket_fn: TimeBucketFn = "log"
 
 
 def jagged_attention(
@@ -104,16 +94,6 @@ def jagged_attention(
     raise ValueError(f"unknown attention backend {backend!r}; choose 'auto', 'reference' or 'triton'")
 
 
-@dataclass(frozen=True)
-class CachedKeyValues:
-    """One layer's keys and values of B histories (jagged), computed once and reused for every candidate."""
-
-    k: Tensor  # [Tn, H, Dqk]
-    v: Tensor  # [Tn, H, Dv]
-    offsets: Tensor  # [B+1] int64 history offsets
-    timestamps: Tensor | None = None  # [Tn] int64 seconds of each history token; required with time_weights
-
-
 def cached_target_attention(
     q: Tensor,
     k: Tensor,
@@ -142,8 +122,6 @@ def cached_target_attention(
     _check_cached_inputs(q, k, v, target_offsets, history, max_seq_len, bias, activation)
     if backend not in ("auto", "reference"):
         raise ValueError(f"cached_target_attention has no {backend!r} backend; choose 'auto' or 'reference'")
-    from kernels.reference import reference_cached_target_attention
-
     return reference_cached_target_attention(
         q, k, v, target_offsets, history, max_seq_len=max_seq_len, activation=activation, scale=scale, bias=bias,
     )

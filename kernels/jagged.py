@@ -48,6 +48,15 @@ def token_positions(offsets: Tensor, num_targets: Tensor | None = None) -> Tenso
     return torch.minimum(position, history_end[sequence_index])
 
 
+def target_positions(history_offsets: Tensor, target_offsets: Tensor) -> Tensor:
+    """[M] position of every target kept apart from its history (M-FALCON's cached pass): n_b.
+
+    :func:`token_positions` with the histories and targets stored as separate jagged batches:
+    user b's targets ``target_offsets[b]:target_offsets[b+1]`` all sit right after its history.
+    """
+    return torch.repeat_interleave(lengths_from_offsets(history_offsets), lengths_from_offsets(target_offsets))
+
+
 def jagged_to_padded(
     values: Tensor, offsets: Tensor, max_len: int, padding_value: float = 0.0,
     coordinates: tuple[Tensor, Tensor] | None = None,
@@ -68,8 +77,3 @@ def padded_to_jagged(padded: Tensor, offsets: Tensor, coordinates: tuple[Tensor,
     """[B, L, *rest] padded -> [T, *rest] jagged values (inverse of :func:`jagged_to_padded`)."""
     sequence_index, position = coordinates if coordinates is not None else token_coordinates(offsets)
     return padded[sequence_index, position]
-
-
-def last_token_index(offsets: Tensor) -> Tensor:
-    """[B] row index of each sequence's last token (sequences must be non-empty)."""
-    return offsets[1:] - 1

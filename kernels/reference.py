@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kernels.bias import bucketize_time_gaps
+from kernels.bias import RelativeAttentionBias, bucketize_time_gaps
+from kernels.cache import CachedKeyValues
 from kernels.jagged import jagged_to_padded, lengths_from_offsets, padded_to_jagged, token_coordinates, token_positions
 
 
@@ -77,7 +78,7 @@ def reference_jagged_attention(
     max_seq_len: int,
     activation: str = "silu",
     scale: float = 1.0,
-    bias=None,
+    bias: RelativeAttentionBias | None = None,
     num_targets: Tensor | None = None,
     contextual_len: int = 0,
 ) -> Tensor:
@@ -109,7 +110,7 @@ def reference_jagged_attention(
 
 
 def cached_relative_attention_bias(
-    bias, history_timestamps: Tensor | None, history_offsets: Tensor, target_offsets: Tensor,
+    bias: RelativeAttentionBias, history_timestamps: Tensor | None, history_offsets: Tensor, target_offsets: Tensor,
     max_seq_len: int, max_history: int, max_targets: int,
 ) -> tuple[Tensor | None, Tensor | None]:
     """rab^{p,t} of candidates over a cached history: ([B, 1, M, Nh] to history keys, [M] to themselves).
@@ -144,12 +145,12 @@ def reference_cached_target_attention(
     k: Tensor,
     v: Tensor,
     target_offsets: Tensor,
-    history,
+    history: CachedKeyValues,
     *,
     max_seq_len: int,
     activation: str = "silu",
     scale: float = 1.0,
-    bias=None,
+    bias: RelativeAttentionBias | None = None,
 ) -> Tensor:
     """Reference for :func:`kernels.attention.cached_target_attention`: [M, H, Dv].
 

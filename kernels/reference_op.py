@@ -9,14 +9,11 @@ Forward and backward are separate ops (as aten's flash-attention pair is) becaus
 op's implementation runs below autograd: the backward is written out in
 :mod:`kernels.reference_backward`.
 
-FLOP formulas (2 FLOPs per multiply-add; elementwise work counts 0, as in ``model/flops.py``):
-with P the number of (query, key) pairs the mask allows, summed over sequences,
+FLOP formulas (:mod:`kernels.flops`, the counting the models' analytic FLOPs use too): with P
+the number of (query, key) pairs the mask allows, summed over sequences,
 
     forward  = 2 P H (d_qk + d_v)        (S = Q K^T and O = A V)
     backward = 2 x forward               (dA = dO V^T, dV = A^T dO, dQ = dS K, dK = dS^T Q)
-
-P is counted exactly from the mask rules in ``kernels/attention.py`` (causal history
-n (n + 1) / 2; targets see the history and themselves; prefix tokens see the prefix).
 """
 
 from __future__ import annotations
@@ -27,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
+from kernels.bias import RelativeAttentionBias
+from kernels.flops import allowed_pairs, attention_flops
 from kernels.reference import reference_jagged_attention
 from kernels.reference_backward import reference_attention_backward
 
@@ -48,8 +47,6 @@ def reference_attention_op(
     contextual_len: int,
 ) -> Tensor:
     """[T, H, Dv]: ``reference_jagged_attention`` with the bias passed as its tensors."""
-    from kernels.attention import RelativeAttentionBias
-
     bias = None
     if position_weights is not None or time_weights is not None:
         bias = RelativeAttentionBias(position_weights, time_weights, query_timestamps, key_timestamps, time_bucket_fn)
@@ -121,28 +118,13 @@ def _backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
 reference_attention_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def allowed_pairs(offsets: Tensor, num_targets: Tensor | None, contextual_len: int) -> int:
-    """Number of (query, key) pairs the attention mask allows, summed over the jagged batch.
-
-    Per sequence of n tokens with t targets (history ends at h = n - t) and c prefix tokens:
-    prefix queries see the c prefix keys, history query i sees keys 0..i, and each target sees
-    the h history keys and itself: c^2 + (h (h + 1) - c (c + 1)) / 2 + t (h + 1).
-    """
-    lengths = (offsets[1:] - offsets[:-1]).to(torch.int64).cpu()
-    targets = num_targets.to(torch.int64).cpu() if num_targets is not None else torch.zeros_like(lengths)
-    history = lengths - targets
-    prefix = torch.minimum(torch.full_like(history, contextual_len), history)
-    pairs = prefix * prefix + (history * (history + 1) - prefix * (prefix + 1)) // 2 + targets * (history + 1)
-    return int(pairs.sum())
-
-
 def attention_forward_flops(q: Tensor, v: Tensor, offsets: Tensor, num_targets: Tensor | None, contextual_len: int) -> int:
-    """2 P H (d_qk + d_v): Q K^T and A V over the allowed pairs."""
+    """2 P H (d_qk + d_v): Q K^T and A V over the pairs the mask allows."""
     _, heads, qk_dim = q.shape
-    return 2 * allowed_pairs(offsets, num_targets, contextual_len) * heads * (qk_dim + v.shape[-1])
+    return attention_flops(allowed_pairs(offsets, num_targets, contextual_len), heads, qk_dim, v.shape[-1])
 
 
-# get_raw: the formula needs the offsets' values (sum of n_i^2), not just the tensors' shapes.
+# get_raw: the formula needs the offsets' values (the sequence lengths), not just the tensors' shapes.
 @register_flop_formula(torch.ops.gr_scaling.reference_attention, get_raw=True)
 def _forward_flops(q: Tensor, k: Tensor, v: Tensor, offsets: Tensor, position_weights: Tensor | None,
                    time_weights: Tensor | None, query_timestamps: Tensor | None, key_timestamps: Tensor | None,

@@ -15,6 +15,7 @@ import contextlib
 import torch
 from torch import Tensor
 
+from kernels.bias import RelativeAttentionBias
 from kernels.triton_backward import attention_backward
 from kernels.triton_forward import attention_forward
 from kernels.triton_launch import INTERPRETER_CHUNK, WORK_CHUNK, AttentionProblem, build_work_tables
@@ -83,7 +84,7 @@ def triton_jagged_attention(
     max_seq_len: int,
     activation: str = "silu",
     scale: float = 1.0,
-    bias=None,
+    bias: RelativeAttentionBias | None = None,
     num_targets: Tensor | None = None,
     contextual_len: int = 0,
 ) -> Tensor:

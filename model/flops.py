@@ -6,8 +6,9 @@ with the derivation in its docstring. Conventions, fixed here so all models are 
 * a multiply-add is 2 FLOPs; a [m, k] x [k, n] matmul costs 2 m k n;
 * embedding lookups, elementwise ops, norms and activations count 0 (they are memory-bound
   and negligible next to matmuls; FlopCounterMode agrees, it counts only matmul-like ops);
-* causal attention counts the n^2 terms halved: Q K^T and A V each cost 2 * (n^2 / 2) * d per head
-  (the masked half is skipped by a fused kernel, see kernels/);
+* attention counts the (query, key) pairs its mask allows, n (n + 1) / 2 per causal sequence
+  (every token sees itself), and Q K^T and A V cost 2 d per pair and head (``kernels/flops.py``,
+  the same count the reference op reports to FlopCounterMode; a fused kernel skips the rest);
 * training FLOPs = forward + backward, with backward = 2 x forward (gradients for inputs and
   weights of every matmul), i.e. 3 x forward.
 """
@@ -25,7 +26,7 @@ class SequenceWorkload:
 
     num_sequences: int
     num_tokens: int  # sum of n_i
-    sum_squared_lengths: int  # sum of n_i^2 (attention cost)
+    attention_pairs: int  # (query, key) pairs the attention mask allows: sum n_i (n_i + 1) / 2 when causal
     num_scored: int  # tokens whose output is scored (loss targets, or evaluation queries)
     items_per_scored: int  # item embeddings each scored token is compared with (1 + negatives, or the catalogue)
 
@@ -41,8 +42,3 @@ class ImpressionWorkload:
 def matmul_flops(rows: int, inner: int, cols: int) -> float:
     """FLOPs of a [rows, inner] x [inner, cols] matrix product."""
     return 2.0 * rows * inner * cols
-
-
-def causal_attention_flops(sum_squared_lengths: int, num_heads: int, qk_dim: int, v_dim: int) -> float:
-    """Q K^T plus A V over the causal half of every sequence's n x n score matrix."""
-    return 2.0 * (sum_squared_lengths / 2.0) * num_heads * (qk_dim + v_dim)

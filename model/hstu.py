@@ -13,7 +13,9 @@ implementation; neither LayerNorm has affine parameters (U already scales every 
 both use the reference's epsilon, LAYER_NORM_EPS.
 rab^{p,t} is one learned bias over relative position plus one over bucketised time gaps,
 shared by the heads of a layer (Table 9); either can be switched off. The attention maths
-lives in :mod:`kernels` behind ``jagged_attention``.
+lives in :mod:`kernels` behind ``jagged_attention``. The layer also runs M-FALCON's cached
+passes (``forward_history``, ``forward_candidates``: see :mod:`model.mfalcon`) with the same
+Eq. 1 and Eq. 3 code as its forward.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels import RelativeAttentionBias, jagged_attention
+from kernels import CachedKeyValues, RelativeAttentionBias, cached_target_attention, jagged_attention
+from kernels.attention import CachedAttentionBackend
 from kernels.bias import TimeBucketFn
-from model.flops import SequenceWorkload, causal_attention_flops, matmul_flops
+from kernels.flops import attention_flops
+from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences
 
 RabMode = Literal["pos_time", "pos", "none"]
@@ -150,34 +154,64 @@ class HSTULayer(nn.Module):
         u, v, q, k = self.split_streams(x)
         return x + self.transform(self.attend(q, k, v, sequences), u)
 
+    def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
+        """:meth:`forward` over histories alone (plain causal), and their K, V for the candidates to read."""
+        u, v, q, k = self.split_streams(x)
+        cache = CachedKeyValues(k, v, history.offsets, history.timestamps)
+        return x + self.transform(self.attend(q, k, v, history), u), cache
+
+    def forward_candidates(
+        self, x: Tensor, cache: CachedKeyValues, candidates: JaggedSequences, backend: CachedAttentionBackend = "auto"
+    ) -> Tensor:
+        """:meth:`forward` for candidate tokens only, each attending over its cached history and itself.
+
+        Eq. 1 and Eq. 3 on the b candidate rows, O(b d^2); Eq. 2 one row per candidate over the
+        n history keys and its own, O(b n d) (Appendix H).
+        """
+        u, v, q, k = self.split_streams(x)
+        attended = cached_target_attention(
+            q, k, v, candidates.offsets, cache,
+            max_seq_len=self.max_seq_len,
+            activation=self.activation,
+            scale=self.scale,
+            bias=self.relative_bias.bias_for(candidates),
+            backend=backend,
+        )  # [b, H, dv]
+        return x + self.transform(attended.reshape(x.shape[0], self.num_heads * self.v_dim), u)
+
     def forward_flops(self, workload: SequenceWorkload) -> float:
         """Forward FLOPs of one layer over a jagged batch of T = sum n_i tokens.
 
         f1 (Eq. 1): [T, d] x [d, H (2 d_qk + 2 d_v)], the fused U, V, Q, K projection;
-        attention (Eq. 2): Q K^T and A V over the causal half, 2 (sum n_i^2 / 2) H (d_qk + d_v);
-        f2 (Eq. 3): [T, H d_v] x [H d_v, d]. LayerNorms, SiLU, rab and the gating by U are
-        elementwise (0 FLOPs by convention, model/flops.py).
+        attention (Eq. 2): Q K^T and A V over the P pairs the mask allows (sum n_i (n_i + 1) / 2
+        when causal), 2 P H (d_qk + d_v); f2 (Eq. 3): [T, H d_v] x [H d_v, d]. LayerNorms, SiLU,
+        rab and the gating by U are elementwise (0 FLOPs by convention, model/flops.py).
         """
         tokens, width = workload.num_tokens, self.f1.in_features
         heads, qk_dim, v_dim = self.num_heads, self.qk_dim, self.v_dim
         return (
             matmul_flops(tokens, width, heads * (2 * qk_dim + 2 * v_dim))
-            + causal_attention_flops(workload.sum_squared_lengths, heads, qk_dim, v_dim)
+            + attention_flops(workload.attention_pairs, heads, qk_dim, v_dim)
             + matmul_flops(tokens, heads * v_dim, width)
         )
 
 
 class HSTUEncoder(nn.Module):
-    """A residual stack of :class:`HSTULayer`; no final norm (the retrieval head L2-normalises)."""
+    """A residual stack of :class:`HSTULayer`; no final norm (the retrieval head L2-normalises).
+
+    ``final_norm`` is the identity, so every encoder reads the same way (``layers``, then
+    ``final_norm``) to code that runs the layers itself, such as M-FALCON.
+    """
 
     def __init__(self, layers: list[HSTULayer]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        self.final_norm = nn.Identity()
 
     def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
         for layer in self.layers:
             x = layer(x, sequences)
-        return x
+        return self.final_norm(x)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:
         """The sum of the layers' forward FLOPs (the residual additions are elementwise)."""

@@ -12,33 +12,68 @@ paths produce the same logits (up to floating-point rounding):
   ``kernels/attention.py``). ceil(m / b_m) passes of O((n + b_m)^2 d).
 * ``cached`` (M-FALCON with the encoder-level KV cache): history queries never see candidates,
   so the history's layer outputs (hence each layer's K(X), V(X) of the history) do not depend on
-  them. The history is encoded once, caching per layer its K and V; a microbatch then computes
-  U, Q, K, V for its b_m candidate tokens only and attends over [cached history K, V ; each
-  candidate's own K, V] (:func:`kernels.cached_target_attention`), then f2(Norm(AV) * U) for the
-  candidates only: O(b_m d^2 + b_m n d) per pass (see :func:`scoring_flops`).
+  them. The history is encoded once, caching per layer its K and V; a microbatch then runs each
+  layer on its b_m candidate tokens only (HSTU: U, Q, K, V of the candidates, attention over
+  [cached history K, V ; each candidate's own K, V] by :func:`kernels.cached_target_attention`,
+  then f2(Norm(AV) * U)): O(b_m d^2 + b_m n d) per pass (see :func:`scoring_flops`).
 
-HSTU (pointwise or the softmax ablation, any rab) and SASRec encoders are supported; all three
-paths need ``model.eval()`` (dropout would randomise the scores).
+The cached path runs the encoder layer by layer and asks each layer for its two cached passes
+(:class:`CachingLayer`): HSTU (pointwise or the softmax ablation, any rab), SASRec and
+Transformer++ implement them with their own projection, norm and feed-forward code, and any
+encoder whose layers do works here unchanged. All three paths need ``model.eval()`` (dropout
+would randomise the scores).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-from kernels import CachedKeyValues, cached_target_attention
+from kernels import CachedKeyValues
 from kernels.attention import CachedAttentionBackend
-from model.hstu import HSTUEncoder, HSTULayer
+from kernels.flops import causal_pairs, target_pairs
+from kernels.jagged import target_positions
+from model.flops import SequenceWorkload
 from model.inputs import JaggedSequences
 from model.recommender import SequentialRankingModel
-from model.sasrec import SASRecEncoder, SASRecLayer
 
 ScoringPath = Literal["naive", "batched", "cached"]
 SCORING_PATHS: tuple[str, ...] = ("naive", "batched", "cached")
+
+
+@runtime_checkable
+class CachingLayer(Protocol):
+    """What the cached path needs of an encoder layer: its forward, split at the KV cache.
+
+    Both methods must compute exactly what the layer's forward computes for those rows (the
+    tests compare them with the uncached paths), reusing the layer's own code.
+    """
+
+    def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
+        """The layer's output [Tn, d] over histories alone (plain causal) and the K, V candidates will read."""
+        ...
+
+    def forward_candidates(
+        self, x: Tensor, cache: CachedKeyValues, candidates: JaggedSequences, backend: CachedAttentionBackend
+    ) -> Tensor:
+        """The layer's output [M, d] for candidate tokens only: each sees its cached history and itself,
+        sitting at the position right after that history."""
+        ...
+
+
+@runtime_checkable
+class CachingEncoder(Protocol):
+    """What M-FALCON reads of an encoder: its layers in order, the norm after them, its FLOPs formula."""
+
+    layers: Sequence[nn.Module]  # each a CachingLayer
+    final_norm: nn.Module  # identity for an encoder without one (HSTU)
+
+    def forward_flops(self, workload: SequenceWorkload) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -164,8 +199,8 @@ def encode_history(model: SequentialRankingModel, history: JaggedSequences) -> l
     backbone = model.backbone
     x = backbone.input_layer(backbone.embedding(history), history.offsets)  # [n, d]
     caches = []
-    for layer in _layers(backbone.encoder):
-        x, cache = _history_layer(layer, x, history)
+    for layer in caching_layers(backbone.encoder):
+        x, cache = layer.forward_history(x, history)
         caches.append(cache)
     return caches
 
@@ -178,70 +213,28 @@ def score_microbatch(
     """[last - first, K] logits of candidates first..last-1 against the cached history."""
     backbone = model.backbone
     candidates = request.candidates_only(first, last)
-    positions = torch.full((last - first,), request.history_len, device=candidates.offsets.device)
-    x = backbone.input_layer.at_positions(backbone.embedding(candidates), positions)  # [b, d], all at position n
-    for layer, cache in zip(_layers(backbone.encoder), caches, strict=True):
-        x = _candidate_layer(layer, x, cache, candidates, backend)
-    if isinstance(backbone.encoder, SASRecEncoder):
-        x = backbone.encoder.final_norm(x)
-    return model.heads(x)
+    positions = target_positions(request.history.offsets, candidates.offsets)  # all at position n
+    x = backbone.input_layer.at_positions(backbone.embedding(candidates), positions)  # [b, d]
+    for layer, cache in zip(caching_layers(backbone.encoder), caches, strict=True):
+        x = layer.forward_candidates(x, cache, candidates, backend)
+    return model.heads(backbone.encoder.final_norm(x))
 
 
-def _history_layer(layer: nn.Module, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
-    """One layer over the history (plain causal: it never sees candidates); returns its output and K, V."""
-    if isinstance(layer, HSTULayer):
-        u, v, q, k = layer.split_streams(x)
-        cache = CachedKeyValues(k, v, history.offsets, history.timestamps)
-        return x + layer.transform(layer.attend(q, k, v, history), u), cache
-    if isinstance(layer, SASRecLayer):
-        k, v = _sasrec_keys_values(layer, x)
-        return layer(x, history), CachedKeyValues(k, v, history.offsets, history.timestamps)
-    raise TypeError(f"M-FALCON supports HSTU and SASRec layers; got {type(layer).__name__}")
-
-
-def _candidate_layer(
-    layer: nn.Module, x: Tensor, cache: CachedKeyValues, candidates: JaggedSequences, backend: CachedAttentionBackend
-) -> Tensor:
-    """One layer for b candidate tokens only, attending over the cached history and themselves."""
-    if isinstance(layer, HSTULayer):
-        u, v, q, k = layer.split_streams(x)  # Eq. 1 on b tokens: O(b d^2)
-        attended = cached_target_attention(
-            q, k, v, candidates.offsets, cache, max_seq_len=layer.max_seq_len, activation=layer.activation,
-            scale=layer.scale, bias=layer.relative_bias.bias_for(candidates), backend=backend,
-        )  # [b, H, dv]: O(b n d)
-        return x + layer.transform(attended.reshape(x.shape[0], -1), u)  # Eq. 3 on b tokens
-    if isinstance(layer, SASRecLayer):
-        return _sasrec_candidates(layer, x, cache, candidates, backend)
-    raise TypeError(f"M-FALCON supports HSTU and SASRec layers; got {type(layer).__name__}")
-
-
-def _sasrec_keys_values(layer: SASRecLayer, x: Tensor) -> tuple[Tensor, Tensor]:
-    tokens = x.shape[0]
-    return (layer.key(x).reshape(tokens, layer.num_heads, layer.qk_dim),
-            layer.value(x).reshape(tokens, layer.num_heads, layer.v_dim))
-
-
-def _sasrec_candidates(
-    layer: SASRecLayer, x: Tensor, cache: CachedKeyValues, candidates: JaggedSequences, backend: CachedAttentionBackend
-) -> Tensor:
-    """:class:`SASRecLayer`'s forward for candidate rows, with the history's K, V from the cache."""
-    tokens = x.shape[0]
-    normed = layer.attention_norm(x)
-    q = layer.query(normed).reshape(tokens, layer.num_heads, layer.qk_dim)
-    k, v = _sasrec_keys_values(layer, x)
-    attended = cached_target_attention(
-        q, k, v, candidates.offsets, cache, max_seq_len=layer.max_seq_len, activation="softmax",
-        scale=1.0 / math.sqrt(layer.qk_dim), backend=backend,
-    )
-    x = normed + layer.dropout(layer.output(attended.reshape(tokens, layer.num_heads * layer.v_dim)))
-    x = layer.ffn_norm(x)
-    return x + layer.dropout(layer.ffn_out(layer.dropout(layer.ffn_in(x).relu())))
-
-
-def _layers(encoder: nn.Module) -> list[nn.Module]:
-    if not isinstance(encoder, (HSTUEncoder, SASRecEncoder)):
-        raise TypeError(f"M-FALCON supports HSTU and SASRec encoders; got {type(encoder).__name__}")
-    return list(encoder.layers)
+def caching_layers(encoder: nn.Module) -> list[CachingLayer]:
+    """The encoder's layers, or a TypeError naming what the cached path misses."""
+    if not isinstance(encoder, CachingEncoder):
+        raise TypeError(
+            f"M-FALCON runs encoders with layers, final_norm and forward_flops (CachingEncoder in model/mfalcon.py); "
+            f"{type(encoder).__name__} lacks some"
+        )
+    layers = list(encoder.layers)
+    unable = sorted({type(layer).__name__ for layer in layers if not isinstance(layer, CachingLayer)})
+    if unable:
+        raise TypeError(
+            f"M-FALCON's cached path needs layers with forward_history and forward_candidates (CachingLayer in "
+            f"model/mfalcon.py); {', '.join(unable)} has none"
+        )
+    return layers
 
 
 def _check_model(model: nn.Module) -> None:
@@ -255,44 +248,35 @@ def _no_logits(model: SequentialRankingModel, request: RankingRequest) -> Tensor
     return torch.zeros(0, len(model.heads.heads), device=request.candidate_item_ids.device)
 
 
-@dataclass(frozen=True)
-class EncoderShape:
-    """The sizes :func:`scoring_flops` needs (an HSTU encoder)."""
+def scoring_flops(
+    path: ScoringPath, encoder: CachingEncoder, history_len: int, num_candidates: int, microbatch_size: int
+) -> float:
+    """Encoder FLOPs to score m candidates after n history tokens: the encoder's own formula on each path's work.
 
-    num_layers: int
-    embedding_dim: int  # d
-    num_heads: int  # H
-    qk_dim: int  # per head
-    v_dim: int  # per head
+    Pairs (:mod:`kernels.flops`) and tokens per path, summed over its passes:
 
+    * naive, per candidate: causal over n + 1 tokens, (n + 1)(n + 2) / 2 pairs;
+    * batched, per microbatch of b: n + b tokens, the history causal n (n + 1) / 2 plus b (n + 1)
+      for the targets (each sees the history and itself);
+    * cached: the history pass once (n tokens, n (n + 1) / 2 pairs), then b tokens and b (n + 1)
+      pairs per microbatch: the linear layers run on the candidates only, O(b d^2 + b n d) per pass
+      (Appendix H).
 
-def scoring_flops(path: ScoringPath, shape: EncoderShape, history_len: int, num_candidates: int, microbatch_size: int) -> float:
-    """Encoder FLOPs to score m candidates after n history tokens (model/flops.py conventions).
-
-    Per layer and token, f1 and f2 cost 2 d H (2 dqk + 2 dv) + 2 H dv d; each (query, key) pair
-    a fused target-aware kernel computes costs 2 H (dqk + dv) (Q K^T and A V). Pairs per pass:
-
-    * naive, per candidate: causal over n + 1 tokens, (n + 1)(n + 2) / 2;
-    * batched, per microbatch of b: history causal n (n + 1) / 2, plus b (n + 1) for the targets;
-    * cached: the history pass once (n (n + 1) / 2), then b (n + 1) per microbatch, with the
-      linear layers on the b candidate tokens only: O(b d^2 + b n d) per pass (Appendix H).
-
+    Every encoder's FLOPs are linear in tokens and pairs, so each path is one summed workload.
     Embeddings and task heads are left out (the same per candidate on every path). The padded
     PyTorch reference computes full squares (it masks instead of skipping), so its real work on
     the uncached paths is higher than counted here.
     """
-    d, h = shape.embedding_dim, shape.num_heads
-    linear_per_token = 2.0 * d * h * (2 * shape.qk_dim + 2 * shape.v_dim) + 2.0 * h * shape.v_dim * d
-    per_pair = 2.0 * h * (shape.qk_dim + shape.v_dim)
     n, m, b = history_len, num_candidates, microbatch_size
-    history_pairs = n * (n + 1) / 2.0
-    if path == "naive":
-        per_layer = m * ((n + 1) * linear_per_token + (n + 1) * (n + 2) / 2.0 * per_pair)
-    elif path == "batched":
+    if path == "naive":  # m passes over [history ; one candidate]
+        passes, tokens, pairs = m, m * (n + 1), m * causal_pairs(n + 1)
+    elif path == "batched":  # ceil(m / b) passes over [history ; b candidates]
         passes = math.ceil(m / b)
-        per_layer = passes * (n * linear_per_token + history_pairs * per_pair) + m * (linear_per_token + (n + 1) * per_pair)
-    elif path == "cached":
-        per_layer = n * linear_per_token + history_pairs * per_pair + m * (linear_per_token + (n + 1) * per_pair)
+        tokens, pairs = passes * n + m, passes * causal_pairs(n) + target_pairs(n, m)
+    elif path == "cached":  # the history once, then ceil(m / b) passes over the candidates alone
+        passes, tokens, pairs = 1 + math.ceil(m / b), n + m, causal_pairs(n) + target_pairs(n, m)
     else:
         raise ValueError(f"scoring path must be one of {', '.join(SCORING_PATHS)}; got {path!r}")
-    return shape.num_layers * per_layer
+    workload = SequenceWorkload(num_sequences=passes, num_tokens=tokens, attention_pairs=pairs, num_scored=m,
+                                items_per_scored=0)
+    return float(encoder.forward_flops(workload))

@@ -9,7 +9,9 @@ un-normalised input, and a position-wise feed-forward block with its own residua
     X    = LayerNorm(X)
     X    = X + Dropout(W_2 Dropout(ReLU(W_1 X)))
 
-with a final LayerNorm after the stack.
+with a final LayerNorm after the stack. The layer also runs M-FALCON's cached passes
+(``forward_history``, ``forward_candidates``: see :mod:`model.mfalcon`) with the same projection
+and feed-forward code as its forward.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import math
 
 from torch import Tensor, nn
 
-from kernels import jagged_attention
-from model.flops import SequenceWorkload, causal_attention_flops, matmul_flops
+from kernels import CachedKeyValues, cached_target_attention, jagged_attention
+from kernels.attention import CachedAttentionBackend
+from kernels.flops import attention_flops
+from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences
 
 
@@ -49,37 +53,72 @@ class SASRecLayer(nn.Module):
         self.ffn_out = nn.Linear(ffn_dim, embedding_dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+    @property
+    def scale(self) -> float:
+        return 1.0 / math.sqrt(self.qk_dim)
+
+    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """[T, d] -> (Q_in = LayerNorm(X) [T, d], Q [T, H, dqk], K [T, H, dqk], V [T, H, dv]).
+
+        Queries read the normalised input, keys and values the raw one (the original block order).
+        """
         tokens = x.shape[0]
         normed = self.attention_norm(x)
         q = self.query(normed).reshape(tokens, self.num_heads, self.qk_dim)
         k = self.key(x).reshape(tokens, self.num_heads, self.qk_dim)
         v = self.value(x).reshape(tokens, self.num_heads, self.v_dim)
-        attended = jagged_attention(
+        return normed, q, k, v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences) -> Tensor:
+        """Causal softmax attention over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H, dv]."""
+        return jagged_attention(
             q, k, v, sequences.offsets,
             max_seq_len=self.max_seq_len,
             activation="softmax",
-            scale=1.0 / math.sqrt(self.qk_dim),
+            scale=self.scale,
             num_targets=sequences.num_targets,
             backend=self.attention_backend,
         )
-        x = normed + self.dropout(self.output(attended.reshape(tokens, self.num_heads * self.v_dim)))
+
+    def finish(self, normed: Tensor, attended: Tensor) -> Tensor:
+        """Q_in + W_o attended [T, H, dv], then LayerNorm and the feed-forward block with its residual."""
+        x = normed + self.dropout(self.output(attended.reshape(normed.shape[0], self.num_heads * self.v_dim)))
         x = self.ffn_norm(x)
         return x + self.dropout(self.ffn_out(self.dropout(self.ffn_in(x).relu())))
+
+    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        normed, q, k, v = self.project(x)
+        return self.finish(normed, self.attend(q, k, v, sequences))
+
+    def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
+        """:meth:`forward` over histories alone (plain causal), and their K, V for the candidates to read."""
+        normed, q, k, v = self.project(x)
+        return self.finish(normed, self.attend(q, k, v, history)), CachedKeyValues(k, v, history.offsets, history.timestamps)
+
+    def forward_candidates(
+        self, x: Tensor, cache: CachedKeyValues, candidates: JaggedSequences, backend: CachedAttentionBackend = "auto"
+    ) -> Tensor:
+        """:meth:`forward` for candidate tokens only, each attending over its cached history and itself."""
+        normed, q, k, v = self.project(x)
+        attended = cached_target_attention(
+            q, k, v, candidates.offsets, cache, max_seq_len=self.max_seq_len, activation="softmax", scale=self.scale,
+            backend=backend,
+        )
+        return self.finish(normed, attended)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:
         """Forward FLOPs of one layer over a jagged batch of T = sum n_i tokens.
 
         Projections: Q and K [T, d] x [d, H d_qk], V [T, d] x [d, H d_v], output [T, H d_v] x [H d_v, d];
-        causal softmax attention: Q K^T and A V over the causal half, 2 (sum n_i^2 / 2) H (d_qk + d_v);
-        feed-forward: [T, d] x [d, d_ff] and [T, d_ff] x [d_ff, d]. Norms, softmax, ReLU and
-        residuals are elementwise (0 FLOPs by convention, model/flops.py).
+        causal softmax attention: Q K^T and A V over the P pairs the mask allows (sum n_i (n_i + 1) / 2
+        when causal), 2 P H (d_qk + d_v); feed-forward: [T, d] x [d, d_ff] and [T, d_ff] x [d_ff, d].
+        Norms, softmax, ReLU and residuals are elementwise (0 FLOPs by convention, model/flops.py).
         """
         tokens, width = workload.num_tokens, self.query.in_features
         heads, qk_dim, v_dim, ffn_dim = self.num_heads, self.qk_dim, self.v_dim, self.ffn_in.out_features
         projections = matmul_flops(tokens, width, heads * (2 * qk_dim + v_dim)) + matmul_flops(tokens, heads * v_dim, width)
         feed_forward = matmul_flops(tokens, width, ffn_dim) + matmul_flops(tokens, ffn_dim, width)
-        return projections + causal_attention_flops(workload.sum_squared_lengths, heads, qk_dim, v_dim) + feed_forward
+        return projections + attention_flops(workload.attention_pairs, heads, qk_dim, v_dim) + feed_forward
 
 
 class SASRecEncoder(nn.Module):

@@ -14,7 +14,9 @@ rotates each query/key channel pair (2j, 2j+1) by ``position * base^(-2j / d_qk)
 position is the token's index inside its own sequence, so attention scores depend only on
 position differences and never on batch neighbours. Ranking targets (``num_targets``) all sit at
 the position right after the history, the same rule the kernels use for rab^{p}. RoPE is the only
-position signal: build the input layer without absolute position embeddings.
+position signal: build the input layer without absolute position embeddings. The layer also
+runs M-FALCON's cached passes (``forward_history``, ``forward_candidates``: see
+:mod:`model.mfalcon`), where keys are cached already rotated and candidates sit at position n.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels import jagged_attention
-from kernels.jagged import token_positions
-from model.flops import SequenceWorkload, causal_attention_flops, matmul_flops
+from kernels import CachedKeyValues, cached_target_attention, jagged_attention
+from kernels.attention import CachedAttentionBackend
+from kernels.flops import attention_flops
+from kernels.jagged import target_positions, token_positions
+from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences
 
 ROPE_BASE = 10_000.0  # LLaMA's rotary base
@@ -94,43 +98,73 @@ class TransformerPPLayer(nn.Module):
         self.down = nn.Linear(ffn_dim, embedding_dim, bias=False)  # W_2
         self.dropout = nn.Dropout(dropout)
 
-    def attend(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
-        """Causal softmax self-attention with RoPE: [T, d] (already normalised) -> [T, d]."""
+    @property
+    def scale(self) -> float:
+        return 1.0 / math.sqrt(self.qk_dim)
+
+    def project(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """RoPE(W_q N), RoPE(W_k N), W_v N with N = RMSNorm(x): [T, d], positions [T] -> [T, H, dqk] x2, [T, H, dv]."""
         tokens = x.shape[0]
-        positions = token_positions(sequences.offsets, sequences.num_targets)  # [T]
-        q = apply_rotary(self.query(x).reshape(tokens, self.num_heads, self.qk_dim), positions, self.rope_base)
-        k = apply_rotary(self.key(x).reshape(tokens, self.num_heads, self.qk_dim), positions, self.rope_base)
-        v = self.value(x).reshape(tokens, self.num_heads, self.v_dim)
-        attended = jagged_attention(
-            q, k, v, sequences.offsets,
-            max_seq_len=self.max_seq_len,
-            activation="softmax",
-            scale=1.0 / math.sqrt(self.qk_dim),
-            num_targets=sequences.num_targets,
-            backend=self.attention_backend,
-        )  # [T, H, dv]
-        return self.output(attended.reshape(tokens, self.num_heads * self.v_dim))
+        normed = self.attention_norm(x)
+        q = apply_rotary(self.query(normed).reshape(tokens, self.num_heads, self.qk_dim), positions, self.rope_base)
+        k = apply_rotary(self.key(normed).reshape(tokens, self.num_heads, self.qk_dim), positions, self.rope_base)
+        v = self.value(normed).reshape(tokens, self.num_heads, self.v_dim)
+        return q, k, v
+
+    def finish(self, x: Tensor, attended: Tensor) -> Tensor:
+        """X + W_o attended [T, H, dv], then the SwiGLU block with its residual."""
+        x = x + self.dropout(self.output(attended.reshape(x.shape[0], self.num_heads * self.v_dim)))
+        return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
 
     def feed_forward(self, x: Tensor) -> Tensor:
         """SwiGLU: W_2 (SiLU(W_1 x) * W_3 x), [T, d] -> [T, d]."""
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences) -> Tensor:
+        """Causal softmax attention over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H, dv]."""
+        return jagged_attention(
+            q, k, v, sequences.offsets,
+            max_seq_len=self.max_seq_len,
+            activation="softmax",
+            scale=self.scale,
+            num_targets=sequences.num_targets,
+            backend=self.attention_backend,
+        )
+
     def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
-        x = x + self.dropout(self.attend(self.attention_norm(x), sequences))
-        return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
+        q, k, v = self.project(x, token_positions(sequences.offsets, sequences.num_targets))
+        return self.finish(x, self.attend(q, k, v, sequences))
+
+    def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
+        """:meth:`forward` over histories alone (plain causal), and their rotated K and V for the candidates."""
+        q, k, v = self.project(x, token_positions(history.offsets))
+        return self.finish(x, self.attend(q, k, v, history)), CachedKeyValues(k, v, history.offsets, history.timestamps)
+
+    def forward_candidates(
+        self, x: Tensor, cache: CachedKeyValues, candidates: JaggedSequences, backend: CachedAttentionBackend = "auto"
+    ) -> Tensor:
+        """:meth:`forward` for candidate tokens only, each at the position right after its history,
+        attending over its cached history and itself."""
+        q, k, v = self.project(x, target_positions(cache.offsets, candidates.offsets))
+        attended = cached_target_attention(
+            q, k, v, candidates.offsets, cache, max_seq_len=self.max_seq_len, activation="softmax", scale=self.scale,
+            backend=backend,
+        )
+        return self.finish(x, attended)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:
         """Matmul FLOPs of one layer over ``workload`` (conventions in :mod:`model.flops`).
 
-        With T tokens, S = sum_i n_i^2, width d, H heads of widths d_qk, d_v and SwiGLU width f:
-        W_q, W_k: 2 x 2 T d H d_qk; W_v, W_o: 2 x 2 T d H d_v; causal Q K^T and A V:
-        S H (d_qk + d_v); W_1, W_3, W_2: 3 x 2 T d f. Norms, RoPE and softmax count 0.
+        With T tokens, P (query, key) pairs the mask allows (sum_i n_i (n_i + 1) / 2 when causal),
+        width d, H heads of widths d_qk, d_v and SwiGLU width f: W_q, W_k: 2 x 2 T d H d_qk;
+        W_v, W_o: 2 x 2 T d H d_v; Q K^T and A V: 2 P H (d_qk + d_v); W_1, W_3, W_2: 3 x 2 T d f.
+        Norms, RoPE and softmax count 0.
         """
         tokens, d = workload.num_tokens, self.query.in_features
         projections = 2 * matmul_flops(tokens, d, self.num_heads * self.qk_dim) + 2 * matmul_flops(
             tokens, d, self.num_heads * self.v_dim
         )
-        attention = causal_attention_flops(workload.sum_squared_lengths, self.num_heads, self.qk_dim, self.v_dim)
+        attention = attention_flops(workload.attention_pairs, self.num_heads, self.qk_dim, self.v_dim)
         feed_forward = 3 * matmul_flops(tokens, d, self.gate.out_features)
         return projections + attention + feed_forward
 

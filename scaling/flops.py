@@ -18,6 +18,7 @@ from torch import nn
 
 from core.errors import UserError
 from core.results_schema import FLOPS_PER_PF_DAY, pf_days  # noqa: F401 (the results table's compute unit)
+from kernels.flops import allowed_pairs
 from model.flops import TRAINING_FLOPS_PER_FORWARD_FLOP, ImpressionWorkload, SequenceWorkload
 from scaling.config import RunConfig
 from scaling.data.batching import SequenceBatch
@@ -28,11 +29,12 @@ Workload = SequenceWorkload | ImpressionWorkload
 
 def batch_workload(batch: SequenceBatch, items_per_scored: int) -> SequenceWorkload:
     """Shape statistics of a jagged batch whose supervised rows are each scored against ``items_per_scored`` items."""
-    lengths = (batch.sequences.offsets[1:] - batch.sequences.offsets[:-1]).to("cpu")
+    sequences = batch.sequences
+    lengths = (sequences.offsets[1:] - sequences.offsets[:-1]).to("cpu")
     return SequenceWorkload(
         num_sequences=lengths.numel(),
         num_tokens=int(lengths.sum()),
-        sum_squared_lengths=int((lengths * lengths).sum()),
+        attention_pairs=allowed_pairs(sequences.offsets, sequences.num_targets, contextual_len=0),
         num_scored=batch.num_targets,
         items_per_scored=items_per_scored,
     )

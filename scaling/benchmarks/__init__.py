@@ -1,1 +1,1 @@
-"""Micro-benchmarks behind ``scaling bench``: what is timed, how FLOPs are counted, how results print."""
+"""Benchmarks behind ``scaling bench`` and ``scaling serve-bench``: what is timed, how FLOPs are counted, how results print."""

@@ -39,7 +39,9 @@ def attention_flops(lengths: Sequence[int], heads: int, dim_qk: int, dim_v: int,
     forward = sum_i n_i^2 * heads * 2 * (dim_qk + dim_v) / 2: a multiply-add (2 FLOPs) per
     (query, key, dim) for S = Q K^T (dim_qk) and for O = P V (dim_v), halved because causal
     attention needs only the lower triangle (the diagonal's extra half is not counted). With
-    dim_qk = dim_v = d and equal lengths this is FlashAttention's 4 * B * n^2 * h * d / 2.
+    dim_qk = dim_v = d and equal lengths this is FlashAttention's 4 * B * n^2 * h * d / 2. (The
+    model FLOPs count the n (n + 1) / 2 pairs the mask allows, kernels/flops.py; this throughput
+    keeps FlashAttention's convention so its TFLOP/s compare with published FlashAttention numbers.)
     forward+backward = FORWARD_BACKWARD_FACTOR * forward. Element-wise work (SiLU, softmax,
     bias) is not counted.
     """

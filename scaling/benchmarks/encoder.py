@@ -285,26 +285,27 @@ def _build_encoder(family: str, config: EncoderBenchConfig, n: int, lengths: lis
     """The HSTU or Transformer stack for this batch, in the benchmark's dtype on its device."""
     import torch
 
+    from kernels.flops import causal_pairs
     from model.flops import SequenceWorkload
     from model.hstu import HSTULayer
     from scaling.benchmarks.transformer_layer import JaggedLayout, TransformerLayer
 
     dtype = torch_dtype(config.dtype)
     layout = JaggedLayout.from_lengths(lengths, device)
-    sum_squares = int(sum(length * length for length in lengths))
+    pairs = sum(causal_pairs(length) for length in lengths)
     if family == "transformer":
         layers = [TransformerLayer(EMBEDDING_DIM, NUM_HEADS, HEAD_DIM, FFN_DIM, config.transformer_attention)
                   for _ in range(config.layers)]
         stack = torch.nn.ModuleList(layers).to(device=device, dtype=dtype)
         return _Encoder(run=lambda x: _run_stack(stack, x, layout), parameters=list(stack.parameters()),
                         excluded=[*stack.parameters(), layout.offsets],
-                        forward_flops=layers[0].forward_flops(sum(lengths), sum_squares))
+                        forward_flops=layers[0].forward_flops(sum(lengths), pairs))
     layers = [HSTULayer(EMBEDDING_DIM, NUM_HEADS, HEAD_DIM, HEAD_DIM, dropout=0.0, max_seq_len=n,
                         rab="pos_time" if config.rab else "none", attention_backend="auto")
               for _ in range(config.layers)]
     stack = torch.nn.ModuleList(layers).to(device=device, dtype=dtype)
     sequences = _jagged_sequences(layout.offsets)
-    workload = SequenceWorkload(num_sequences=len(lengths), num_tokens=sum(lengths), sum_squared_lengths=sum_squares,
+    workload = SequenceWorkload(num_sequences=len(lengths), num_tokens=sum(lengths), attention_pairs=pairs,
                                 num_scored=0, items_per_scored=0)
     return _Encoder(run=lambda x: _run_stack(stack, x, sequences), parameters=list(stack.parameters()),
                     excluded=[*stack.parameters(), sequences.offsets, sequences.timestamps, sequences.query_timestamps],

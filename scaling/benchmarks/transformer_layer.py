@@ -36,7 +36,8 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kernels.jagged import jagged_to_padded, offsets_from_lengths, padded_to_jagged, token_coordinates
-from model.flops import causal_attention_flops, matmul_flops
+from kernels.flops import attention_flops
+from model.flops import matmul_flops
 
 TransformerAttention = Literal["flash-jagged", "flash-padded", "math-padded"]
 TRANSFORMER_ATTENTIONS: tuple[str, ...] = ("flash-jagged", "flash-padded", "math-padded")
@@ -86,17 +87,17 @@ class TransformerLayer(nn.Module):
         x = x + self.attend(self.attention_norm(x), layout)
         return x + self.ffn_out(F.gelu(self.ffn_in(self.ffn_norm(x))))
 
-    def forward_flops(self, num_tokens: int, sum_squared_lengths: int) -> float:
+    def forward_flops(self, num_tokens: int, attention_pairs: int) -> float:
         """Forward FLOPs over a jagged batch (conventions of :mod:`model.flops`).
 
-        QKV: [T, d] x [d, 3 H D]; attention: Q K^T and A V over the causal half,
-        2 (sum n_i^2 / 2) H (D + D); W_o: [T, H D] x [H D, d]; FFN: [T, d] x [d, d_ff] and back.
-        LayerNorms, softmax, GELU and the residual additions count 0.
+        QKV: [T, d] x [d, 3 H D]; attention: Q K^T and A V over the P causal pairs,
+        sum n_i (n_i + 1) / 2, 2 P H (D + D); W_o: [T, H D] x [H D, d]; FFN: [T, d] x [d, d_ff]
+        and back. LayerNorms, softmax, GELU and the residual additions count 0.
         """
         width, inner = self.qkv.in_features, self.num_heads * self.head_dim
         return (
             matmul_flops(num_tokens, width, 3 * inner)
-            + causal_attention_flops(sum_squared_lengths, self.num_heads, self.head_dim, self.head_dim)
+            + attention_flops(attention_pairs, self.num_heads, self.head_dim, self.head_dim)
             + matmul_flops(num_tokens, inner, width)
             + 2 * matmul_flops(num_tokens, width, self.ffn_in.out_features)
         )

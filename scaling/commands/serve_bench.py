@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from core.errors import UserError
-    from scaling.serving import (
+    from scaling.benchmarks.serving import (
         BenchSetup, bench_rows, build_bench_model, first_candidates, markdown_table, naive_row, synthetic_request, time_naive,
     )
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         naive = time_naive(model, request, args.naive_sample, device)
         for m in sorted(args.candidates):
             subset = first_candidates(request, m)
-            rows.append(naive_row(setup, naive, m, device))
+            rows.append(naive_row(model, setup, naive, m, device))
             for microbatch_size in sorted(args.microbatch):
                 rows.extend(bench_rows(model, setup, subset, naive, microbatch_size, device, args.repeats))
                 print(f"   m={m} b_m={microbatch_size}: {rows[-1]['candidates_per_s']:,.0f} candidates/s cached", flush=True)

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from kernels import RelativeAttentionBias, jagged_attention
 from kernels.jagged import offsets_from_lengths
 from kernels.reference import attention_mask, reference_jagged_attention
-from kernels.reference_op import allowed_pairs
+from kernels.flops import allowed_pairs
 
 
 def make_inputs(bias_parts: str, with_targets: bool, seed: int = 0):

@@ -1,14 +1,19 @@
-"""M-FALCON: naive, batched-mask and KV-cached scoring give the same logits for every microbatch size."""
+"""M-FALCON: naive, batched-mask and KV-cached scoring give the same logits for every microbatch size,
+for every encoder whose layers implement the cached passes (HSTU, SASRec, Transformer++)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
+from kernels import CachedKeyValues
 from model.config import ModelConfig
+from model.hstu import HSTUEncoder, HSTULayer
 from model.inputs import JaggedSequences, Vocabulary
 from model.mfalcon import (
-    EncoderShape,
+    CachingLayer,
     RankingRequest,
     encode_history,
     score_candidates,
@@ -18,7 +23,14 @@ from model.mfalcon import (
 from model.registry import build_model
 
 HISTORY_LEN, NUM_CANDIDATES = 15, 10
-
+ENCODERS = [  # (model.name, attention, rab): every encoder, HSTU's attention and bias variants
+    ("hstu", "pointwise", "pos_time"),
+    ("hstu", "pointwise", "none"),
+    ("hstu", "softmax", "pos"),
+    ("sasrec", "softmax", "none"),
+    ("transformerpp", "softmax", "none"),
+]
+ENCODER_IDS = [f"{name}-{attention}-{rab}" for name, attention, rab in ENCODERS]
 
 
 def ranking_model(name: str = "hstu", attention: str = "pointwise", rab: str = "pos_time") -> torch.nn.Module:
@@ -51,12 +63,7 @@ def request(seed: int = 0) -> RankingRequest:
     return RankingRequest(history, candidates, times)
 
 
-@pytest.mark.parametrize("name, attention, rab", [
-    ("hstu", "pointwise", "pos_time"),
-    ("hstu", "pointwise", "none"),
-    ("hstu", "softmax", "pos"),
-    ("sasrec", "softmax", "none"),
-])
+@pytest.mark.parametrize("name, attention, rab", ENCODERS, ids=ENCODER_IDS)
 def test_three_paths_agree_for_every_microbatch_size(name, attention, rab):
     model, req = ranking_model(name, attention, rab), request()
     naive = score_candidates(model, req, "naive")
@@ -69,6 +76,18 @@ def test_three_paths_agree_for_every_microbatch_size(name, attention, rab):
         torch.testing.assert_close(cached, batched, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name, attention, rab", ENCODERS, ids=ENCODER_IDS)
+def test_cached_scores_equal_the_full_forward_in_float64(name, attention, rab):
+    """In float64 only rounding separates the paths: any difference in the layers' maths shows."""
+    model, req = ranking_model(name, attention, rab).double(), request(seed=1)
+    batched = score_candidates(model, req, "batched", NUM_CANDIDATES)  # the model's own forward, target-masked
+    for microbatch_size in (1, 4, NUM_CANDIDATES):
+        cached = score_candidates(model, req, "cached", microbatch_size)
+        assert cached.dtype == torch.float64
+        torch.testing.assert_close(cached, batched, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(score_candidates(model, req, "naive"), batched, rtol=1e-12, atol=1e-12)
+
+
 def test_scores_depend_on_the_candidate_and_its_request_time():
     model, req = ranking_model(), request()
     base = score_candidates(model, req, "cached", 4)
@@ -79,10 +98,12 @@ def test_scores_depend_on_the_candidate_and_its_request_time():
     assert not torch.allclose(base[0], base[1])
 
 
-def test_cache_computes_the_history_once():
-    model, req = ranking_model(), request()
+@pytest.mark.parametrize("name", ["hstu", "sasrec", "transformerpp"])
+def test_cache_computes_the_history_once(name):
+    model, req = ranking_model(name, "pointwise" if name == "hstu" else "softmax"), request()
+    first_projection = next(m for m in model.backbone.encoder.layers[0].modules() if isinstance(m, nn.Linear))
     rows = []
-    hook = model.backbone.encoder.layers[0].f1.register_forward_hook(lambda _m, inputs, _o: rows.append(inputs[0].shape[0]))
+    hook = first_projection.register_forward_hook(lambda _m, inputs, _o: rows.append(inputs[0].shape[0]))
     try:
         score_candidates(model, req, "cached", 3)
         cached_rows, rows[:] = sum(rows), []
@@ -96,6 +117,53 @@ def test_cache_computes_the_history_once():
     assert len(caches) == 2 and caches[0].k.shape == (HISTORY_LEN, 2, 8)
 
 
+class DoubledLayer(nn.Module):
+    """A layer M-FALCON has never heard of: twice another layer's output, with the caching protocol."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        return 2.0 * self.inner(x, sequences)
+
+    def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
+        out, cache = self.inner.forward_history(x, history)
+        return 2.0 * out, cache
+
+    def forward_candidates(self, x: Tensor, cache: CachedKeyValues, candidates: JaggedSequences, backend) -> Tensor:
+        return 2.0 * self.inner.forward_candidates(x, cache, candidates, backend)
+
+
+class ForwardOnlyLayer(nn.Module):
+    """A layer with a forward and nothing else."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        return self.inner(x, sequences)
+
+
+def test_any_layer_implementing_the_protocol_is_cached():
+    model, req = ranking_model(), request()  # HSTU: no final norm to undo the doubling
+    before = score_candidates(model, req, "batched", 4)
+    model.backbone.encoder.layers[1] = DoubledLayer(model.backbone.encoder.layers[1])
+    assert isinstance(model.backbone.encoder.layers[1], CachingLayer)
+    batched = score_candidates(model, req, "batched", 4)
+    assert not torch.allclose(batched, before)
+    torch.testing.assert_close(score_candidates(model, req, "cached", 4), batched, rtol=1e-4, atol=1e-5)
+
+
+def test_a_layer_without_the_cached_passes_is_named():
+    model, req = ranking_model(), request()
+    model.backbone.encoder.layers[0] = ForwardOnlyLayer(model.backbone.encoder.layers[0])
+    assert score_candidates(model, req, "batched", 4).shape == (NUM_CANDIDATES, 2)  # uncached paths still run
+    with pytest.raises(TypeError, match="ForwardOnlyLayer has none"):
+        score_candidates(model, req, "cached", 4)
+
+
 def test_scoring_needs_eval_mode_and_a_ranking_model():
     model = ranking_model().train()
     with pytest.raises(ValueError, match="model.eval"):
@@ -105,15 +173,37 @@ def test_scoring_needs_eval_mode_and_a_ranking_model():
         score_candidates(retrieval, request(), "batched", 4)
 
 
+def hstu_encoder(num_layers: int, d: int, heads: int, max_seq_len: int) -> HSTUEncoder:
+    return HSTUEncoder([HSTULayer(d, heads, d // heads, d // heads, dropout=0.0, max_seq_len=max_seq_len)
+                        for _ in range(num_layers)])
+
+
 def test_cached_flops_are_linear_in_candidates_and_far_below_naive():
-    shape = EncoderShape(num_layers=4, embedding_dim=256, num_heads=4, qk_dim=64, v_dim=64)
     n = 1024
-    cached = [scoring_flops("cached", shape, n, m, 256) for m in (1024, 2048)]
+    encoder = hstu_encoder(num_layers=4, d=256, heads=4, max_seq_len=n + 1)
+    cached = [scoring_flops("cached", encoder, n, m, 256) for m in (1024, 2048)]
     per_candidate = (cached[1] - cached[0]) / 1024
     # O(d^2 + n d) per candidate: f1, f2 on one token plus one row of attention over n + 1 keys
     linear = 2 * 256 * 4 * (4 * 64) + 2 * 4 * 64 * 256
     assert per_candidate == pytest.approx(4 * (linear + (n + 1) * 2 * 4 * 128))
-    naive = scoring_flops("naive", shape, n, 1024, 256)
-    batched = scoring_flops("batched", shape, n, 1024, 256)
+    naive = scoring_flops("naive", encoder, n, 1024, 256)
+    batched = scoring_flops("batched", encoder, n, 1024, 256)
     assert cached[0] < batched < naive
-    assert scoring_flops("batched", shape, n, 1024, 1024) < batched  # fewer passes re-encode the history
+    assert scoring_flops("batched", encoder, n, 1024, 1024) < batched  # fewer passes re-encode the history
+    # The history pass: causal over n tokens, n (n + 1) / 2 pairs (the diagonal included)
+    history = 4 * (n * linear + n * (n + 1) // 2 * 2 * 4 * 128)
+    assert cached[0] == pytest.approx(history + 1024 * per_candidate)
+
+
+@pytest.mark.parametrize("name", ["hstu", "sasrec", "transformerpp"])
+def test_uncached_scoring_flops_are_what_the_flop_counter_sees(name):
+    """Per pass, the encoder over [history ; candidates]: the counter counts the reference op by its mask."""
+    model, req = ranking_model(name, "pointwise" if name == "hstu" else "softmax", "none"), request()
+    encoder, backbone = model.backbone.encoder, model.backbone
+    for path, count in (("naive", 1), ("batched", 4)):
+        sequences = req.with_candidates(0, count, as_targets=path == "batched")
+        x = backbone.input_layer(backbone.embedding(sequences), sequences.offsets, sequences.num_targets)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            encoder(x, sequences)
+        expected = scoring_flops(path, encoder, HISTORY_LEN, count, count)
+        assert counter.get_total_flops() == pytest.approx(expected, rel=1e-12)

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from model.config import ModelConfig
-from model.flops import SequenceWorkload, causal_attention_flops
+from kernels.flops import attention_flops
+from model.flops import SequenceWorkload
 from model.inputs import JaggedSequences, Vocabulary
 from jagged_inputs import sequences_of
 from model.registry import build_model
@@ -181,14 +182,14 @@ def test_learns_a_deterministic_next_item_rule(make_batch, steps, one_thread):
     assert hit_rate > 0.9, f"HR@1 {hit_rate:.3f}"
 
 
-def test_forward_flops_match_flop_counter_up_to_the_padded_attention():
+def test_forward_flops_match_the_flop_counter():
     torch.manual_seed(0)
     model = transformerpp(embedding_dim=16, num_heads=2, num_layers=2)
     lengths, items_per_scored = [5, 9, 3], 11
     sequences = sequences_of(lengths)
     tokens = sum(lengths)
     workload = SequenceWorkload(
-        num_sequences=len(lengths), num_tokens=tokens, sum_squared_lengths=sum(n * n for n in lengths),
+        num_sequences=len(lengths), num_tokens=tokens, attention_pairs=sum(n * (n + 1) // 2 for n in lengths),
         num_scored=tokens, items_per_scored=items_per_scored,
     )
     candidates = torch.randint(1, 31, (tokens, items_per_scored))
@@ -197,11 +198,8 @@ def test_forward_flops_match_flop_counter_up_to_the_padded_attention():
     layer = model.backbone.encoder.layers[0]
     heads, dqk, dv, layers = layer.num_heads, layer.qk_dim, layer.v_dim, len(model.backbone.encoder.layers)
     # The counter counts the reference attention op by the pairs its causal mask allows,
-    # n (n + 1) / 2 per sequence (kernels/reference_op.py), where forward_flops counts n^2 / 2:
-    # swap one for the other.
-    allowed = 2.0 * sum(n * (n + 1) // 2 for n in lengths) * heads * (dqk + dv)
-    causal = causal_attention_flops(workload.sum_squared_lengths, heads, dqk, dv)
-    expected = model.forward_flops(workload) + layers * (allowed - causal)
-    assert counter.get_total_flops() == pytest.approx(expected, rel=1e-9)
+    # n (n + 1) / 2 per sequence (kernels/flops.py), the count forward_flops uses too.
+    assert counter.get_total_flops() == pytest.approx(model.forward_flops(workload), rel=1e-9)
     # Matmuls dominate: attention is a visible but minor share at these shapes.
+    causal = attention_flops(workload.attention_pairs, heads, dqk, dv)
     assert model.forward_flops(workload) > 2.0 * layers * causal

@@ -50,13 +50,14 @@ def test_a_jagged_batch_computes_each_sequence_as_if_it_were_alone() -> None:
         start += length
 
 
-def test_forward_flops_count_the_causal_half_of_what_dense_math_attention_multiplies() -> None:
+def test_forward_flops_count_the_causal_pairs_of_what_dense_math_attention_multiplies() -> None:
     layer, lengths = small_layer().float(), [6, 6, 6]
     with FlopCounterMode(display=False) as counter:
         layer(torch.randn(18, 16), JaggedLayout.from_lengths(lengths, "cpu"))
-    sum_squares, heads, head_dim = 3 * 36, 2, 8
-    full_attention = 2 * 2 * sum_squares * heads * head_dim  # Q K^T and A V over every (i, j)
-    assert layer.forward_flops(18, sum_squares) == counter.get_total_flops() - full_attention / 2
+    pairs, heads, head_dim = 3 * (6 * 7 // 2), 2, 8  # n (n + 1) / 2 causal pairs per sequence
+    full_attention = 2 * 2 * 3 * 36 * heads * head_dim  # dense math: Q K^T and A V over every (i, j)
+    causal_attention = 2 * 2 * pairs * heads * head_dim
+    assert layer.forward_flops(18, pairs) == counter.get_total_flops() - full_attention + causal_attention
 
 
 def test_nested_jagged_tensors_carry_each_sequence_through_sdpa() -> None:

@@ -19,7 +19,7 @@ import torch
 
 from model.config import ModelConfig
 from model.inputs import JaggedSequences, Vocabulary
-from model.mfalcon import EncoderShape, RankingRequest, score_batched, score_cached, score_naive, scoring_flops
+from model.mfalcon import RankingRequest, score_batched, score_cached, score_naive, scoring_flops
 from model.registry import build_model
 
 # name -> (embedding_dim d, layers, heads); per-head widths are d / heads
@@ -46,10 +46,6 @@ class BenchSetup:
         d, layers, heads = MODEL_SIZES[self.model_size]
         return ModelConfig(name="hstu", num_layers=layers, num_heads=heads, embedding_dim=d, dropout=0.0,
                            rab=self.rab, attention_backend=self.attention_backend)
-
-    def encoder_shape(self) -> EncoderShape:
-        d, layers, heads = MODEL_SIZES[self.model_size]
-        return EncoderShape(layers, d, heads, d // heads, d // heads)
 
     def describe(self) -> str:
         d, layers, heads = MODEL_SIZES[self.model_size]
@@ -135,15 +131,16 @@ def bench_rows(
     naive_s = naive.seconds_per_candidate * m
     rows = []
     for path, seconds in (("batched-mask", batched_s), ("batched+kv-cache", cached_s)):
-        flops = scoring_flops("batched" if path == "batched-mask" else "cached", setup.encoder_shape(), setup.history_len, m, microbatch_size)
+        flops = scoring_flops("batched" if path == "batched-mask" else "cached", model.backbone.encoder,
+                              setup.history_len, m, microbatch_size)
         rows.append(_row(device, setup, m, microbatch_size, path, seconds, naive_s, flops, "measured", agreement))
     return rows
 
 
-def naive_row(setup: BenchSetup, naive: NaiveTiming, m: int, device: torch.device) -> dict:
+def naive_row(model: torch.nn.Module, setup: BenchSetup, naive: NaiveTiming, m: int, device: torch.device) -> dict:
     seconds = naive.seconds_per_candidate * m
     how = "measured" if naive.sampled >= m else f"extrapolated from {naive.sampled}"
-    flops = scoring_flops("naive", setup.encoder_shape(), setup.history_len, m, 1)
+    flops = scoring_flops("naive", model.backbone.encoder, setup.history_len, m, 1)
     return _row(device, setup, m, None, "naive", seconds, seconds, flops, how, None)
 
 
