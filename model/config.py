@@ -40,7 +40,7 @@ class HSTUConfig:
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """``model.transformer``: the softmax Transformers' feed-forward block (sasrec, transformerpp)."""
+    """``model.transformer``: the softmax Transformers' feed-forward block (SASRec, Transformer++, ...)."""
 
     ffn_dim: int | None = option(
         None, "feed-forward width (null: embedding_dim for SASRec; 8/3 embedding_dim rounded up to 8 for transformerpp's SwiGLU)"
@@ -52,11 +52,11 @@ class TransformerConfig:
 
 @dataclass(frozen=True)
 class DLRMConfig:
-    """``model.dlrm``: the DLRM baselines' knobs (dlrm, dcnv2, dhen, mmoe, din, two_tower).
+    """``model.dlrm``: the DLRM baselines' knobs (MLPs, multi-task top, history pooling, cross and ensemble modules).
 
-    They also read the shared model.num_layers, embedding_dim, dropout (on MLP hidden activations)
-    and, for DHEN's attention, num_heads, qk_dim and v_dim. The catalogue (model/catalogue.py,
-    ``scaling config --models``) is the authority on which model reads which section.
+    The models reading it also read the shared model.num_layers, embedding_dim, dropout (on MLP
+    hidden activations) and, for DHEN's attention, num_heads, qk_dim and v_dim. The catalogue
+    (model/catalogue.py, ``scaling config --models``) says which models read this section.
     """
 
     hidden_dim: int = option(256, "width of MLP hidden layers (bottom, top, deep, experts, towers)")
