@@ -1,8 +1,10 @@
-"""Model registry: ``model.name`` -> a constructed network, its family (GR or DLRM), tasks and input.
+"""Model builders: ``model.name`` -> a freshly constructed network, keyed by the catalogue's names.
 
-Sequence models (``hstu``, ``sasrec``, ``two_tower``) read :class:`~model.inputs.JaggedSequences`
-and are built from the data's :class:`~model.inputs.Vocabulary`; impression models (the DLRM
-ranking baselines) read :class:`~model.inputs.ImpressionFeatures` and are built from a
+What each model is (family, input, tasks, the config sections it reads) is the catalogue's word
+(:mod:`model.catalogue`, torch-free); this module only builds. Sequence models (``hstu``,
+``sasrec``, ``transformerpp``, ``two_tower``) read :class:`~model.inputs.JaggedSequences` and are
+built from the data's :class:`~model.inputs.Vocabulary`; impression models (the DLRM ranking
+baselines) read :class:`~model.inputs.ImpressionFeatures` and are built from a
 :class:`~model.inputs.FeatureSpec`.
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from torch import Tensor, nn
 
@@ -21,16 +22,13 @@ from model.baselines.dlrm import DLRM
 from model.baselines.mlp import TopFactory
 from model.baselines.mmoe import MMoEModel, multitask_top
 from model.baselines.two_tower import TwoTower
+from model.catalogue import check_task
 from model.config import ModelConfig
 from model.hstu import HSTUEncoder, HSTULayer
 from model.inputs import FeatureSpec, Vocabulary
 from model.recommender import SequenceBackbone, SequentialRankingModel, SequentialRetrievalModel
 from model.sasrec import SASRecEncoder, SASRecLayer
 from model.transformerpp import TransformerPPEncoder, TransformerPPLayer, swiglu_hidden_dim
-
-Family = Literal["GR", "DLRM"]
-InputKind = Literal["sequence", "impressions"]
-SEQUENCE_TASKS = frozenset({"retrieval", "gr_retrieval", "ranking"})
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,7 @@ class ModelInputs:
     item_categories: Tensor | None = None  # [num_items + 1] side information (two_tower's item tower)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    family: Family
-    input: InputKind
-    tasks: frozenset[str]  # data.task values the model can be trained on
-    build: Callable[[ModelConfig, str, ModelInputs], nn.Module]  # (config, task, inputs) -> model
-    description: str
+Builder = Callable[[ModelConfig, str, ModelInputs], nn.Module]  # (config, task, inputs) -> model
 
 
 def _hstu_encoder(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
@@ -60,10 +52,10 @@ def _hstu_encoder(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
             v_dim=config.head_v_dim,
             dropout=config.dropout,
             max_seq_len=vocabulary.max_seq_len,
-            attention=config.attention,
-            rab=config.rab,
-            num_time_buckets=config.num_time_buckets,
-            time_bucket_fn=config.time_bucket_fn,
+            attention=config.hstu.attention,
+            rab=config.hstu.rab,
+            num_time_buckets=config.hstu.num_time_buckets,
+            time_bucket_fn=config.hstu.time_bucket_fn,
             attention_backend=config.attention_backend,
         )
         for _ in range(config.num_layers)
@@ -78,7 +70,7 @@ def _transformer_encoder(
     """A softmax-Transformer encoder builder (SASRec, Transformer++): they differ in layer, final norm and FFN width."""
 
     def build(config: ModelConfig, vocabulary: Vocabulary) -> nn.Module:
-        ffn_dim = config.ffn_dim if config.ffn_dim is not None else default_ffn_dim(config.embedding_dim)
+        ffn_dim = config.transformer.ffn_dim if config.transformer.ffn_dim is not None else default_ffn_dim(config.embedding_dim)
         layers = [
             layer_type(
                 embedding_dim=config.embedding_dim,
@@ -103,7 +95,7 @@ _transformerpp_encoder = _transformer_encoder(TransformerPPLayer, TransformerPPE
 
 def sequential_model(
     encoder_builder: Callable[[ModelConfig, Vocabulary], nn.Module], absolute_positions: bool = True
-) -> Callable[[ModelConfig, str, ModelInputs], nn.Module]:
+) -> Builder:
     """A builder that wraps an encoder in the retrieval or ranking model ``task`` calls for."""
 
     def build(config: ModelConfig, task: str, inputs: ModelInputs) -> nn.Module:
@@ -118,7 +110,7 @@ def sequential_model(
     return build
 
 
-def impression_model(build_ranking: Callable[[ModelConfig, FeatureSpec], nn.Module]) -> Callable[[ModelConfig, str, ModelInputs], nn.Module]:
+def impression_model(build_ranking: Callable[[ModelConfig, FeatureSpec], nn.Module]) -> Builder:
     """A builder for a DLRM ranking model from the data's impression feature spec."""
 
     def build(config: ModelConfig, task: str, inputs: ModelInputs) -> nn.Module:
@@ -133,39 +125,39 @@ def _build_two_tower(config: ModelConfig, task: str, inputs: ModelInputs) -> nn.
     categories = inputs.item_categories
     num_categories = int(categories.max().item()) if categories is not None else 0
     return TwoTower(
-        inputs.vocabulary.num_items, config.embedding_dim, config.hidden_dim, config.num_layers, config.dropout,
+        inputs.vocabulary.num_items, config.embedding_dim, config.dlrm.hidden_dim, config.num_layers, config.dropout,
         categories, num_categories,
     )
 
 
 def _top(config: ModelConfig, features: FeatureSpec, mlp_layers: int | None = None) -> TopFactory:
-    layers = config.mlp_layers if mlp_layers is None else mlp_layers
-    return multitask_top(config.top, features.num_tasks, config.hidden_dim, layers, config.num_experts, config.dropout)
+    layers = config.dlrm.mlp_layers if mlp_layers is None else mlp_layers
+    return multitask_top(config.dlrm.top, features.num_tasks, config.dlrm.hidden_dim, layers, config.dlrm.num_experts, config.dropout)
 
 
 def _pooling(config: ModelConfig) -> nn.Module:
-    return make_history_pooling(config.sequence_module, config.embedding_dim)
+    return make_history_pooling(config.dlrm.sequence_module, config.embedding_dim)
 
 
 def _build_dlrm(config: ModelConfig, features: FeatureSpec) -> nn.Module:
-    return DLRM(features, config.embedding_dim, config.hidden_dim, _pooling(config), _top(config, features), config.dropout)
+    return DLRM(features, config.embedding_dim, config.dlrm.hidden_dim, _pooling(config), _top(config, features), config.dropout)
 
 
 def _build_dcnv2(config: ModelConfig, features: FeatureSpec) -> nn.Module:
-    parallel = config.cross_structure == "parallel"
+    parallel = config.dlrm.cross_structure == "parallel"
     # Parallel, the deep network sits beside the cross network, so an MLP top is the paper's
     # logistic layer over their concatenation; stacked, the MLP top *is* the deep network.
-    top = _top(config, features, mlp_layers=0 if parallel and config.top == "mlp" else None)
+    top = _top(config, features, mlp_layers=0 if parallel and config.dlrm.top == "mlp" else None)
     return DCNv2(
         features,
         config.embedding_dim,
         _pooling(config),
         config.num_layers,
         top,
-        structure=config.cross_structure,
-        rank=config.low_rank,
-        cross_experts=config.cross_experts,
-        deep_hidden=(config.hidden_dim,) * config.mlp_layers,
+        structure=config.dlrm.cross_structure,
+        rank=config.dlrm.low_rank,
+        cross_experts=config.dlrm.cross_experts,
+        deep_hidden=(config.dlrm.hidden_dim,) * config.dlrm.mlp_layers,
         dropout=config.dropout,
     )
 
@@ -175,11 +167,11 @@ def _build_dhen(config: ModelConfig, features: FeatureSpec) -> nn.Module:
         features,
         config.embedding_dim,
         _pooling(config),
-        config.dhen_modules,
+        config.dlrm.dhen_modules,
         config.num_layers,
         _top(config, features),
-        hidden_dim=config.hidden_dim,
-        rank=config.low_rank,
+        hidden_dim=config.dlrm.hidden_dim,
+        rank=config.dlrm.low_rank,
         num_heads=config.num_heads,
         qk_dim=config.head_qk_dim,
         v_dim=config.head_v_dim,
@@ -187,9 +179,9 @@ def _build_dhen(config: ModelConfig, features: FeatureSpec) -> nn.Module:
 
 
 def _build_mmoe(config: ModelConfig, features: FeatureSpec) -> nn.Module:
-    hidden = (config.hidden_dim,) * config.mlp_layers
+    hidden = (config.dlrm.hidden_dim,) * config.dlrm.mlp_layers
     return MMoEModel(
-        features, config.embedding_dim, _pooling(config), config.num_experts, hidden, config.hidden_dim, config.dropout
+        features, config.embedding_dim, _pooling(config), config.dlrm.num_experts, hidden, config.dlrm.hidden_dim, config.dropout
     )
 
 
@@ -197,47 +189,24 @@ def _build_din(config: ModelConfig, features: FeatureSpec) -> nn.Module:
     return DIN(features, config.embedding_dim, _top(config, features))
 
 
-MODELS: dict[str, ModelSpec] = {
-    "hstu": ModelSpec("GR", "sequence", SEQUENCE_TASKS, sequential_model(_hstu_encoder),
-                      "HSTU generative recommender (pointwise attention, rab^{p,t})"),
-    "sasrec": ModelSpec("GR", "sequence", SEQUENCE_TASKS, sequential_model(_sasrec_encoder),
-                        "SASRec causal softmax Transformer"),
+# One builder per catalogue name (model/catalogue.py says what each model is; a test keeps the keys equal).
+BUILDERS: dict[str, Builder] = {
+    "hstu": sequential_model(_hstu_encoder),
+    "sasrec": sequential_model(_sasrec_encoder),
     # RoPE carries positions, so Transformer++'s input layer adds no absolute position embedding.
-    "transformerpp": ModelSpec("GR", "sequence", SEQUENCE_TASKS, sequential_model(_transformerpp_encoder, absolute_positions=False),
-                               "Transformer++ (LLaMA-style: RMSNorm, RoPE, SwiGLU; Table 5)"),
-    "two_tower": ModelSpec("DLRM", "sequence", frozenset({"retrieval"}), _build_two_tower,
-                           "two-tower retrieval: mean-pooled history and item towers"),
-    "dlrm": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_dlrm),
-                      "DLRM: bottom MLP, pairwise dot interaction, top"),
-    "dcnv2": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_dcnv2),
-                       "DCN-v2: full/low-rank or mixture cross network with a deep network"),
-    "dhen": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_dhen),
-                      "DHEN: stacked ensembles of heterogeneous interaction modules"),
-    "mmoe": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_mmoe),
-                      "MMoE: shared experts with a softmax gate per task"),
-    "din": ModelSpec("DLRM", "impressions", frozenset({"ranking"}), impression_model(_build_din),
-                     "DIN: target attention over the history, then an MLP"),
+    "transformerpp": sequential_model(_transformerpp_encoder, absolute_positions=False),
+    "two_tower": _build_two_tower,
+    "dlrm": impression_model(_build_dlrm),
+    "dcnv2": impression_model(_build_dcnv2),
+    "dhen": impression_model(_build_dhen),
+    "mmoe": impression_model(_build_mmoe),
+    "din": impression_model(_build_din),
 }
-
-
-def check_model_task(name: str, task: str) -> None:
-    """Raise ValueError unless model ``name`` can be trained on ``task``."""
-    spec = MODELS[name]
-    if task not in spec.tasks:
-        raise ValueError(f"model {name!r} cannot be trained on data.task {task!r}; it supports {', '.join(sorted(spec.tasks))}")
 
 
 def build_model(config: ModelConfig, task: str, inputs: ModelInputs | Vocabulary) -> nn.Module:
     """The network ``config.name`` names for ``task``, freshly initialised (seed the global RNG first)."""
-    check_model_task(config.name, task)
+    check_task(config.name, task)
     if isinstance(inputs, Vocabulary):
         inputs = ModelInputs(inputs)
-    return MODELS[config.name].build(config, task, inputs)
-
-
-def model_family(name: str) -> Family:
-    return MODELS[name].family
-
-
-def model_input(name: str) -> InputKind:
-    return MODELS[name].input
+    return BUILDERS[config.name](config, task, inputs)

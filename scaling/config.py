@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from model.config import ModelConfig
 from core.configtools import apply_overrides, from_dict, load_yaml, option, require
+from model.catalogue import check_task, model_spec
+from model.config import ModelConfig
 
 DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "synthetic-industrial", "csv"]
 
@@ -141,7 +142,12 @@ class DataConfig:
         "raw data file or folder (null: $GR_SCALING_DATA/<dataset>, else <cache_dir>/datasets/<dataset>;"
         " a missing known dataset is downloaded there if allowed)",
     )
-    max_seq_len: int = option(200, "longest history fed to the model, in items (most recent kept)")
+    max_seq_len: int = option(
+        200, "longest token sequence a sequence model reads, in tokens (most recent kept; also sizes its position "
+        "tables): retrieval has 1 token per event; gr_retrieval 1 per event (item and action summed) and ranking 2 "
+        "(item, then action), both plus 1 per change of a contextual feature (device, locale). Impression models (the DLRM "
+        "baselines) read model.dlrm.history_len items instead",
+    )
     task: Literal["retrieval", "gr_retrieval", "ranking"] = option(
         "retrieval",
         "retrieval: next item; gr_retrieval: interleaved (item, action) tokens, next positive item; "
@@ -264,6 +270,24 @@ class RunConfig:
     model: ModelConfig = option(ModelConfig, "which network and its size")
     train: TrainConfig = option(TrainConfig, "optimisation")
     eval: EvalConfig = option(EvalConfig, "evaluation")
+
+    def __post_init__(self) -> None:
+        check_model_fits_run(self)
+
+
+def check_model_fits_run(config: RunConfig) -> None:
+    """The model's cross-section checks, in one place: what the catalogue says it can read and train on.
+
+    Run once per run config (by :class:`RunConfig` itself), so ``scaling train``, ``scaling config``
+    and every sweep trial (``scaling sweep --dry-run`` included) refuse the same configs before anything runs.
+    """
+    name = config.model.name
+    check_task(name, config.data.task)
+    require(
+        config.train.stochastic_length.alpha is None or model_spec(name).input == "sequence",
+        "train.stochastic_length.alpha",
+        f"model '{name}' reads impressions, not token sequences, so Stochastic Length cannot apply; set it to null",
+    )
 
 
 def load_run_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from model.inputs import Vocabulary
 from model.params import parameter_counts
-from model.registry import MODELS, ModelInputs, build_model, check_model_task, model_family
+from model.catalogue import model_spec
+from model.registry import ModelInputs, build_model
 from scaling.config import RunConfig
 from core.configtools import to_dict
 from scaling.data.batching import SequenceBatch, SequenceBatcher
@@ -118,21 +119,14 @@ def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
     """Everything a run needs; ``dataset`` is data already in memory (tests), else ``config.data`` is loaded."""
     started = time.perf_counter()
     device = resolve_device(config.train.device)
-    task = config.data.task
-    try:
-        check_model_task(config.model.name, task)
-    except ValueError as error:
-        raise UserError(f"config key 'model.name': {error}") from None
-    if config.train.stochastic_length.alpha is not None and MODELS[config.model.name].input == "impressions":
-        raise UserError(f"config key 'train.stochastic_length.alpha': model '{config.model.name}' reads impressions, "
-                        "not token sequences, so Stochastic Length cannot apply; set it to null")
+    task = config.data.task  # a RunConfig has passed scaling.config.check_model_fits_run: the model can train on it
     torch.manual_seed(config.seed)
     shuffle_rng = np.random.default_rng(config.seed + 2)
     if dataset is None:
         from scaling.data.loading import load_dataset
 
         dataset = load_dataset(config.data)
-    impressions = MODELS[config.model.name].input == "impressions"
+    impressions = model_spec(config.model.name).input == "impressions"
     batcher, inputs = _impression_setup(config, dataset) if impressions else _sequence_setup(config, dataset)
     split = _target_split(config, dataset, batcher)
     # Statistics that need data (feature scaling, base rates) come from training targets only.
@@ -180,7 +174,7 @@ def _impression_setup(config: RunConfig, dataset: SequenceDataset) -> tuple[Impr
     if not dataset.has_actions:
         raise DataError(f"model '{config.model.name}' ranks impressions by their actions, but dataset "
                         f"'{config.data.dataset}' has no ratings or action events")
-    batcher = ImpressionBatcher(dataset, config.model.history_len)
+    batcher = ImpressionBatcher(dataset, config.model.dlrm.history_len)
     return batcher, ModelInputs(_vocabulary(config, dataset), features=batcher.spec)
 
 
@@ -383,7 +377,7 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
     dataset = run.dataset
     result = {
         "config": to_dict(config),
-        "model_family": model_family(config.model.name),
+        "model_family": model_spec(config.model.name).family,
         "dataset": {
             **dataset.fingerprint,
             "num_users": dataset.num_users,

@@ -3,8 +3,9 @@
 Each case builds a real run (``scaling.train.build_run`` on a small random dataset), runs one
 training step of the real loop (``train_pass`` with ``train.max_steps: 1``: forward, loss,
 backward, AdamW) under the counter, and compares with the FLOPs the run itself recorded,
-3 x forward_flops(workload). To add a model (transformerpp, a new baseline), append a case to
-``CASES``: its model section, its task and the sizes of the batch.
+3 x forward_flops(workload). Every model of the catalogue (model/catalogue.py) has a case in
+``CASES`` (a test says so): a new model appends one, with its model section, its task and the
+sizes of the batch.
 
 Tolerance: 1% (DLRM: 5%, see its case). Attention is counted the same way on both sides (the
 pairs the mask allows, kernels/flops.py); the two still differ by design in one small term: the
@@ -23,6 +24,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from model.catalogue import MODELS
 from scaling.config import run_config_from_dict
 from scaling.data.actions import with_rating_actions
 from scaling.data.sequences import SequenceDataset
@@ -56,7 +58,7 @@ CASES = [
     FlopsCase("hstu-3x96-qk16", {"name": "hstu", "num_layers": 3, "num_heads": 4, "embedding_dim": 96, "qk_dim": 16, "v_dim": 32},
               max_seq_len=200, num_negatives=32),
     FlopsCase("sasrec-2x32", {"name": "sasrec", "num_layers": 2, "num_heads": 1, "embedding_dim": 32}),
-    FlopsCase("sasrec-4x64", {"name": "sasrec", "num_layers": 4, "num_heads": 2, "embedding_dim": 64, "ffn_dim": 256},
+    FlopsCase("sasrec-4x64", {"name": "sasrec", "num_layers": 4, "num_heads": 2, "embedding_dim": 64, "transformer": {"ffn_dim": 256}},
               max_seq_len=100, num_negatives=64),
     FlopsCase("sasrec-3x96", {"name": "sasrec", "num_layers": 3, "num_heads": 4, "embedding_dim": 96}, max_seq_len=200, num_negatives=32),
     # Ranking scores no items, so nothing elementwise is left between the two counts: they agree exactly.
@@ -66,14 +68,14 @@ CASES = [
     # DLRM family: impression batches (ranking) and the two-tower retrieval baseline.
     # DLRM's bottom MLP reads the dense features, which need no gradient: that first layer's
     # backward is 1 x its forward, not 2 x, so the 3 x convention over-counts it (by ~4% here).
-    FlopsCase("dlrm", {"name": "dlrm", "embedding_dim": 16, "hidden_dim": 64}, task="ranking", batch_size=64, tolerance=0.05),
-    FlopsCase("dcnv2", {"name": "dcnv2", "embedding_dim": 16, "hidden_dim": 64, "num_layers": 3, "low_rank": 8},
+    FlopsCase("dlrm", {"name": "dlrm", "embedding_dim": 16, "dlrm": {"hidden_dim": 64}}, task="ranking", batch_size=64, tolerance=0.05),
+    FlopsCase("dcnv2", {"name": "dcnv2", "embedding_dim": 16, "num_layers": 3, "dlrm": {"hidden_dim": 64, "low_rank": 8}},
               task="ranking", batch_size=64),
-    FlopsCase("dhen", {"name": "dhen", "embedding_dim": 16, "hidden_dim": 64, "num_layers": 2}, task="ranking", batch_size=64),
-    FlopsCase("mmoe", {"name": "mmoe", "embedding_dim": 16, "hidden_dim": 64, "top": "mmoe", "num_experts": 4},
+    FlopsCase("dhen", {"name": "dhen", "embedding_dim": 16, "num_layers": 2, "dlrm": {"hidden_dim": 64}}, task="ranking", batch_size=64),
+    FlopsCase("mmoe", {"name": "mmoe", "embedding_dim": 16, "dlrm": {"hidden_dim": 64, "top": "mmoe", "num_experts": 4}},
               task="ranking", batch_size=64),
-    FlopsCase("din", {"name": "din", "embedding_dim": 16, "hidden_dim": 64, "sequence_module": "din"}, task="ranking", batch_size=64),
-    FlopsCase("two_tower", {"name": "two_tower", "embedding_dim": 32, "hidden_dim": 64, "num_layers": 2}),
+    FlopsCase("din", {"name": "din", "embedding_dim": 16, "dlrm": {"hidden_dim": 64, "sequence_module": "din"}}, task="ranking", batch_size=64),
+    FlopsCase("two_tower", {"name": "two_tower", "embedding_dim": 32, "num_layers": 2, "dlrm": {"hidden_dim": 64}}),
     FlopsCase("transformerpp-2x32", {"name": "transformerpp", "num_layers": 2, "num_heads": 2, "embedding_dim": 32}),
     FlopsCase("transformerpp-3x64", {"name": "transformerpp", "num_layers": 3, "num_heads": 4, "embedding_dim": 64},
               max_seq_len=100, num_negatives=64),
@@ -109,6 +111,10 @@ def one_counted_step(run: Run) -> tuple[float, float]:
         train_pass(run, run.batcher.chunks(train_events), "shuffle", None)
     assert run.step == 1
     return run.flops, float(counter.get_total_flops())
+
+
+def test_every_catalogue_model_has_a_case():
+    assert {case.model["name"] for case in CASES} == set(MODELS)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)

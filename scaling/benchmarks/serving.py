@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model.config import ModelConfig
+from model.config import HSTUConfig, ModelConfig
 from model.inputs import JaggedSequences, Vocabulary
 from model.mfalcon import RankingRequest, score_batched, score_cached, score_naive, scoring_flops
 from model.registry import build_model
@@ -45,7 +45,7 @@ class BenchSetup:
     def model_config(self) -> ModelConfig:
         d, layers, heads = MODEL_SIZES[self.model_size]
         return ModelConfig(name="hstu", num_layers=layers, num_heads=heads, embedding_dim=d, dropout=0.0,
-                           rab=self.rab, attention_backend=self.attention_backend)
+                           attention_backend=self.attention_backend, hstu=HSTUConfig(rab=self.rab))
 
     def describe(self) -> str:
         d, layers, heads = MODEL_SIZES[self.model_size]

@@ -47,7 +47,7 @@ Every size and rate is a :class:`~scaling.config.SyntheticIndustrialConfig` fiel
   carries it, and only partly: a target-independent mean pooling of ``e(item) + e(action)`` adds
   the action to the item instead of selecting the clicked items (so it pools what was shown,
   mostly unclicked), while DIN's target attention can weight clicked items similar to the
-  candidate, but only within its ``history_len`` most recent events. Part of the term (about a
+  candidate, but only within its ``model.dlrm.history_len`` most recent events. Part of the term (about a
   third of its variance on a quickstart-sized stream) is an item shown again soon after the user
   clicked it (``<traits, traits>`` is large): a per-(user, item) engagement counter, which
   :mod:`~scaling.data.features` does not compute, would catch that part, and so can a history

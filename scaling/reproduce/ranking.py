@@ -28,8 +28,8 @@ DATASETS: dict[str, dict[str, Any]] = {
 # Each family gets its usual batch unit: sequences for GRs, impressions for DLRMs.
 FAMILY_SETTINGS = {
     "GR": ["model.embedding_dim=64", "model.num_layers=2", "model.num_heads=2", "train.batch_size=32"],
-    "DLRM": ["model.embedding_dim=32", "model.hidden_dim=256", "model.mlp_layers=2", "model.num_layers=2",
-             "model.history_len=50", "train.batch_size=512"],
+    "DLRM": ["model.embedding_dim=32", "model.dlrm.hidden_dim=256", "model.dlrm.mlp_layers=2", "model.num_layers=2",
+             "model.dlrm.history_len=50", "train.batch_size=512"],
 }
 
 

@@ -35,9 +35,9 @@ BASE: dict[str, Any] = {
     "eval": {"batch_size": 128},
 }
 VARIANTS = {
-    "transformer": ["model.name=sasrec", "model.ffn_dim=256"],
-    "hstu_softmax_no_rab": ["model.name=hstu", "model.attention=softmax", "model.rab=none"],
-    "hstu_no_rab": ["model.name=hstu", "model.attention=pointwise", "model.rab=none"],
+    "transformer": ["model.name=sasrec", "model.transformer.ffn_dim=256"],
+    "hstu_softmax_no_rab": ["model.name=hstu", "model.hstu.attention=softmax", "model.hstu.rab=none"],
+    "hstu_no_rab": ["model.name=hstu", "model.hstu.attention=pointwise", "model.hstu.rab=none"],
 }
 
 

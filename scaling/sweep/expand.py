@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from model.registry import check_model_task, model_family
+from model.catalogue import model_spec
 from scaling.config import RunConfig, run_config_from_dict
 from core.configtools import ConfigError, load_yaml, set_path, to_dict
 from scaling.sweep.spec import Axes, Group, Resources, SweepConfig
@@ -37,7 +37,7 @@ class Trial:
 
     @property
     def family(self) -> str:
-        return model_family(self.config.model.name)
+        return model_spec(self.config.model.name).family
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -120,19 +120,9 @@ def _trial_config(group_config: dict[str, Any], point: dict[str, Any], seed: int
             set_path(data, key.split("."), value)
         if seed is not None:
             data["seed"] = seed
-        config = run_config_from_dict(data)
-        _check_model_task(config)
-        return config
+        return run_config_from_dict(data)  # model-task and other cross-section checks included (RunConfig)
     except ConfigError as error:
         raise ConfigError("", f"{sweep_file}: group '{group}': {_blame(error.key, point, group_config)}: {error}") from None
-
-
-def _check_model_task(config: RunConfig) -> None:
-    """The model can be trained on the task (train() would refuse it only once the trial started)."""
-    try:
-        check_model_task(config.model.name, config.data.task)
-    except ValueError as error:
-        raise ConfigError("model.name", str(error)) from None
 
 
 def _blame(error_key: str, point: dict[str, Any], group_config: dict[str, Any]) -> str:

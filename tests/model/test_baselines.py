@@ -18,12 +18,14 @@ from model.baselines.din import DINAttention
 from model.baselines.dlrm import DotInteraction
 from model.baselines.mlp import MLP
 from model.baselines.mmoe import MMoE
-from model.config import ModelConfig
+from model.catalogue import MODELS
+from model.config import DLRMConfig, ModelConfig
 from model.flops import ImpressionWorkload, SequenceWorkload
 from model.inputs import Vocabulary, FeatureSpec, ImpressionFeatures, JaggedSequences
 from model.losses import mixed_negatives_softmax_loss
-from model.registry import MODELS, ModelInputs, build_model
+from model.registry import ModelInputs, build_model
 from core.configtools import ConfigError
+from scaling.config import load_run_config
 from scaling.data.features import DenseStandardizer, ImpressionFeaturizer, impression_labels
 from scaling.data.sequences import SequenceDataset
 
@@ -39,7 +41,8 @@ RANKING = [name for name in MODELS if MODELS[name].input == "impressions"]
 SPEC = FeatureSpec(
     num_items=40, num_categories=5, num_dense=7, sparse_vocab_sizes=(4, 9), num_action_tokens=3, num_tasks=2, history_len=6
 )
-SMALL = dict(embedding_dim=8, hidden_dim=16, num_layers=2, num_heads=2, dropout=0.0, num_experts=3)
+SMALL = dict(embedding_dim=8, num_layers=2, num_heads=2, dropout=0.0)  # shared model keys
+SMALL_DLRM = dict(hidden_dim=16, num_experts=3)  # model.dlrm keys
 
 
 
@@ -59,7 +62,7 @@ def random_features(spec: FeatureSpec, num: int, seed: int = 0, history_len: int
 
 
 def variants() -> list[tuple[str, dict]]:
-    """Every ranking model under every option that changes its structure."""
+    """Every ranking model under every option that changes its structure (model.dlrm keys)."""
     cases = []
     for name in RANKING:
         for top in ("mlp", "mmoe"):
@@ -74,9 +77,11 @@ def variants() -> list[tuple[str, dict]]:
     return cases
 
 
-def build(name: str, options: dict, spec: FeatureSpec = SPEC) -> nn.Module:
+def build(name: str, dlrm: dict, spec: FeatureSpec = SPEC, **shared) -> nn.Module:
+    """Model ``name`` with the model.dlrm keys ``dlrm`` and the shared model keys ``shared`` over SMALL's."""
     torch.manual_seed(0)
-    return build_ranking_model(ModelConfig(name=name, **{**SMALL, **options}), spec).eval()
+    config = ModelConfig(name=name, **{**SMALL, **shared}, dlrm=DLRMConfig(**{**SMALL_DLRM, **dlrm}))
+    return build_ranking_model(config, spec).eval()
 
 
 @pytest.mark.parametrize("name, options", variants(), ids=lambda v: str(v))
@@ -196,7 +201,7 @@ def counted_flops(fn) -> int:
 def test_forward_flops_match_the_flop_counter(name, options, num, history_len, width):
     """FlopCounterMode counts matmul-like aten ops (mm, addmm, bmm, baddbmm, ...) and nothing else,
     the convention of model.flops; the formulas must agree within 5% (they are exact here)."""
-    model = build(name, {**options, "embedding_dim": width, "hidden_dim": 2 * width})
+    model = build(name, {**options, "hidden_dim": 2 * width}, embedding_dim=width)
     features = random_features(SPEC, num, history_len=history_len)
     counted = counted_flops(lambda: model(features))
     assert model.forward_flops(ImpressionWorkload(num, history_len)) == pytest.approx(counted, rel=0.05)
@@ -206,7 +211,7 @@ def test_forward_flops_match_the_flop_counter(name, options, num, history_len, w
 def test_two_tower_flops_match_the_flop_counter(num_layers, with_categories):
     categories = torch.randint(0, 4, (31,)) if with_categories else None
     torch.manual_seed(0)
-    config = ModelConfig(name="two_tower", num_layers=num_layers, embedding_dim=8, hidden_dim=12)
+    config = ModelConfig(name="two_tower", num_layers=num_layers, embedding_dim=8, dlrm=DLRMConfig(hidden_dim=12))
     model = build_retrieval_model(config, 30, 20, categories)
     sequences = jagged([5, 3, 7], 30)
     scored, compared = 4, 6
@@ -233,7 +238,8 @@ def jagged(lengths: list[int], num_items: int, seed: int = 0) -> JaggedSequences
 
 def test_two_tower_is_causal_per_sequence_and_has_the_retrieval_interface():
     torch.manual_seed(0)
-    model = build_retrieval_model(ModelConfig(name="two_tower", embedding_dim=8, hidden_dim=16, dropout=0.0), 30, 20).eval()
+    config = ModelConfig(name="two_tower", embedding_dim=8, dropout=0.0, dlrm=DLRMConfig(hidden_dim=16))
+    model = build_retrieval_model(config, 30, 20).eval()
     both = jagged([4, 6], 30)
     out = model(both)
     assert out.shape == (10, 8) and torch.allclose(out.norm(dim=-1), torch.ones(10))
@@ -261,7 +267,7 @@ def test_two_tower_trains_with_the_existing_retrieval_objective():
     batcher = SequenceBatcher(dataset, build_token_stream(dataset, "retrieval"), max_seq_len=8)
     split = leave_one_out_events(dataset, batcher.supervisable())
     torch.manual_seed(0)
-    model = build_retrieval_model(ModelConfig(name="two_tower", embedding_dim=8, hidden_dim=16), 20, 8)
+    model = build_retrieval_model(ModelConfig(name="two_tower", embedding_dim=8, dlrm=DLRMConfig(hidden_dim=16)), 20, 8)
     objective = RetrievalObjective(5, 0.1, batcher, exclude_history=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     batch = next(batcher.batches(batcher.chunks(split.train), 10, "shuffle", rng))
@@ -318,18 +324,28 @@ def test_registry_routes_each_task_to_its_builder():
 
 
 @pytest.mark.parametrize(
-    "options, message",
+    "overrides, message",
     [
-        (dict(name="dcnv2", cross_experts=4), "set low_rank >= 1"),
-        (dict(name="mmoe", mlp_layers=0), "with an MMoE top"),
-        (dict(name="dcnv2", cross_structure="parallel", mlp_layers=0), "parallel DCN-v2"),
-        (dict(dhen_modules=("dot", "dot")), "lists a module twice"),
-        (dict(history_len=0), "must be >= 1"),
+        (["model.name=dcnv2", "model.dlrm.cross_experts=4"],
+         "config key 'model.dlrm.cross_experts': is 4, but DCN-Mix experts are low-rank; set model.dlrm.low_rank >= 1"),
+        (["model.name=mmoe", "model.dlrm.mlp_layers=0"], "config key 'model.dlrm.mlp_layers': must be >= 1 with an MMoE top"),
+        (["model.name=din", "model.dlrm.top=mmoe", "model.dlrm.mlp_layers=0"],
+         "config key 'model.dlrm.mlp_layers': must be >= 1 with an MMoE top"),
+        (["model.name=dcnv2", "model.dlrm.cross_structure=parallel", "model.dlrm.mlp_layers=0"],
+         "config key 'model.dlrm.mlp_layers': must be >= 1 for the parallel DCN-v2"),
+        (["model.name=dhen", "model.dlrm.dhen_modules=[dot, dot]"], "config key 'model.dlrm.dhen_modules': lists a module twice"),
+        (["model.name=dlrm", "model.dlrm.history_len=0"], "config key 'model.dlrm.history_len': must be >= 1"),
     ],
 )
-def test_bad_size_knobs_are_rejected_with_a_fix(options, message):
-    with pytest.raises(ConfigError, match=message):
-        ModelConfig(**options)
+def test_bad_size_knobs_are_rejected_with_a_fix(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        load_run_config(None, ["data.task=ranking", *overrides])
+    assert str(error.value).startswith(message)
+
+
+def test_mlp_top_without_hidden_layers_is_allowed():
+    """The MMoE-top check is about MMoE tops only: a DLRM with an MLP top may have a linear top."""
+    assert load_run_config(None, ["data.task=ranking", "model.name=dlrm", "model.dlrm.mlp_layers=0"]).model.dlrm.mlp_layers == 0
 
 
 # --- Learning -----------------------------------------------------------------------------------
@@ -374,7 +390,7 @@ def propensity_task():
 @pytest.mark.parametrize("name", RANKING)
 def test_each_dlrm_learns_the_users_past_rate(name, propensity_task):
     spec, train, train_labels, test, test_labels = propensity_task
-    model = build(name, dict(embedding_dim=8, hidden_dim=32, mlp_layers=1, num_layers=1), spec).train()
+    model = build(name, dict(hidden_dim=32, mlp_layers=1), spec, embedding_dim=8, num_layers=1).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     for _ in range(150):

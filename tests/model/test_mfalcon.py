@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from kernels import CachedKeyValues
-from model.config import ModelConfig
+from model.config import HSTUConfig, ModelConfig
 from model.hstu import HSTUEncoder, HSTULayer
 from model.inputs import JaggedSequences, Vocabulary
 from model.mfalcon import (
@@ -36,8 +36,10 @@ ENCODER_IDS = [f"{name}-{attention}-{rab}" for name, attention, rab in ENCODERS]
 def ranking_model(name: str = "hstu", attention: str = "pointwise", rab: str = "pos_time") -> torch.nn.Module:
     torch.manual_seed(0)
     vocabulary = Vocabulary(50, 2 * HISTORY_LEN, num_action_tokens=5, task_names=("click", "like"))
-    config = ModelConfig(name=name, num_layers=2, num_heads=2, embedding_dim=16, dropout=0.3, attention=attention,
-                         rab=rab, attention_backend="reference")
+    # SASRec is softmax attention without rab by construction and reads no model.hstu section.
+    hstu = HSTUConfig(attention=attention, rab=rab) if name == "hstu" else HSTUConfig()
+    config = ModelConfig(name=name, num_layers=2, num_heads=2, embedding_dim=16, dropout=0.3, attention_backend="reference",
+                         hstu=hstu)
     model = build_model(config, "ranking", vocabulary).eval()
     with torch.no_grad():  # large rab tables and position embeddings: a wrong position or bucket shows
         for name_, parameter in model.named_parameters():

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from model.config import ModelConfig
 from kernels.flops import attention_flops
+from model.config import ModelConfig, TransformerConfig
 from model.flops import SequenceWorkload
 from model.inputs import JaggedSequences, Vocabulary
 from jagged_inputs import sequences_of
@@ -126,7 +126,7 @@ def test_positions_come_only_from_rope_and_swiglu_width_defaults_to_8_thirds_d()
     assert not any(isinstance(m, torch.nn.Embedding) for m in model.backbone.encoder.modules())
     assert swiglu_hidden_dim(48) == 128 and swiglu_hidden_dim(50) == 136
     assert model.backbone.encoder.layers[0].gate.out_features == 128
-    assert transformerpp(ffn_dim=40).backbone.encoder.layers[0].gate.out_features == 40
+    assert transformerpp(transformer=TransformerConfig(ffn_dim=40)).backbone.encoder.layers[0].gate.out_features == 40
     assert isinstance(model.backbone.encoder.final_norm, torch.nn.RMSNorm)
 
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from core.configtools import ConfigError
+from scaling.cli import main
 from scaling.sweep.expand import expand_sweep
 from scaling.sweep.spec import load_sweep
 
@@ -79,6 +80,31 @@ def test_trial_ids_follow_the_config_not_the_position(tmp_path):
 def test_bad_axis_name_or_value_names_file_axis_and_value(tmp_path, axis, value, expected):
     path = write_sweep(tmp_path, {"grid": {axis: [value]}})
     assert expected in one_line_error(path)
+
+
+def test_dry_run_refuses_stochastic_length_on_a_dlrm_group(tmp_path, capsys):
+    """The check scaling train would make once a trial started is made for every trial before the first starts."""
+    path = write_sweep(tmp_path, {
+        "config": {"data": {"task": "ranking"}, "train": {"stochastic_length": {"alpha": 1.6}}},
+        "groups": [{"name": "hstu", "config": {"model": {"name": "hstu"}}},
+                   {"name": "dcnv2", "config": {"model": {"name": "dcnv2"}}, "grid": {"model.dlrm.hidden_dim": [32, 64]}}],
+    })
+    assert main(["sweep", str(path), "--dry-run", "--storage", str(tmp_path / "runs")]) != 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"error: {path}: group 'dcnv2': config (base, config and group config merged): config key "
+        "'train.stochastic_length.alpha': model 'dcnv2' reads impressions, not token sequences, so Stochastic Length "
+        "cannot apply; set it to null\n"
+    )
+
+
+def test_an_axis_the_group_model_does_not_read_is_refused(tmp_path):
+    """A swept key the model ignores would draw a flat line that looks like saturation."""
+    path = write_sweep(tmp_path, {"groups": [{"name": "hstu", "config": {"model": {"name": "hstu"}},
+                                              "grid": {"model.dlrm.hidden_dim": [256, 512]}}]})
+    assert ("group 'hstu': axis 'model.dlrm.hidden_dim' value 512: config key 'model.dlrm.hidden_dim': hstu does not read "
+            "the model.dlrm section") in one_line_error(path)
 
 
 def test_bad_combination_names_the_trial(tmp_path):

@@ -63,7 +63,7 @@ def sweep_file(tmp_path_factory) -> Path:
                 "data": {"dataset": "synthetic-industrial", "task": "ranking",
                          "synthetic_industrial": {"num_users": 60, "num_items": 100, "num_categories": 5,
                                                   "mean_events_per_user": 30.0, "max_events_per_user": 60}},
-                "model": {"name": "dcnv2", "hidden_dim": 16},
+                "model": {"name": "dcnv2", "dlrm": {"hidden_dim": 16}},
                 "train": {"regime": "streaming", "epochs": 1, "num_windows": 4}}},
         ],
         "resources": {"cpu": 1},
