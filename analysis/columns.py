@@ -12,6 +12,8 @@ A sweep writes ``RESULTS_DIR/results.parquet`` with one row per (trial, evaluati
   Rows with different identifiers were measured on different data and never share a frontier;
   null only on the single row of a trial that failed before its first evaluation;
 - size: ``params_embedding`` and ``params_non_embedding``;
+- a completed trial's totals, on its final row only: ``best_epoch``, ``passes``, ``train_wall_seconds``,
+  ``train_cpu_seconds``, ``sparsity``, ``s2``, ``targets_trained_fraction`` (read by the views, never fitted);
 - one column per sweep axis, named by its dotted config key (``model.num_layers``, ``data.max_seq_len``);
 - one column per metric, ``split/metric`` with split in {valid, test, train}: ``valid/hr@100``,
   ``valid/ndcg@10``, ``valid/mrr``, ``valid/log_pplx``, ``valid/ne`` (mean over tasks),
@@ -49,6 +51,17 @@ WALL_SECONDS = "wall_seconds"
 EVAL_SET = "eval_set"
 TASK = "data.task"
 DATASET = "data.dataset"
+GROUP = "group"
+# a completed trial's totals, on its final row only (NaN elsewhere): the best checkpoint's epoch (or window),
+# training passes, training seconds without evaluation (wall, process CPU), and the Table 3 sparsity and s2 of
+# the sequences trained on with the share of supervised tokens Stochastic Length kept (NaN with SL off)
+BEST_EPOCH = "best_epoch"
+PASSES = "passes"
+TRAIN_WALL_SECONDS = "train_wall_seconds"
+TRAIN_CPU_SECONDS = "train_cpu_seconds"
+SPARSITY = "sparsity"
+S2 = "s2"
+TARGETS_TRAINED_FRACTION = "targets_trained_fraction"
 
 # column -> the kind of values it must hold
 REQUIRED_COLUMNS: dict[str, str] = {

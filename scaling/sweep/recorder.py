@@ -15,13 +15,13 @@ from typing import Any
 from scaling.sweep.expand import Trial
 from scaling.sweep.records import SweepStore, new_record
 from scaling.sweep.reports import EVALUATION, FINAL, REPORT_KIND
-from scaling.sweep.table import PROGRESS_COLUMNS, is_metric, metric_direction
+from scaling.sweep.table import FINAL_COLUMNS, PROGRESS_COLUMNS, is_metric, metric_direction
 from scaling.train import default_selection_metric
 
 Log = Callable[[str], None]
 
 # Keys of a final report kept in the record (Tune adds its own bookkeeping keys to every result).
-FINAL_KEYS = ("status", "failure_reason", "best_epoch", *PROGRESS_COLUMNS)
+FINAL_KEYS = ("status", "failure_reason", *PROGRESS_COLUMNS, *FINAL_COLUMNS)
 
 
 def _kept(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:

@@ -4,9 +4,9 @@ Columns (the contract ``analysis/`` reads): ``sweep``, ``trial_id``, ``group``, 
 ``family``, ``status``, ``failure_reason``, ``seed``, ``step``, ``epoch``, ``flops``,
 ``pf_days``, ``params_embedding``, ``params_non_embedding``, ``wall_seconds``, ``eval_set`` (the
 identifier of the events the row's ``valid/`` metrics were scored on), ``data.task``,
-``data.dataset``, one column per axis (its dotted key; every trial gets its own config's value,
+``data.dataset``, a completed trial's totals (``FINAL_COLUMNS``), one column per axis (its dotted key; every trial gets its own config's value,
 swept or not), and one column per metric, ``split/metric`` (split: train, valid, oracle,
-progressive, test). Test metrics appear only on a
+progressive, test). Test metrics and the totals appear only on a
 completed trial's final row; a trial that failed before its first evaluation gets one row
 with its status and reason. Building is a pure function of its inputs: rebuilding from the
 same files gives the same table.
@@ -30,6 +30,11 @@ IDENTITY_COLUMNS = ["sweep", "trial_id", "group", "model", "family", "status", "
 PROGRESS_COLUMNS = ["step", "epoch", "flops", "pf_days", "params_embedding", "params_non_embedding", "wall_seconds",
                     "eval_set"]
 DATA_COLUMNS = ["data.task", "data.dataset"]
+# A completed trial's totals, on its final row only (like test metrics): the best checkpoint's epoch or window,
+# training passes and seconds (without evaluation), and the Table 3 sparsity and s2 of the sequences trained on
+# with the share of supervised tokens Stochastic Length kept (NaN with SL off).
+FINAL_COLUMNS = ["best_epoch", "passes", "train_wall_seconds", "train_cpu_seconds", "sparsity", "s2",
+                 "targets_trained_fraction"]
 INTEGER_COLUMNS = ["seed", "step", "params_embedding", "params_non_embedding"]  # epoch is fractional when streaming
 SPLIT_ORDER = {"train": 0, "valid": 1, "oracle": 2, "progressive": 3, "test": 4}
 
@@ -70,7 +75,7 @@ def trial_rows(sweep: str, record: dict[str, Any], axes: list[str]) -> list[dict
         return [{**identity, "wall_seconds": final.get("wall_seconds"), **_params(final)}]
     rows = [{**identity, **_measures(evaluation)} for evaluation in evaluations]
     if record["status"] == "completed":
-        rows[-1].update({key: value for key, value in final.items() if key.startswith("test/")})
+        rows[-1].update({key: value for key, value in final.items() if key.startswith("test/") or key in FINAL_COLUMNS})
     return rows
 
 
@@ -92,11 +97,11 @@ def results_table(manifest: Manifest, records: dict[str, dict[str, Any]]) -> pd.
     axes = [key for key in manifest.axes if key not in DATA_COLUMNS]
     table = pd.DataFrame(rows)
     metrics = sorted({c for c in table.columns if is_metric(c)}, key=lambda c: (SPLIT_ORDER[c.split("/")[0]], c))
-    columns = IDENTITY_COLUMNS + PROGRESS_COLUMNS + DATA_COLUMNS + axes + metrics
+    columns = IDENTITY_COLUMNS + PROGRESS_COLUMNS + DATA_COLUMNS + FINAL_COLUMNS + axes + metrics
     table = table.reindex(columns=columns)
     for column in INTEGER_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
-    for column in ["epoch", "flops", "pf_days", "wall_seconds", *metrics]:
+    for column in ["epoch", "flops", "pf_days", "wall_seconds", *FINAL_COLUMNS, *metrics]:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     for column in axes:
         table[column] = _storable(table[column])
