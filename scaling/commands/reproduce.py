@@ -86,15 +86,14 @@ def run(args: argparse.Namespace) -> int:
     from scaling.sweep.records import finished
     from scaling.sweep.runner import run_sweep
 
+    out = args.out if args.out is not None else _local_folder(plan.store.root)  # checked before training
     run_sweep(plan, log)
-    out = args.out if args.out is not None else _local_folder(plan.store.root)
-    write_view(reproduction.view, plan.store.root, out)
     records = plan.store.read_records()
     unfinished = [t for t in plan.to_run if not finished(records.get(t.trial_id))]
-    if unfinished:
+    if unfinished:  # said before the view, which may find too little to show
         log(f"{len(unfinished)} trials did not finish; continue with: scaling reproduce {args.reproduction} --resume")
-        return 1
-    return 0
+    print_view(reproduction.view, plan.store.root, out)
+    return 1 if unfinished else 0
 
 
 def _local_folder(root: str) -> Path:
@@ -103,12 +102,12 @@ def _local_folder(root: str) -> Path:
     return Path(root)
 
 
-def write_view(view: str, results: str, out: Path) -> None:
+def print_view(view: str, results: str, out: Path) -> None:
     """The view of the results table at ``results`` (a sweep folder, local or URI): printed, and OUT/VIEW.md/.csv."""
-    from analysis.views import write_view as write
+    from analysis.views import write_view
     from analysis.views.common import ViewOptions
     from scaling.sweep.table import read_results
 
-    markdown = write(view, read_results(results), out, ViewOptions(), source=results)
+    markdown = write_view(view, read_results(results), out, ViewOptions(), source=results)
     print(markdown, end="")
     print(f"wrote {out / f'{view}.md'} and {out / f'{view}.csv'}")
