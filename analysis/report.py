@@ -180,7 +180,8 @@ def _seed_section(study: Study) -> list[Block]:
 def _table4_section(study: Study, baseline: str | None) -> list[Block]:
     blocks: list[Block] = []
     for (task, dataset), metric in headlines(study).items():
-        table = tables.table4(study, task, dataset, baseline, metric)
+        table = tables.table4(study.table, task, dataset, baseline, metric, study.options.compute,
+                              study.options.unit)
         if table is not None:
             blocks.append(table)
     return [Heading("Test metrics (Table 4 style)"), *blocks] if blocks else []

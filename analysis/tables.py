@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -186,15 +187,28 @@ def failures_list(study: Study) -> Bullets | None:
     return Bullets(tuple(items))
 
 
-def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
-           selection: col.Metric | None) -> Table | None:
-    """Table 4 style: each configuration's test metrics (at its best-validation checkpoint), gains vs a baseline.
+@dataclass(frozen=True)
+class Table4Data:
+    """Table 4's numbers for one (task, dataset): one row per model configuration, means over its seeds."""
+
+    configs: pd.DataFrame  # label, model, varying axes, trials, compute, _selection, each metric and total column
+    metrics: list[col.Metric]  # the metric columns shown, in the paper's order
+    baseline: int | None  # row of ``configs`` the gains are relative to
+    selection: col.Metric  # the validation metric the baseline configuration was chosen on
+    split_note: str  # where the metrics come from (test at the best checkpoint, or best validation)
+
+
+def table4_data(table: pd.DataFrame, task: str, dataset: str, baseline_model: str | None,
+                selection: col.Metric | None, compute: str = schema.PF_DAYS,
+                totals: Sequence[str] = ()) -> Table4Data | None:
+    """Each configuration's test metrics (at its best-validation checkpoint), and the baseline they are compared to.
 
     The baseline is ``baseline_model``'s configuration with the best mean validation ``selection`` metric
-    (chosen on validation, never on the test metrics it is compared on).
+    (chosen on validation, never on the test metrics it is compared on). ``totals`` are further per-trial
+    columns of the final row (training time, passes) averaged the same way.
     """
-    rows = study.table[(study.table[schema.TASK] == task) & (study.table[schema.DATASET] == dataset)
-                       & (study.table[schema.STATUS] == "completed")]
+    rows = table[(table[schema.TASK] == task) & (table[schema.DATASET] == dataset)
+                 & (table[schema.STATUS] == schema.COMPLETED)]
     if rows.empty:
         return None
     finals = rows.sort_values(schema.STEP).groupby(schema.TRIAL_ID, sort=True).tail(1)
@@ -206,29 +220,44 @@ def table4(study: Study, task: str, dataset: str, baseline_model: str | None,
         split_note = "no test metrics recorded: best validation values instead"
     if not metrics:
         return None
-    axes = col.varying(rows, col.varying_axes(study.table))
+    axes = col.varying(rows, col.varying_axes(table))
     selection = selection or metrics[0]
     finals = finals.assign(_selection=finals[schema.TRIAL_ID].map(best_per_trial(rows, selection.column)))
-    aggregations = {m.column: (m.column, "mean") for m in metrics}
+    aggregations = {c: (c, "mean") for c in [*(m.column for m in metrics), *(t for t in totals if t in finals)]}
     configs = (finals.groupby([schema.MODEL, *axes], sort=True, dropna=False)
-               .agg(trials=(schema.TRIAL_ID, "nunique"), compute=(study.options.compute, "mean"),
+               .agg(trials=(schema.TRIAL_ID, "nunique"), compute=(compute, "mean"),
                     _selection=("_selection", "mean"), **aggregations)
                .reset_index())
-    baseline = _baseline_index(configs, selection, task, baseline_model)
-    body = []
     varying = axes_varying_per_model(finals, axes)
-    for index, config in configs.iterrows():
+    labels = []
+    for _, config in configs.iterrows():
         settings = ", ".join(f"{a.split('.')[-1]}={_cell(config[a])}" for a in varying[config[schema.MODEL]])
-        label = config[schema.MODEL] + (f" ({settings})" if settings else "")
+        labels.append(config[schema.MODEL] + (f" ({settings})" if settings else ""))
+    configs.insert(0, "label", labels)
+    return Table4Data(configs, metrics, _baseline_index(configs, selection, task, baseline_model), selection,
+                      split_note)
+
+
+def table4(table: pd.DataFrame, task: str, dataset: str, baseline_model: str | None,
+           selection: col.Metric | None, compute: str = schema.PF_DAYS, unit: str = "PF-days") -> Table | None:
+    """Table 4 style: each configuration's test metrics, gains vs the baseline configuration in parentheses."""
+    data = table4_data(table, task, dataset, baseline_model, selection, compute)
+    return None if data is None else table4_block(data, task, dataset, unit)
+
+
+def table4_block(data: Table4Data, task: str, dataset: str, unit: str) -> Table:
+    configs, baseline, selection = data.configs, data.baseline, data.selection
+    body = []
+    for index, config in configs.iterrows():
         cells = [_with_gain(config[m.column], None if baseline in (None, index) else configs.loc[baseline, m.column])
-                 for m in metrics]
-        body.append((label, str(config["trials"]), number(config["compute"]), *cells))
+                 for m in data.metrics]
+        body.append((config["label"], str(config["trials"]), number(config["compute"]), *cells))
     reference = "none (no baseline model here; pass --baseline MODEL)" if baseline is None else body[baseline][0]
-    caption = (f"{dataset} ({task}): {split_note}, mean over seeds; relative change against the baseline "
+    caption = (f"{dataset} ({task}): {data.split_note}, mean over seeds; relative change against the baseline "
                f"{reference} (its model's best configuration on {selection.label} ({selection.split})) in "
                f"parentheses; for NE, negative is better.")
-    header = ("Model (configuration)", "Trials", study.options.unit,
-              *[f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in metrics])
+    header = ("Model (configuration)", "Trials", unit,
+              *[f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in data.metrics])
     return Table(header, tuple(body), caption)
 
 

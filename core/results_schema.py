@@ -19,6 +19,8 @@ evaluation), with these columns in this order:
   the identifier (``label:digest``) of the events the row's ``valid/`` metrics scored. Rows with
   different identifiers were measured on different data and never share a frontier;
 - data: ``data.task`` (see TASKS) and ``data.dataset``;
+- a completed trial's totals, on its final row only: ``best_epoch``, ``passes``, ``train_wall_seconds``,
+  ``train_cpu_seconds``, ``sparsity``, ``s2``, ``targets_trained_fraction`` (see TOTAL_COLUMNS);
 - one column per sweep axis, named by its dotted config key (``model.num_layers``); every trial gets
   its own config's value, swept or not;
 - one column per metric, ``split/name[@k][/task]`` (``valid/hr@100``, ``valid/ne/click``,
@@ -62,12 +64,21 @@ WALL_SECONDS = "wall_seconds"
 EVAL_SET = "eval_set"
 TASK = "data.task"
 DATASET = "data.dataset"
+# a completed trial's totals, on its final row only (NaN elsewhere), read by the paper-table views and never fitted
+BEST_EPOCH = "best_epoch"  # epoch (or streaming window) of the best-validation checkpoint
+PASSES = "passes"  # training passes (epochs, or windows when streaming)
+TRAIN_WALL_SECONDS = "train_wall_seconds"  # seconds inside training passes (no evaluation), wall clock
+TRAIN_CPU_SECONDS = "train_cpu_seconds"  # the same, process CPU time of all threads
+SPARSITY = "sparsity"  # Table 3 sparsity of the attention over the sequences trained on
+S2 = "s2"  # and their s2
+TARGETS_TRAINED_FRACTION = "targets_trained_fraction"  # supervised tokens Stochastic Length kept (NaN with SL off)
 
 IDENTITY_COLUMNS = (SWEEP, TRIAL_ID, GROUP, MODEL, FAMILY, STATUS, FAILURE_REASON, SEED)
 PROGRESS_COLUMNS = (STEP, EPOCH, FLOPS, PF_DAYS, PARAMS_EMBEDDING, PARAMS_NON_EMBEDDING, WALL_SECONDS, EVAL_SET)
 DATA_COLUMNS = (TASK, DATASET)
+TOTAL_COLUMNS = (BEST_EPOCH, PASSES, TRAIN_WALL_SECONDS, TRAIN_CPU_SECONDS, SPARSITY, S2, TARGETS_TRAINED_FRACTION)
 # every table starts with these, in this order; the axes, then the metrics, follow
-FIXED_COLUMNS = IDENTITY_COLUMNS + PROGRESS_COLUMNS + DATA_COLUMNS
+FIXED_COLUMNS = IDENTITY_COLUMNS + PROGRESS_COLUMNS + DATA_COLUMNS + TOTAL_COLUMNS
 # nullable integers; the other numbers are floats
 INTEGER_COLUMNS = (SEED, STEP, PARAMS_EMBEDDING, PARAMS_NON_EMBEDDING)
 
@@ -77,10 +88,12 @@ COLUMN_KINDS: Mapping[str, str] = MappingProxyType({
     SWEEP: TEXT, TRIAL_ID: TEXT, GROUP: TEXT, MODEL: TEXT, FAMILY: TEXT, STATUS: TEXT, FAILURE_REASON: TEXT_OR_NULL,
     SEED: NUMBER, STEP: NUMBER, EPOCH: NUMBER, FLOPS: NUMBER, PF_DAYS: NUMBER, PARAMS_EMBEDDING: NUMBER,
     PARAMS_NON_EMBEDDING: NUMBER, WALL_SECONDS: NUMBER, EVAL_SET: TEXT_OR_NULL, TASK: TEXT, DATASET: TEXT,
+    **{total: NUMBER for total in TOTAL_COLUMNS},
 })
 FLOAT_COLUMNS = tuple(c for c in FIXED_COLUMNS if COLUMN_KINDS[c] == NUMBER and c not in INTEGER_COLUMNS)
-# what a reader may rely on: every fixed column but ``group``, the sweep's own bookkeeping of its trials
-REQUIRED_COLUMNS = tuple(c for c in FIXED_COLUMNS if c != GROUP)
+# what a reader may rely on: every fixed column but ``group`` (the sweep's own bookkeeping of its trials) and
+# the totals (tables written before they existed are still read; a view that needs them says so)
+REQUIRED_COLUMNS = tuple(c for c in FIXED_COLUMNS if c != GROUP and c not in TOTAL_COLUMNS)
 # columns whose value belongs to the trial, so every row of a trial holds the same one
 PER_TRIAL_COLUMNS = (MODEL, FAMILY, STATUS, TASK, DATASET, SEED, EVAL_SET)
 COMPUTE_COLUMNS = (PF_DAYS, FLOPS)  # the two units of training compute

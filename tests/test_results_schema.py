@@ -29,7 +29,7 @@ def test_columns_are_told_apart_by_name():
 def test_column_groups_are_consistent():
     numbers = [c for c in schema.FIXED_COLUMNS if schema.COLUMN_KINDS[c] == schema.NUMBER]
     assert sorted(numbers) == sorted(schema.INTEGER_COLUMNS + schema.FLOAT_COLUMNS)
-    assert set(schema.FIXED_COLUMNS) - set(schema.REQUIRED_COLUMNS) == {schema.GROUP}
+    assert set(schema.FIXED_COLUMNS) - set(schema.REQUIRED_COLUMNS) == {schema.GROUP, *schema.TOTAL_COLUMNS}
     assert set(schema.STATUSES) == set(schema.USABLE_STATUSES) | set(schema.FAILED_STATUSES)
     assert set(schema.FINISHED_STATUSES) == set(schema.STATUSES) - {schema.RUNNING}
     assert schema.pf_days(8.64e19) == 1.0

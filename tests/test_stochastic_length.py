@@ -301,11 +301,26 @@ def test_history_and_result_report_sparsity(one_thread):
     assert math.isnan(off["training_sparsity"]["targets_trained_fraction"])
 
 
-def test_reproduction_runs_the_baseline_first_and_rejects_bad_alphas():
-    from scaling.cli import main
-    from scaling.reproduce.stochastic_length import variants
+def test_reproduction_sweep_runs_the_baseline_first_and_rejects_bad_alphas(capsys):
+    from pathlib import Path
 
-    runs = variants([1.6, 2.0, 1.8], ["greedy", "weighted"])
-    assert list(runs) == ["alpha2.0", "alpha1.8-greedy", "alpha1.8-weighted", "alpha1.6-greedy", "alpha1.6-weighted"]
-    assert runs["alpha2.0"] == ["train.stochastic_length.alpha=null"]
-    assert main(["reproduce", "stochastic-length", "--alphas", "1.0", "2.0"]) == 2  # one-line error, no training
+    from scaling.cli import main
+    from scaling.sweep.expand import expand_sweep
+    from scaling.sweep.spec import load_sweep
+
+    sweep_file = Path(__file__).resolve().parents[1] / "sweeps" / "stochastic_length.yaml"
+    trials = expand_sweep(load_sweep(sweep_file), sweep_file)
+    assert [t.config.train.stochastic_length.alpha for t in trials] == [None, 1.8, 1.6]
+    assert {t.config.data.max_seq_len for t in trials} == {256}
+    bad = "grid={train.stochastic_length.alpha: [null, 1.0]}"
+    assert main(["reproduce", "stochastic-length", "--set", bad, "--dry-run"]) == 2  # one-line error, no training
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "train.stochastic_length.alpha" in error
+
+
+def test_the_view_cuts_to_the_length_training_cuts_to():
+    from analysis.views.stochastic_length import subsequence_length as view_length
+
+    for max_seq_len in (64, 200, 256, 1024, 4096):
+        for alpha in (1.1, 1.5, 1.6, 1.8, 1.9, 2.0):
+            assert view_length(max_seq_len, alpha) == subsequence_length(max_seq_len, alpha)

@@ -52,21 +52,6 @@ def test_same_config_twice_gives_identical_metrics_and_another_seed_does_not():
     assert other_seed["test"] != first["test"]
 
 
-def test_reproductions_reuse_a_stored_run_only_when_its_config_is_identical(tmp_path, monkeypatch):
-    import scaling.train
-    from scaling.reproduce.common import train_or_reuse
-
-    config = load_run_config(None, [*TINY, "train.epochs=1"])
-    first = train_or_reuse(config, tmp_path / "run", progress=False, reuse=True)  # nothing stored: trains
-    retrained = []
-    monkeypatch.setattr(scaling.train, "train", lambda config, **_: retrained.append(config.seed) or {"seed": config.seed})
-    assert train_or_reuse(config, tmp_path / "run", progress=False, reuse=True)["test"] == first["test"]
-    assert retrained == []
-    other_seed = load_run_config(None, [*TINY, "train.epochs=1", "seed=7"])
-    assert train_or_reuse(other_seed, tmp_path / "run", progress=False, reuse=True) == {"seed": 7}
-    assert train_or_reuse(config, tmp_path / "run", progress=False, reuse=False) == {"seed": 42}
-
-
 def test_cli_train_writes_the_contracted_result(tmp_path, capsys):
     out = tmp_path / "run"
     config_path = tmp_path / "tiny.yaml"

@@ -1,6 +1,6 @@
 """One module per ``scaling`` subcommand; each exposes ``HELP``, ``add_arguments`` and ``run``.
 
-Commands with their own sub-subcommands (``bench``, ``reproduce``) register modules of the
+Commands with their own sub-subcommands (``bench``) register modules of the
 same shape with :func:`add_subcommands`, exactly as the top-level CLI does.
 """
 

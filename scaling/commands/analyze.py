@@ -1,4 +1,5 @@
-"""``scaling analyze RESULTS_DIR``: scaling-law fits, frontiers, saturation verdicts, figures and a report.
+"""``scaling analyze RESULTS_DIR [--view NAME]``: scaling-law fits, frontiers, saturation verdicts, figures and a
+report; or, with ``--view``, one paper table of the results (:mod:`analysis.views`).
 
 A thin adapter: the analysis itself lives in :mod:`analysis`, which reads only the results table.
 """
@@ -9,6 +10,7 @@ import argparse
 import os
 from pathlib import Path
 
+from analysis.views import VIEWS
 from core.errors import UserError
 from core.results_schema import COMPUTE_COLUMNS, PF_DAYS
 
@@ -18,7 +20,12 @@ HELP = "analyse a sweep's results.parquet: scaling-law fits per family, saturati
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
                         help="folder holding the sweep's results.parquet (or that file)")
-    parser.add_argument("--out", type=Path, default=None, help="report folder (default: RESULTS_DIR/report)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: RESULTS_DIR/report); with --view, the folder for NAME.md and "
+                             "NAME.csv (default: RESULTS_DIR)")
+    parser.add_argument("--view", default=None, metavar="NAME",
+                        help="instead of the report, print one paper table and write OUT/NAME.md and OUT/NAME.csv: "
+                             + "; ".join(f"{name}: {description}" for name, (_, description) in VIEWS.items()))
     parser.add_argument("--metric", action="append", default=[], metavar="METRIC",
                         help="metric to analyse, e.g. hr@100 or valid/ne (repeatable; default: every HR cut-off, "
                              "NDCG@10 and NE present)")
@@ -37,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also fit each model of a family with several models alone: for the headline metric, "
                              "for every metric, or not at all")
     parser.add_argument("--baseline", default=None, metavar="MODEL",
-                        help="model whose best configuration is Table 4's baseline "
+                        help="model whose best configuration is Table 4's baseline (report and table4 view) "
                              "(default: sasrec; dlrm for ranking)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="worker processes for the fits (default: the CPUs available, at most 8)")
@@ -61,6 +68,8 @@ def parse_thresholds(values: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.view is not None:
+        return run_view(args)
     from analysis.report import analyze, summary_line
     from analysis.study import Options
 
@@ -70,4 +79,24 @@ def run(args: argparse.Namespace) -> int:
                       jobs=jobs)
     target = analyze(args.results_dir, args.out, options, baseline=args.baseline)
     print(summary_line(target))
+    return 0
+
+
+def run_view(args: argparse.Namespace) -> int:
+    """Print the view ``args.view`` of the results and write it to OUT/NAME.md and OUT/NAME.csv."""
+    from analysis import columns as col
+    from analysis.load import load_results, results_file
+    from analysis.study import UNITS
+    from analysis.views import write_view
+    from analysis.views.common import ViewOptions
+
+    table = load_results(args.results_dir)
+    if args.baseline is not None and args.baseline not in set(table[col.MODEL]):
+        raise UserError(f"--baseline '{args.baseline}' is not a model in the results; models: "
+                        f"{', '.join(sorted(set(table[col.MODEL])))}")
+    path = results_file(args.results_dir)
+    out = args.out if args.out is not None else path.parent
+    options = ViewOptions(baseline=args.baseline, compute=args.compute, unit=UNITS[args.compute])
+    print(write_view(args.view, table, out, options, source=str(path)), end="")
+    print(f"wrote {out / f'{args.view}.md'} and {out / f'{args.view}.csv'}")
     return 0

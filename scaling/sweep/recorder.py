@@ -22,7 +22,7 @@ from scaling.train import default_selection_metric
 Log = Callable[[str], None]
 
 # Keys of a final report kept in the record (Tune adds its own bookkeeping keys to every result).
-FINAL_KEYS = (schema.STATUS, schema.FAILURE_REASON, "best_epoch", *schema.PROGRESS_COLUMNS)
+FINAL_KEYS = (schema.STATUS, schema.FAILURE_REASON, *schema.PROGRESS_COLUMNS, *schema.TOTAL_COLUMNS)
 
 
 class TrialBook:

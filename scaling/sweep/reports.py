@@ -61,8 +61,16 @@ def completed_report(result: dict[str, Any]) -> dict[str, Any]:
         "wall_seconds": result["wall_seconds"],
         "best_epoch": result.get("best_epoch", result.get("best_window")),  # the best checkpoint's epoch or window
         **_params(result["params"]),
+        **_training_totals(result),
         **_metrics("test", result["test"]),
     }
+
+
+def _training_totals(result: dict[str, Any]) -> dict[str, Any]:
+    """Passes, training time without evaluation, and the Table 3 sparsity of the sequences trained on."""
+    timing = result["timing"]
+    return {"passes": timing["passes"], "train_wall_seconds": timing["train_wall_seconds"],
+            "train_cpu_seconds": timing["train_cpu_seconds"], **result["training_sparsity"]}
 
 
 def failure_report(error: BaseException, wall_seconds: float) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Its columns, their order and kinds are the contract :mod:`core.results_schema` spells out (what
 ``analysis/`` reads): the fixed identity, progress and data columns, one column per axis (its
 dotted key; every trial gets its own config's value, swept or not) and one ``split/metric`` column
-per metric. Test metrics appear only on a completed trial's final row; a trial that failed before
+per metric. Test metrics and the totals appear only on a completed trial's final row; a trial that failed before
 its first evaluation gets one row with its status and reason. Building is a pure function of its
 inputs: rebuilding from the same files gives the same table.
 """
@@ -54,7 +54,7 @@ def trial_rows(sweep: str, record: dict[str, Any], axes: list[str]) -> list[dict
         return [{**identity, schema.WALL_SECONDS: final.get(schema.WALL_SECONDS), **_params(final)}]
     rows = [{**identity, **measures(evaluation)} for evaluation in evaluations]
     if record["status"] == schema.COMPLETED:
-        rows[-1].update({key: value for key, value in final.items() if key.startswith("test/")})
+        rows[-1].update({key: value for key, value in final.items() if key.startswith("test/") or key in schema.TOTAL_COLUMNS})
     return rows
 
 

@@ -55,7 +55,9 @@ def entry(step: int, ndcg: float, loss: float = 1.0) -> dict:
 def result(steps: int) -> dict:
     """The parts of a ``train()`` result the final report reads."""
     return {"steps": steps, "flops": steps * 1e12, "pf_days": steps * 1e12 / 8.64e19, "wall_seconds": 9.5,
-            "best_epoch": 2, "params": {"embedding": 500, "non_embedding": 80}, "test": {"ndcg@10": 0.2, "hr@10": 0.4}}
+            "best_epoch": 2, "params": {"embedding": 500, "non_embedding": 80}, "test": {"ndcg@10": 0.2, "hr@10": 0.4},
+            "timing": {"passes": 3, "train_wall_seconds": 7.5, "train_cpu_seconds": 6.0},
+            "training_sparsity": {"sparsity": 0.25, "s2": 0.4, "targets_trained_fraction": float("nan")}}
 
 
 def run_trials(store, trials, previous=None) -> list[str]:
@@ -90,6 +92,9 @@ def test_one_row_per_evaluation_with_test_metrics_on_the_final_row(store, trials
     assert first["pf_days"].tolist() == pytest.approx((first["flops"] / 8.64e19).tolist())
     assert first["params_non_embedding"].tolist() == [80, 80] and first["model.num_layers"].tolist() == [1, 1]
     assert set(first["family"]) == {"GR"} and set(first["data.task"]) == {"retrieval"}
+    totals = first[["best_epoch", "passes", "train_wall_seconds", "train_cpu_seconds", "sparsity", "s2"]]
+    assert totals.iloc[0].isna().all() and totals.iloc[1].tolist() == [2, 3, 7.5, 6.0, 0.25, 0.4]
+    assert first["targets_trained_fraction"].isna().all()  # SL off: NaN, stored as null
 
 
 def test_failed_and_diverged_trials_are_rows_with_their_reason(store, trials):
