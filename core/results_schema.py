@@ -39,6 +39,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Literal, get_args
 
 # --- a sweep's storage, under STORAGE/NAME
 MANIFEST = "sweep.json"  # the sweep's name, axis keys and every trial (id, group, point)
@@ -104,8 +105,10 @@ STATUSES = (COMPLETED, FAILED, DIVERGED, RUNNING)  # every status, in the order 
 FINISHED_STATUSES = (COMPLETED, FAILED, DIVERGED)  # the trial will not report again
 FAILED_STATUSES = (FAILED, DIVERGED)  # stopped by an error: listed with their reason, never fitted
 USABLE_STATUSES = (COMPLETED, RUNNING)  # trials whose evaluations are fitted
-TASKS = ("retrieval", "gr_retrieval", "ranking")  # values of data.task
-GR_FAMILY, DLRM_FAMILY = "GR", "DLRM"  # values of family
+Task = Literal["retrieval", "gr_retrieval", "ranking"]  # values of data.task (the run config types the key with it)
+TASKS: tuple[Task, ...] = get_args(Task)
+Family = Literal["GR", "DLRM"]  # values of family (the model catalogue files every model under one)
+GR_FAMILY, DLRM_FAMILY = get_args(Family)
 
 FLOPS_PER_PF_DAY = 1e15 * 86400  # one PF-day: 1e15 FLOP/s (a petaFLOP/s) sustained for 86,400 s = 8.64e19 FLOPs
 

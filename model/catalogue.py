@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
 from core.configtools import require
+from core.results_schema import TASKS, Family
 
 if TYPE_CHECKING:  # for annotations only: model.config asks this module, not the other way round
     from model.config import ModelConfig
 
-Family = Literal["GR", "DLRM"]
 InputKind = Literal["sequence", "impressions"]
 Section = Literal["hstu", "transformer", "dlrm"]  # the per-family sections of model.config.ModelConfig
 SECTIONS: tuple[Section, ...] = get_args(Section)
 ModelCheck = Callable[["ModelConfig"], None]  # raises a ConfigError (key relative to the model section)
 
-SEQUENCE_TASKS = frozenset({"retrieval", "gr_retrieval", "ranking"})
+SEQUENCE_TASKS = frozenset(TASKS)
 RANKING = frozenset({"ranking"})
 
 

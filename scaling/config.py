@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.configtools import apply_overrides, from_dict, load_yaml, option, require
+from core.results_schema import Task
 from model.catalogue import check_task, model_spec
 from model.config import ModelConfig
 
@@ -148,7 +149,7 @@ class DataConfig:
         "(item, then action), both plus 1 per change of a contextual feature (device, locale). Impression models (the DLRM "
         "baselines) read model.dlrm.history_len items instead",
     )
-    task: Literal["retrieval", "gr_retrieval", "ranking"] = option(
+    task: Task = option(
         "retrieval",
         "retrieval: next item; gr_retrieval: interleaved (item, action) tokens, next positive item; "
         "ranking: interleaved item/action tokens, predict each item's actions (Table 1)",

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.results_schema import RESULTS_FILE
+
 if TYPE_CHECKING:
     from scaling.sweep.plan import SweepPlan
 
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     run_sweep(plan, log)
     print(format_summary(read_results(plan.store.root)))
-    log(f"sweep {plan.sweep.name}: {time.perf_counter() - started:.0f} s; table at {plan.store.root}/results.parquet")
+    log(f"sweep {plan.sweep.name}: {time.perf_counter() - started:.0f} s; table at {plan.store.root}/{RESULTS_FILE}")
     records = plan.store.read_records()
     unfinished = [t for t in plan.to_run if not finished(records.get(t.trial_id))]
     if unfinished:

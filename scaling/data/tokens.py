@@ -19,14 +19,12 @@ sums. ``target_event[i]`` is the dataset event whose outcome token i is trained 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from scaling.data.sequences import SequenceDataset
 from core.errors import DataError
-
-Task = Literal["retrieval", "gr_retrieval", "ranking"]
+from core.results_schema import Task
 
 
 @dataclass(frozen=True)
