@@ -56,3 +56,15 @@ def test_relative_data_path_becomes_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_run_config(None, ["data.path=some/dir"])
     assert config.data.path == str(tmp_path / "some" / "dir")
+
+
+def test_every_key_is_typed_and_documented():
+    """A field added to any config dataclass is a key (and so a sweep axis) only with a type and a one-line help."""
+    from core.configtools import describe
+    from scaling.config import RunConfig
+
+    rows = describe(RunConfig)
+    keys = [key for key, *_ in rows]
+    assert len(keys) == len(set(keys)) and {"model.num_layers", "model.dlrm.hidden_dim", "data.max_seq_len"} <= set(keys)
+    undocumented = [key for key, kind, _, help_text in rows if not kind or not help_text.strip() or "\n" in help_text]
+    assert undocumented == []

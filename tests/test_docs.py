@@ -24,7 +24,7 @@ import pytest
 from scaling.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "sweeps/README.md")
+DOCS = ("README.md", "sweeps/README.md", "CONTRIBUTING.md")
 
 # --- what is not a repository path ----------------------------------------------------------
 
@@ -303,10 +303,13 @@ def test_a_broken_path_or_command_is_extracted_and_not_skipped():
 @pytest.mark.parametrize("named", [pytest.param(p, id=f"{p.doc}:{p.token}") for p in CHECKED_PATHS])
 def test_named_path_exists_in_a_clone(named: DocPath):
     where = f"{named.doc} line {named.line} names `{named.token}`"
-    target = ROOT / named.path
+    path, _, test_name = named.path.partition("::")  # tests/x.py::test_y: the test must exist too
+    target = ROOT / path
+    if test_name:
+        assert target.is_file() and f"def {test_name}(" in target.read_text(), f"{where}, but there is no such test"
     assert target.exists(), f"{where}, but {named.path} does not exist"
-    assert target.is_dir() or not named.path.endswith("/"), f"{where}, but {named.path} is not a folder"
-    ignored = subprocess.run(["git", "check-ignore", "-q", named.path], cwd=ROOT, check=False).returncode == 0
+    assert target.is_dir() or not path.endswith("/"), f"{where}, but {path} is not a folder"
+    ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, check=False).returncode == 0
     assert not ignored, f"{where}, but {named.path} is git-ignored, so a fresh clone will not have it"
 
 

@@ -237,3 +237,18 @@ def test_bad_input_of_every_format_is_one_line_and_caches_nothing(
     assert re.search(expected, message) and message.startswith(str(folder)) and "\n" not in message, message
     assert entries(tmp_path) == []
     assert not [p for p in (tmp_path / "cache").rglob("*.tmp")]
+
+
+def test_every_dataset_name_has_one_source() -> None:
+    """Each data.dataset value is read from files by one reader or made by a generator, and every
+    downloadable dataset is one of them: adding a dataset cannot leave a name without its reader."""
+    from typing import get_args
+
+    from scaling.config import DatasetName
+    from scaling.data.download import KNOWN_DATASETS
+
+    generated = {"synthetic-dp", "synthetic-industrial"}
+    names = set(get_args(DatasetName))
+    assert names == set(loading._READERS) | generated
+    assert not set(loading._READERS) & generated
+    assert set(KNOWN_DATASETS) <= set(loading._READERS)
