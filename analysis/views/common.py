@@ -43,7 +43,8 @@ def seed_means(finals: pd.DataFrame, keys: Sequence[str], columns: Sequence[str]
     """Per ``keys``, the mean of ``columns`` over completed trials (seeds), with ``trials`` and an ``outcome``.
 
     ``outcome`` is "completed" when at least one trial completed, else the worst status among them
-    (diverged, failed, running), which a cell shows in place of a missing value. Keys keep their
+    (diverged, failed, running), which a cell shows in place of a missing value. Each column also gets
+    ``COLUMN range``, its max - min over the completed seeds (NaN with fewer than two). Keys keep their
     order of first appearance; columns absent from the table are NaN.
     """
     rows = []
@@ -53,9 +54,26 @@ def seed_means(finals: pd.DataFrame, keys: Sequence[str], columns: Sequence[str]
         outcome = "completed" if not done.empty else next((s for s in NOT_COMPLETED if s in statuses), "failed")
         values = {c: float(pd.to_numeric(done[c], errors="coerce").mean()) if c in done and not done.empty
                   else math.nan for c in columns}
+        values |= {f"{c} range": _seed_range(done, c) for c in columns}
         rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "trials": len(trials),
                      "completed": len(done), "outcome": outcome, **values})
-    return pd.DataFrame(rows, columns=[*keys, "trials", "completed", "outcome", *columns])
+    return pd.DataFrame(rows, columns=[*keys, "trials", "completed", "outcome", *columns, *(f"{c} range" for c in columns)])
+
+
+def _seed_range(done: pd.DataFrame, column: str) -> float:
+    values = pd.to_numeric(done[column], errors="coerce").dropna() if column in done else pd.Series(dtype=float)
+    return float(values.max() - values.min()) if len(values) >= 2 else math.nan
+
+
+def seed_spread_sentence(stats: pd.DataFrame, columns: Mapping[str, str]) -> str:
+    """How far seeds of one row fall apart, per column (label -> results column), so a reader knows which gaps are noise."""
+    parts = [f"{label} up to {stats[f'{column} range'].max():.4g}" for label, column in columns.items()
+             if stats[f"{column} range"].notna().any()]
+    if not parts:
+        return "One seed per row: no seed spread to compare the gaps between rows with (add seeds: --set seeds=[1,2])."
+    seeds = int(stats["completed"].max())
+    return (f"Seed spread (max - min over the up to {seeds} completed seeds of a row): {', '.join(parts)}; "
+            "rows whose means differ by less than that are not separated by this study.")
 
 
 def fixed(value: float, digits: int = 4, outcome: str = "completed") -> str:

@@ -18,6 +18,7 @@ from analysis.errors import AnalysisError
 from analysis.render import Bullets, Paragraph, Table
 from analysis.views.common import (
     ViewOptions, ViewOutput, best_first, final_rows, fixed, ordering_sentence, ranks, require_columns, seed_means,
+    seed_spread_sentence,
 )
 from core import results_schema as schema
 
@@ -77,6 +78,7 @@ def view(table: pd.DataFrame, options: ViewOptions) -> ViewOutput:
     labels = {group: group for group in groups}
     orderings = tuple(ordering_sentence(label, labels, best_first(_finite(ours[label]), False),
                                         best_first(paper[label], False)) for label in COLUMNS)
+    orderings += (seed_spread_sentence(stats, {label: column for label, (column, _, _) in COLUMNS.items()}),)
     blocks = (Table(header, tuple(lines)), Paragraph(NOTES), Bullets(orderings))
     return ViewOutput(blocks, _frame(groups, ours, paper, stats))
 

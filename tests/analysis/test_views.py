@@ -9,7 +9,7 @@ import pytest
 
 from analysis.errors import AnalysisError
 from analysis.views import VIEWS, render_view, write_view
-from analysis.views.common import ViewOptions, kendall_tau
+from analysis.views.common import ViewOptions, kendall_tau, seed_means, seed_spread_sentence
 from scaling.cli import main
 
 NAN = math.nan
@@ -122,7 +122,8 @@ def test_table5_prints_ours_beside_the_paper_with_ranks_and_orderings():
     assert rows["hstu_rab_pos"][2:4] == ("6.3500 (3)", "4.0290 (5)")
     assert rows["transformer"][4:6] == ("diverged", "NaN")  # the paper's Transformer exploded in ranking too
     assert rows["hstu_softmax_no_rab"][4:8] == ("0.9000 (5)", "0.5067 (5)", "0.8000 (5)", "0.7931 (5)")
-    log_pplx, e_task, c_task = output.blocks[-1].items
+    log_pplx, e_task, c_task, spread = output.blocks[-1].items
+    assert spread.startswith("One seed per row: no seed spread")
     assert e_task.startswith("E-Task NE, best first: ours hstu > hstu_rab_pos > transformerpp > hstu_no_rab > "
                              "hstu_softmax_no_rab; paper hstu > hstu_rab_pos > transformerpp > hstu_no_rab > "
                              "hstu_softmax_no_rab; Kendall's tau over the rows both rank +1.00")
@@ -256,3 +257,12 @@ def test_analyze_view_rejects_an_unknown_view_in_one_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "unknown view 'table9'; views: table2, table4, table5" in error
     assert not (tmp_path / "table9.md").exists()
+
+
+def test_seed_spread_names_the_largest_range_of_each_column():
+    finals = pd.DataFrame({"group": ["a", "a", "b", "b"], "status": ["completed"] * 4,
+                           "test/ne": [0.90, 0.93, 0.80, 0.81]})
+    stats = seed_means(finals, ["group"], ["test/ne"])
+    assert stats["test/ne range"].round(6).tolist() == [0.03, 0.01]
+    sentence = seed_spread_sentence(stats, {"NE": "test/ne"})
+    assert sentence.startswith("Seed spread (max - min over the up to 2 completed seeds of a row): NE up to 0.03;")
