@@ -208,8 +208,9 @@ def _steps(run: Run, chunks: Any, order: str, progress: tqdm | None) -> float:
     run.model.train()
     for batch in run.batcher.batches(chunks, run.config.train.batch_size, order, run.shuffle_rng):
         batch = shorten(run, batch)  # before FLOPs accounting: count the sequences actually trained on
-        workload = training_workload(batch, run.config)
-        loss = run.objective.loss(run.model, batch.to(run.device), run.negatives_generator)
+        negatives = run.objective.sample_negatives(run.model, batch, run.negatives_generator)  # on run.device
+        workload = training_workload(batch, run.config, negatives)
+        loss = run.objective.loss(run.model, batch.to(run.device), negatives)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
