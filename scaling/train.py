@@ -9,7 +9,8 @@ Two regimes then drive AdamW steps over chunks of token sequences:
   checkpoint.
 * ``streaming``: one pass in time order over windows 0 .. W - 3; every ``train.eval_every``
   windows the model is scored on the held-out window W - 2, the same events at every evaluation
-  (so a learning curve and a compute frontier compare like with like); the best checkpoint on
+  (so a learning curve and a compute frontier compare like with like; ``eval.max_users`` keeps a
+  fixed sample of its users, drawn from the data alone, to make evaluation cheaper); the best checkpoint on
   it is tested on window W - 1. With ``eval.progressive`` the model is also scored on the next,
   not yet trained window (progressive validation, recorded apart as ``progressive``).
 
@@ -43,7 +44,9 @@ from core.configtools import to_dict
 from scaling.data.batching import SequenceBatch, SequenceBatcher
 from scaling.data.impressions import ImpressionBatcher
 from scaling.data.sequences import SequenceDataset
-from scaling.data.splits import LeaveOneOutEvents, evaluation_set_id, leave_one_out_events, streaming_windows
+from scaling.data.splits import (
+    LeaveOneOutEvents, evaluation_set_id, leave_one_out_events, sample_users, streaming_windows,
+)
 from scaling.data.stochastic_length import LengthTally, TargetTally, stochastic_length
 from scaling.data.tokens import build_token_stream
 from core.errors import DataError, UserError
@@ -271,8 +274,13 @@ class EvaluationSet:
 
 
 def evaluation_set(run: Run, events: np.ndarray, label: str) -> EvaluationSet:
-    """The evaluation set of ``events``: its chunks, identifier and (when the data know them) the oracle's metrics."""
+    """The validation set of ``events``, cut to ``eval.max_users`` users' events: its chunks, identifier and
+    (when the data know them) the oracle's metrics."""
     dataset = run.dataset
+    max_users = run.config.eval.max_users
+    sampled = sample_users(dataset, run.config.data.task, events, max_users)
+    if len(sampled) < len(events):
+        events, label = sampled, f"{label}-{max_users}-users"
     oracle: dict[str, float] = {}
     if run.config.data.task == "ranking" and dataset.oracle_probabilities is not None:
         oracle = oracle_ranking_metrics(dataset.oracle_probabilities[events], dataset.labels[events], dataset.task_names)
