@@ -44,7 +44,8 @@ class RetrievalObjective:
         """[S, R] uniformly drawn negatives of the batch's S targets, on the generator's device."""
         return sample_uniform_negatives(batch.num_targets, self.num_negatives, model.num_items, generator, generator.device)
 
-    def loss(self, model: nn.Module, batch: SequenceBatch, negatives: Tensor | None) -> Tensor:
+    def loss(self, model: nn.Module, batch: SequenceBatch, negatives: Tensor) -> Tensor:
+        """Sampled softmax of each target among itself and its ``negatives`` [S, R] (from :meth:`sample_negatives`)."""
         queries = model(batch.sequences)[batch.supervised_rows]  # [S, d]
         targets = batch.target_item_ids
         if getattr(model, "item_vectors_are_a_table", False):
