@@ -86,9 +86,9 @@ class ImpressionBatcher:
         sequence = visiting_order(chunks.time, order, rng)
         block = batch_size * max(1, FEATURIZE_BLOCK // batch_size)
         for block_start in range(0, len(sequence), block):
-            features = self.batch(chunks.events[sequence[block_start : block_start + block]])
-            for first in range(0, features.num_targets, batch_size):
-                yield features.rows(slice(first, first + batch_size))
+            featurised = self.batch(chunks.events[sequence[block_start : block_start + block]])
+            for first in range(0, featurised.num_targets, batch_size):
+                yield featurised.rows(slice(first, first + batch_size))
 
     def batch(self, events: np.ndarray) -> ImpressionBatch:
         if self.standardizer is None:
