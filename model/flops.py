@@ -29,6 +29,17 @@ class SequenceWorkload:
     attention_pairs: int  # (query, key) pairs the attention mask allows: sum n_i (n_i + 1) / 2 when causal
     num_scored: int  # tokens whose output is scored (loss targets, or evaluation queries)
     items_per_scored: int  # item embeddings each scored token is compared with (1 + negatives, or the catalogue)
+    # Distinct items whose vectors the batch computes (the targets and negatives of a training step,
+    # the catalogue in evaluation): an item network (two-tower's item tower) runs once per distinct
+    # item. None: not counted, one item vector per comparison (num_scored x items_per_scored).
+    num_distinct_items: int | None = None
+
+    @property
+    def item_vectors_computed(self) -> int:
+        """Item vectors an item network computes for this batch: once per distinct item when counted."""
+        if self.num_distinct_items is not None:
+            return self.num_distinct_items
+        return self.num_scored * self.items_per_scored
 
 
 @dataclass(frozen=True)

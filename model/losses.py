@@ -38,7 +38,11 @@ def sampled_softmax_from_logits(
 def sampled_softmax_over_table(
     query: Tensor, table: Tensor, positive_ids: Tensor, negative_ids: Tensor, temperature: float
 ) -> Tensor:
-    """:func:`sampled_softmax_loss` with item vectors taken from a [num_items + 1, d] normalised table.
+    """:func:`sampled_softmax_loss` with item vectors taken from the rows of a normalised table.
+
+    ``table`` is [rows, d]: the whole catalogue (row = item id, [num_items + 1, d]), or the distinct
+    items of a batch (:func:`distinct_items`, ids given as row numbers); distinct items have
+    distinct rows, so an accidental hit is the same row id either way.
 
     Two exact ways to get the same logits; the cheaper one is chosen by shape. When the table has
     no more rows than the R x d numbers gathered per target, one [N, d] x [d, I] matmul scores
@@ -52,6 +56,22 @@ def sampled_softmax_over_table(
         negative_logits = all_logits.gather(1, negative_ids)
         return sampled_softmax_from_logits(positive_logits, negative_logits, positive_ids, negative_ids)
     return sampled_softmax_loss(query, table[positive_ids], table[negative_ids], positive_ids, negative_ids, temperature)
+
+
+def distinct_items(item_ids: Tensor, num_items: int) -> tuple[Tensor, Tensor]:
+    """The sorted distinct ids among ``item_ids`` (values in 0..num_items) and each id's row among them.
+
+    Returns (distinct [U], rows shaped like ``item_ids``) with distinct[rows] == item_ids: what
+    ``torch.unique(item_ids, sorted=True, return_inverse=True)`` returns. When the ids outnumber the
+    catalogue (a training batch's targets and negatives) a presence mask over the catalogue finds
+    them in O(ids + items) instead of sorting the ids (about 10 x faster on CPU).
+    """
+    if item_ids.numel() < num_items:
+        return torch.unique(item_ids, sorted=True, return_inverse=True)
+    present = torch.zeros(num_items + 1, dtype=torch.bool, device=item_ids.device)
+    present[item_ids] = True
+    row_of_item = present.cumsum(0) - 1  # [num_items + 1] row of each present item
+    return present.nonzero().squeeze(1), row_of_item[item_ids]
 
 
 def sample_uniform_negatives(

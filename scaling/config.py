@@ -210,7 +210,10 @@ class TrainConfig:
     weight_decay: float = option(0.0, "AdamW decoupled weight decay")
     num_negatives: int = option(128, "uniformly sampled negatives per target for the sampled softmax")
     temperature: float = option(0.05, "softmax temperature on cosine similarities")
-    eval_every: int = option(1, "validate every this many epochs")
+    eval_every: int = option(
+        1, "validate every this many epochs (multi_epoch) or training windows (streaming); the last epoch or window, "
+        "and the pass where a budget runs out, are always validated, so the best checkpoint and the test are defined"
+    )
     patience: int = option(10, "stop after this many validations without improvement (0: never stop early)")
     max_steps: int | None = option(None, "stop after this many optimizer steps (null: no step budget)")
     max_flops: float | None = option(
@@ -258,9 +261,16 @@ class EvalConfig:
         False, "streaming: also score each evaluation on the next, not yet trained window (progressive validation; "
         "recorded as progressive/<metric>, never fitted: each point is on other data)"
     )
+    max_users: int | None = option(
+        None, "validation set (the held-out window, or leave-one-out's validation targets): score only the events of "
+        "this many of its users, a sample drawn from the data alone (the same in every trial on the same data, whatever "
+        "the seed); its events, hence eval_set, differ from the full set's, so sizes never share a frontier (null: all "
+        "users). The test set is always scored whole"
+    )
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1; got {self.batch_size}")
+        require(self.max_users is None or self.max_users >= 1, "max_users", f"must be >= 1 or null; got {self.max_users}")
 
 
 @dataclass(frozen=True)

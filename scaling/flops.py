@@ -14,7 +14,8 @@ configuration therefore always gets the same compute, whatever the hardware or c
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from core.errors import UserError
 from core.results_schema import FLOPS_PER_PF_DAY, pf_days  # noqa: F401 (the results table's compute unit)
@@ -27,7 +28,7 @@ from scaling.data.impressions import ImpressionBatch
 Workload = SequenceWorkload | ImpressionWorkload
 
 
-def batch_workload(batch: SequenceBatch, items_per_scored: int) -> SequenceWorkload:
+def batch_workload(batch: SequenceBatch, items_per_scored: int, num_distinct_items: int | None = None) -> SequenceWorkload:
     """Shape statistics of a jagged batch whose supervised rows are each scored against ``items_per_scored`` items."""
     sequences = batch.sequences
     lengths = (sequences.offsets[1:] - sequences.offsets[:-1]).to("cpu")
@@ -37,6 +38,7 @@ def batch_workload(batch: SequenceBatch, items_per_scored: int) -> SequenceWorkl
         attention_pairs=allowed_pairs(sequences.offsets, sequences.num_targets, contextual_len=0),
         num_scored=batch.num_targets,
         items_per_scored=items_per_scored,
+        num_distinct_items=num_distinct_items,
     )
 
 
@@ -45,21 +47,30 @@ def impression_workload(batch: ImpressionBatch) -> ImpressionWorkload:
     return ImpressionWorkload(num_impressions=batch.num_targets, history_len=batch.features.history_item_ids.shape[1])
 
 
-def training_workload(batch: SequenceBatch | ImpressionBatch, config: RunConfig) -> Workload:
+def training_workload(batch: SequenceBatch | ImpressionBatch, config: RunConfig, negatives: Tensor | None = None) -> Workload:
     """One training step. Sequence retrieval scores each target against itself and its sampled
-    negatives; sequence ranking scores no items (its task heads are counted by the model)."""
+    ``negatives`` [S, R] (when given, the distinct items among both are counted: an item network
+    computes each once); sequence ranking scores no items (its task heads are counted by the model)."""
     if isinstance(batch, ImpressionBatch):
         return impression_workload(batch)
-    items = 0 if config.data.task == "ranking" else 1 + config.train.num_negatives
-    return batch_workload(batch, items)
+    if config.data.task == "ranking":
+        return batch_workload(batch, 0)
+    distinct = None
+    if negatives is not None:
+        compared = torch.cat([batch.target_item_ids.to(negatives.device).unsqueeze(1), negatives], dim=1)
+        distinct = int(torch.bincount(compared.flatten()).count_nonzero())
+    return batch_workload(batch, 1 + config.train.num_negatives, distinct)
 
 
 def evaluation_workload(batch: SequenceBatch | ImpressionBatch, task: str, num_items: int) -> Workload:
     """One evaluation batch: retrieval scores each target against the catalogue matrix, whose
-    ``num_items + 1`` rows include the padding row 0; ranking scores no items."""
+    ``num_items + 1`` rows include the padding row 0 (an item network computes its ``num_items``
+    rows once per pass); ranking scores no items."""
     if isinstance(batch, ImpressionBatch):
         return impression_workload(batch)
-    return batch_workload(batch, 0 if task == "ranking" else num_items + 1)
+    if task == "ranking":
+        return batch_workload(batch, 0)
+    return batch_workload(batch, num_items + 1, num_items)
 
 
 def forward_flops(model: nn.Module, workload: Workload) -> float:

@@ -83,14 +83,28 @@ def normalized_entropy(logits: Tensor, labels: Tensor) -> float:
 
 def roc_auc(scores: Tensor, labels: Tensor) -> float:
     """Area under the ROC curve via the rank-sum (Mann-Whitney) statistic, ties averaged; NaN if one class."""
-    from scipy.stats import rankdata
-
     labels = labels.to(torch.bool).cpu().numpy()
     positives, negatives = int(labels.sum()), int((~labels).sum())
     if positives == 0 or negatives == 0:
         return float("nan")
-    ranks = rankdata(scores.to(torch.float64).cpu().numpy())
+    ranks = average_ranks(scores.to(torch.float64).cpu().numpy())
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """[N] 1-based ranks of ``values``, tied values sharing the mean of their ranks (scipy's rankdata
+    'average', without importing scipy.stats into every training process); all NaN if any value is NaN."""
+    if np.isnan(values).any():
+        return np.full(len(values), np.nan)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts_tie = np.ones(len(values), dtype=bool)
+    starts_tie[1:] = ordered[1:] != ordered[:-1]
+    first = np.flatnonzero(starts_tie)  # 0-based position of each tie group's first value
+    after = np.append(first[1:], len(values))  # and one past its last
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = ((first + 1 + after) / 2.0)[np.cumsum(starts_tie) - 1]  # mean of ranks first+1 .. after
+    return ranks
 
 
 def ranking_metrics(logits: Tensor, labels: Tensor, task_names: tuple[str, ...]) -> dict[str, float]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.losses import sample_uniform_negatives, sampled_softmax_loss, sampled_softmax_over_table
+from model.losses import distinct_items, sample_uniform_negatives, sampled_softmax_over_table
 from scaling.data.batching import SequenceBatch, SequenceBatcher
 from scaling.metrics import ranking_metrics, retrieval_metrics, target_ranks
 
@@ -24,7 +24,11 @@ SCORING_CHUNK = 1024  # targets scored against the catalogue at once (bounds the
 
 
 class Objective(Protocol):
-    def loss(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> Tensor: ...
+    def sample_negatives(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> Tensor | None:
+        """The step's random negatives (drawn before the loss, so its FLOPs can count what it compares)."""
+        ...
+
+    def loss(self, model: nn.Module, batch: SequenceBatch, negatives: Tensor | None) -> Tensor: ...
 
     def evaluate(self, model: nn.Module, batches: Iterable[SequenceBatch], device: torch.device) -> dict[str, float]: ...
 
@@ -36,17 +40,22 @@ class RetrievalObjective:
         self.batcher = batcher
         self.exclude_history = exclude_history
 
-    def loss(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> Tensor:
+    def sample_negatives(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> Tensor:
+        """[S, R] uniformly drawn negatives of the batch's S targets, on the generator's device."""
+        return sample_uniform_negatives(batch.num_targets, self.num_negatives, model.num_items, generator, generator.device)
+
+    def loss(self, model: nn.Module, batch: SequenceBatch, negatives: Tensor) -> Tensor:
+        """Sampled softmax of each target among itself and its ``negatives`` [S, R] (from :meth:`sample_negatives`)."""
         queries = model(batch.sequences)[batch.supervised_rows]  # [S, d]
         targets = batch.target_item_ids
-        negatives = sample_uniform_negatives(targets.numel(), self.num_negatives, model.num_items, generator, targets.device)
         if getattr(model, "item_vectors_are_a_table", False):
             # Normalise the table once ([I, d]) rather than every gathered negative ([S, R, d]).
             return sampled_softmax_over_table(queries, model.catalogue_vectors(), targets, negatives, self.temperature)
-        # Item vectors computed by a network (two-tower): only for the items this step compares.
-        return sampled_softmax_loss(
-            queries, model.item_vectors(targets), model.item_vectors(negatives), targets, negatives, self.temperature
-        )
+        # Item vectors computed by a network (two-tower): once per distinct item the step compares,
+        # then looked up by row, rather than once per (target, candidate) pair.
+        distinct, rows = distinct_items(torch.cat([targets.unsqueeze(1), negatives], dim=1), model.num_items)  # [U], [S, 1 + R]
+        table = model.item_vectors(distinct)  # [U, d]
+        return sampled_softmax_over_table(queries, table, rows[:, 0], rows[:, 1:], self.temperature)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[SequenceBatch], device: torch.device) -> dict[str, float]:
@@ -105,7 +114,10 @@ class RankingObjective:
     def logits(self, model: nn.Module, batch: SequenceBatch) -> Tensor:
         return model(batch.sequences, rows=batch.supervised_rows) + self.prior_logits.to(batch.labels.device)  # [S, K]
 
-    def loss(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> Tensor:
+    def sample_negatives(self, model: nn.Module, batch: SequenceBatch, generator: torch.Generator) -> None:
+        return None  # ranking scores labels, not sampled items
+
+    def loss(self, model: nn.Module, batch: SequenceBatch, negatives: Tensor | None) -> Tensor:
         return F.binary_cross_entropy_with_logits(self.logits(model, batch), batch.labels)
 
     @torch.no_grad()

@@ -8,7 +8,9 @@ import pytest
 from scaling.data.actions import with_rating_actions
 from scaling.data.batching import SequenceBatcher, concatenated_ranges
 from scaling.data.sequences import ContextEvents, SequenceDataset
-from scaling.data.splits import leave_one_out_events, streaming_windows, time_window_of_events
+from scaling.data.splits import (
+    evaluation_set_id, leave_one_out_events, sample_users, streaming_windows, time_window_of_events,
+)
 from scaling.data.tokens import build_token_stream
 
 
@@ -97,6 +99,31 @@ def test_time_windows_have_equal_counts_and_keep_ties_together():
     windows = streaming_windows(dataset, np.ones(9, dtype=bool), 3)
     assert sum(len(w) for w in windows) == 9
     assert all(dataset.timestamps[a].max() <= dataset.timestamps[b].min() for a, b in zip(windows[0], windows[1]))
+
+
+def test_a_user_sample_of_an_evaluation_set_is_fixed_by_the_data_and_named_apart():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 12, size=40)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    dataset = SequenceDataset(rng.integers(1, 30, offsets[-1]), np.arange(offsets[-1]), offsets, num_items=30,
+                              fingerprint={"source": "test"})
+    events = np.flatnonzero(rng.random(offsets[-1]) < 0.5)
+    user_of = lambda e: np.searchsorted(offsets, e, side="right") - 1  # noqa: E731
+    sample = sample_users(dataset, "retrieval", events, 10)
+    kept = np.unique(user_of(sample))
+    assert len(kept) == 10
+    assert np.array_equal(sample, events[np.isin(user_of(events), kept)])  # every event of a kept user, nothing else
+    # the sample depends on the data and the set only: drawn again (any trial, any seed), it is the same
+    assert np.array_equal(sample_users(dataset, "retrieval", events[::-1].copy(), 10), sample)
+    assert np.isin(sample_users(dataset, "retrieval", events, 5), sample).all()  # a smaller sample is part of it
+    other_data = SequenceDataset(dataset.item_ids, dataset.timestamps, offsets, num_items=30, fingerprint={"source": "other"})
+    assert not np.array_equal(sample_users(other_data, "retrieval", events, 10), sample)
+    # null, or at least as many users as the set has: the whole set, under the whole set's identifier
+    assert np.array_equal(sample_users(dataset, "retrieval", events, None), events)
+    assert np.array_equal(sample_users(dataset, "retrieval", events, 40), events)
+    identifiers = {evaluation_set_id(dataset, "retrieval", sample_users(dataset, "retrieval", events, n), "valid")
+                   for n in (None, 5, 10, 20)}
+    assert len(identifiers) == 4  # each size is its own evaluation set: never one frontier
 
 
 def test_history_items_are_everything_before_the_target():

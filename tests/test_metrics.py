@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,3 +66,14 @@ def test_auc_hand_computed_with_ties():
     # positives score 0.9 and 0.4; negatives 0.4 and 0.1: pairs (0.9>0.4, 0.9>0.1, 0.4=0.4 -> 1/2, 0.4>0.1) = 3.5/4
     assert roc_auc(torch.tensor([0.9, 0.4, 0.4, 0.1]), torch.tensor([1, 1, 0, 0])) == pytest.approx(3.5 / 4)
     assert math.isnan(roc_auc(torch.tensor([0.1, 0.2]), torch.tensor([1, 1])))
+
+
+def test_average_ranks_are_scipys_rankdata_ties_averaged():
+    from scipy.stats import rankdata
+
+    from scaling.metrics import average_ranks
+
+    rng = np.random.default_rng(0)
+    for values in (rng.normal(size=500), rng.integers(0, 4, size=500).astype(float), np.array([2.0]), np.array([])):
+        np.testing.assert_array_equal(average_ranks(values), rankdata(values))
+    assert np.isnan(average_ranks(np.array([1.0, np.nan]))).all()

@@ -118,3 +118,32 @@ def test_streaming_scores_every_evaluation_on_one_held_out_window(tmp_path):
     assert other_seed["valid"] != result["valid"]
     other_data = train(load_run_config(None, [*STREAM, cache, "data.seed=7"]), progress=False)
     assert other_data["eval_set"] != result["eval_set"]
+
+
+def test_streaming_validates_every_k_windows_and_always_after_the_last(tmp_path):
+    cache = f"data.cache_dir={tmp_path}"
+    windows = [entry["window"] for entry in
+               train(load_run_config(None, [*STREAM, cache, "train.num_windows=7", "train.eval_every=2"]), progress=False)["history"]]
+    assert windows == [1, 3, 4]  # after windows 2 and 4 of 5, and after the last one
+    stopped = train(load_run_config(None, [*STREAM, cache, "train.num_windows=7", "train.eval_every=3", "train.max_steps=1"]),
+                    progress=False)
+    assert [entry["window"] for entry in stopped["history"]] == [0]  # the budget ran out: validated where it stopped
+
+
+def test_multi_epoch_validates_every_k_epochs_and_after_the_last(tmp_path):
+    config = load_run_config(None, [*TINY, "train.epochs=5", "train.eval_every=2", "train.patience=0"])
+    assert [entry["epoch"] for entry in train(config, progress=False)["history"]] == [2, 4, 5]
+
+
+def test_validation_on_a_user_sample_is_the_same_for_every_trial_and_named_apart(tmp_path):
+    cache = f"data.cache_dir={tmp_path}"
+    whole = train(load_run_config(None, [*STREAM, cache]), progress=False)
+    sampled = train(load_run_config(None, [*STREAM, cache, "eval.max_users=30"]), progress=False)
+    other_seed = train(load_run_config(None, [*STREAM, cache, "eval.max_users=30", "seed=7"]), progress=False)
+    assert sampled["eval_set"].startswith("holdout-window-4-of-5-30-users:")
+    assert sampled["eval_set"] == other_seed["eval_set"] != whole["eval_set"]  # fixed by the data, not the seed
+    assert {entry["eval_set"] for entry in sampled["history"]} == {sampled["eval_set"]}
+    # the oracle scores the same sample; the test window is always scored whole (here both runs pick the
+    # same best window, so they test the same checkpoint on the same events)
+    assert sampled["history"][0]["oracle"] != whole["history"][0]["oracle"]
+    assert sampled["best_window"] == whole["best_window"] and sampled["test"] == whole["test"]

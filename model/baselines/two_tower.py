@@ -6,8 +6,9 @@ stack of residual feed-forward blocks. Item tower: the item embedding (plus its 
 when categories are known) through the same kind of stack. Outputs are L2-normalised, and the
 class exposes :class:`~model.recommender.SequentialRetrievalModel`'s interface (``forward``,
 ``item_vectors``, ``catalogue_vectors``, ``num_items``), so sampled-softmax training and
-full-catalogue evaluation run unchanged; :func:`model.losses.mixed_negatives_softmax_loss` adds
-in-batch negatives with the logQ correction.
+full-catalogue evaluation run unchanged: a training step runs the item tower once per distinct
+item it compares (scaling/objectives.py), an evaluation pass once over the catalogue.
+:func:`model.losses.mixed_negatives_softmax_loss` adds in-batch negatives with the logQ correction.
 """
 
 from __future__ import annotations
@@ -116,15 +117,16 @@ class TwoTower(nn.Module):
         return torch.cat([vectors.new_zeros(1, self.embedding_dim), vectors], dim=0)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:
-        """User tower at every token, item tower once per compared item, and the scores.
+        """User tower at every token, item tower once per item vector computed, and the scores.
 
-        Sampled training runs the item tower on every positive and negative of every scored
-        token, num_scored * items_per_scored rows. (Full-catalogue evaluation computes the
-        catalogue once per pass and shares it, so this formula over-counts there.)
+        A training step runs the item tower once per distinct item among its targets and sampled
+        negatives (``workload.num_distinct_items``, counted by scaling/flops.py) and gathers each
+        comparison's vectors from those; without that count, once per comparison,
+        num_scored * items_per_scored rows. Full-catalogue evaluation computes the catalogue once
+        per pass and shares it across batches, so summing its per-batch count over-counts there.
         """
-        compared = workload.num_scored * workload.items_per_scored
         return (
             self.user_tower.forward_flops(workload.num_tokens)
-            + self.item_tower.forward_flops(compared)
+            + self.item_tower.forward_flops(workload.item_vectors_computed)
             + matmul_flops(workload.num_scored, self.embedding_dim, workload.items_per_scored)
         )

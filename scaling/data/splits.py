@@ -11,7 +11,10 @@
   learning curve, as MLPerf's fixed held-out day), and window W - 1 is the test window.
 
 Every evaluation set has an identifier (:func:`evaluation_set_id`): the same events of the same
-data give the same identifier, so the results table can say which rows are comparable.
+data give the same identifier, so the results table can say which rows are comparable. A set may
+be cut to the events of a fixed sample of its users (:func:`sample_users`, ``eval.max_users``):
+the sample is drawn from the data alone, so every trial of a study scores the same events, and
+its events (hence its identifier) differ from the full set's.
 """
 
 from __future__ import annotations
@@ -77,8 +80,33 @@ def evaluation_set_id(dataset: SequenceDataset, task: str, events: np.ndarray, l
     Two evaluations with the same identifier scored the same targets of the same data, so their
     metrics are comparable; the label says in words which part of the data it is.
     """
+    return f"{label}:{_events_digest(dataset, task, events).hex()[:12]}"
+
+
+def sample_users(dataset: SequenceDataset, task: str, events: np.ndarray, max_users: int | None) -> np.ndarray:
+    """The events (sorted) of at most ``max_users`` of the users ``events`` belong to; all of them when null.
+
+    Users, not events, are sampled: a sequence model scores a user's targets in one pass over the
+    user's sequence, so its evaluation costs about as much per user as the user's targets do
+    together. The users are the first ``max_users`` of a permutation drawn by a generator seeded
+    with the full set's digest (the data, the task and the events), never with a trial's seed: every
+    trial evaluated on this set of this data scores the same sample, and another ``max_users`` gives
+    other events (a smaller sample is part of a larger one).
+    """
+    events = np.sort(events)
+    users = np.searchsorted(dataset.offsets, events, side="right") - 1  # the user owning each event
+    present = np.unique(users)
+    if max_users is None or len(present) <= max_users:
+        return events
+    seed = int.from_bytes(_events_digest(dataset, task, events)[:8], "little")
+    kept = np.random.default_rng(seed).permutation(present)[:max_users]  # a smaller sample is part of a larger one
+    return events[np.isin(users, kept)]
+
+
+def _events_digest(dataset: SequenceDataset, task: str, events: np.ndarray) -> bytes:
+    """SHA-256 of the data's fingerprint, the task and the (sorted) events."""
     digest = hashlib.sha256()
     digest.update(json.dumps(dataset.fingerprint, sort_keys=True, default=str).encode())
     digest.update(task.encode())
     digest.update(np.ascontiguousarray(np.sort(events), dtype=np.int64).tobytes())
-    return f"{label}:{digest.hexdigest()[:12]}"
+    return digest.digest()

@@ -275,3 +275,31 @@ def test_a_hundred_thousand_impressions_are_featurised_without_python_loops():
     features = ImpressionFeaturizer(dataset, 20)(np.arange(events))
     assert features.dense.shape[0] == events and torch.isfinite(features.dense).all()
     assert time.perf_counter() - started < 20  # a per-impression Python loop takes minutes here
+
+
+@pytest.mark.parametrize("order", ["shuffle", "time"])
+def test_impression_batches_featurised_in_blocks_equal_batches_featurised_alone(order, monkeypatch):
+    from dataclasses import fields
+
+    import scaling.data.impressions as impressions
+    from scaling.data.actions import with_rating_actions
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 30, size=20)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    stamps = np.concatenate([np.sort(rng.integers(0, 1000, size=n)) for n in lengths])
+    dataset = with_rating_actions(SequenceDataset(rng.integers(1, 51, offsets[-1]), stamps, offsets, num_items=50,
+                                                  ratings=rng.integers(1, 6, offsets[-1]).astype(np.float32)))
+    batcher = impressions.ImpressionBatcher(dataset, history_len=4)
+    events = np.arange(dataset.num_interactions)
+    batcher.fit_standardizer(events, rng)
+    chunks = batcher.chunks(events)
+    monkeypatch.setattr(impressions, "FEATURIZE_BLOCK", 7 * 16 + 5)  # blocks of 7 batches, the last one short
+    batches = list(batcher.batches(chunks, 16, order, np.random.default_rng(1)))
+    visited = impressions.visiting_order(chunks.time, order, np.random.default_rng(1))
+    assert len(batches) == -(-len(events) // 16)
+    for k, batch in enumerate(batches):
+        alone = batcher.batch(chunks.events[visited[16 * k : 16 * (k + 1)]])
+        assert torch.equal(batch.target_events, alone.target_events) and torch.equal(batch.labels, alone.labels)
+        for field in fields(alone.features):
+            assert torch.equal(getattr(batch.features, field.name), getattr(alone.features, field.name)), field.name

@@ -271,12 +271,51 @@ def test_two_tower_trains_with_the_existing_retrieval_objective():
     objective = RetrievalObjective(5, 0.1, batcher, exclude_history=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     batch = next(batcher.batches(batcher.chunks(split.train), 10, "shuffle", rng))
-    loss = objective.loss(model, batch, torch.Generator().manual_seed(0))
+    loss = objective.loss(model, batch, objective.sample_negatives(model, batch, torch.Generator().manual_seed(0)))
     loss.backward()
     optimizer.step()
     assert math.isfinite(loss.item())
     metrics = objective.evaluate(model, batcher.batches(batcher.chunks(split.valid), 4, "time"), torch.device("cpu"))
     assert 0 <= metrics["hr@10"] <= 1
+
+
+def test_two_tower_loss_runs_the_item_tower_once_per_distinct_item_and_equals_the_per_pair_loss():
+    """The objective computes each distinct item's vector once and looks comparisons up by row: the
+    same loss and gradients (to float rounding) as running the item tower on every (target, candidate)."""
+    from model.losses import sampled_softmax_loss
+    from scaling.data.batching import SequenceBatcher
+    from scaling.data.splits import leave_one_out_events
+    from scaling.data.tokens import build_token_stream
+    from scaling.flops import training_workload
+    from scaling.objectives import RetrievalObjective
+
+    rng = np.random.default_rng(0)
+    dataset = SequenceDataset(rng.integers(1, 21, 60), np.arange(60), np.arange(0, 61, 6), 20)
+    batcher = SequenceBatcher(dataset, build_token_stream(dataset, "retrieval"), max_seq_len=8)
+    split = leave_one_out_events(dataset, batcher.supervisable())
+    torch.manual_seed(0)
+    config = ModelConfig(name="two_tower", embedding_dim=8, dropout=0.0, dlrm=DLRMConfig(hidden_dim=16))
+    model = build_retrieval_model(config, 20, 8)
+    objective = RetrievalObjective(5, 0.1, batcher, exclude_history=True)
+    batch = next(batcher.batches(batcher.chunks(split.train), 10, "shuffle", rng))
+    negatives = objective.sample_negatives(model, batch, torch.Generator().manual_seed(0))
+    tower_rows = []
+    hook = model.item_tower.register_forward_hook(lambda module, inputs, output: tower_rows.append(inputs[0].shape[0]))
+    loss = objective.loss(model, batch, negatives)
+    hook.remove()
+    distinct = torch.unique(torch.cat([batch.target_item_ids.unsqueeze(1), negatives], 1)).numel()
+    assert tower_rows == [distinct] and distinct < negatives.numel()
+    workload = training_workload(batch, load_run_config(None, ["train.num_negatives=5"]), negatives)
+    assert workload.num_distinct_items == distinct and workload.item_vectors_computed == distinct
+
+    grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    queries = model(batch.sequences)[batch.supervised_rows]
+    targets = batch.target_item_ids
+    per_pair = sampled_softmax_loss(queries, model.item_vectors(targets), model.item_vectors(negatives), targets, negatives, 0.1)
+    torch.testing.assert_close(loss, per_pair)
+    for grad, want in zip(grads, torch.autograd.grad(per_pair, list(model.parameters()), allow_unused=True)):
+        if want is not None:
+            torch.testing.assert_close(grad, want)
 
 
 # --- Loss ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from model.losses import sampled_softmax_loss, sampled_softmax_over_table
+from model.losses import distinct_items, sampled_softmax_loss, sampled_softmax_over_table
 
 
 def test_dense_and_gathered_sampled_softmax_agree():
@@ -27,3 +27,14 @@ def test_dense_and_gathered_sampled_softmax_agree():
         sampled_softmax_over_table(q2, small_dim_table, positives, negatives, 0.1),
         sampled_softmax_loss(q2, small_dim_table[positives], small_dim_table[negatives], positives, negatives, 0.1),
     )
+
+
+def test_distinct_items_is_torch_unique_with_inverse_rows():
+    generator = torch.Generator().manual_seed(0)
+    many = torch.randint(0, 30, (50, 7), generator=generator)  # more ids than items: the presence-mask path
+    few = torch.tensor([[9, 3], [3, 27]])  # fewer ids than items: torch.unique itself
+    for ids in (many, few):
+        distinct, rows = distinct_items(ids, 30)
+        want_distinct, want_rows = torch.unique(ids, sorted=True, return_inverse=True)
+        assert torch.equal(distinct, want_distinct) and torch.equal(rows, want_rows)
+        assert torch.equal(distinct[rows], ids)
