@@ -87,8 +87,8 @@ def jagged_attention(
         raise ValueError(f"attention backend {chosen!r} takes no layout; pass layout=None (attention_layout gives None for it)")
     if chosen == "cpu":
         if layout is None:
-            layout = build_attention_layout(offsets, max_seq_len=max_seq_len, bias=bias, num_targets=num_targets,
-                                            contextual_len=contextual_len)
+            layout = build_attention_layout(offsets, max_seq_len=max_seq_len, num_heads=q.shape[1], bias=bias,
+                                            num_targets=num_targets, contextual_len=contextual_len)
         _check_layout(layout, q, offsets, max_seq_len, bias, num_targets, contextual_len)
         return cpu_jagged_attention(q, k, v, layout, activation=activation, scale=scale, bias=bias)
     if chosen == "reference":
@@ -119,6 +119,7 @@ def attention_layout(
     offsets: Tensor,
     *,
     max_seq_len: int,
+    num_heads: int,
     bias: RelativeAttentionBias | None = None,
     num_targets: Tensor | None = None,
     contextual_len: int = 0,
@@ -126,15 +127,15 @@ def attention_layout(
 ) -> AttentionLayout | None:
     """What :func:`jagged_attention` with ``backend`` on ``offsets``' device needs from this batch, built once.
 
-    Arguments as :func:`jagged_attention` (``bias``'s weights only tell which parts are on and their
-    sizes, so any layer's bias of the same configuration will do). The CPU backend gets its
+    Arguments as :func:`jagged_attention`, with ``num_heads`` the H of its q, k, v (``bias``'s weights
+    only tell which parts are on and their sizes, so any layer's bias of the same configuration will do). The CPU backend gets its
     :class:`~kernels.layout.AttentionLayout`; the reference and Triton backends get ``None``: they
     derive masks and buckets inside their kernels.
     """
     chosen = resolve_backend(backend, offsets.device)
     if chosen == "cpu":
-        return build_attention_layout(offsets, max_seq_len=max_seq_len, bias=bias, num_targets=num_targets,
-                                      contextual_len=contextual_len)
+        return build_attention_layout(offsets, max_seq_len=max_seq_len, num_heads=num_heads, bias=bias,
+                                      num_targets=num_targets, contextual_len=contextual_len)
     if chosen in ("reference", "triton"):
         return None
     raise ValueError(_unknown_backend(backend))
@@ -239,15 +240,16 @@ def _check_layout(
 ) -> None:
     """A layout built for another batch or another bias configuration would silently mis-attend: refuse it."""
     with_time = bias is not None and bias.time_weights is not None
-    built_for = (layout.num_tokens, layout.max_seq_len, layout.contextual_len, layout.with_position,
+    built_for = (layout.num_tokens, layout.num_heads, layout.max_seq_len, layout.contextual_len, layout.with_position,
                  layout.num_time_buckets, layout.time_bucket_fn if with_time else None)
-    called_with = (q.shape[0], max_seq_len, contextual_len, bias is not None and bias.position_weights is not None,
+    called_with = (q.shape[0], q.shape[1], max_seq_len, contextual_len,
+                   bias is not None and bias.position_weights is not None,
                    int(bias.time_weights.numel()) - 1 if with_time else None, bias.time_bucket_fn if with_time else None)
     if built_for != called_with:
         raise ValueError(
-            "the attention layout was built for (tokens, max_seq_len, contextual_len, position part, time buckets, "
-            f"bucket fn) = {built_for}, but the call has {called_with}; build it with attention_layout(...) "
-            "from the same batch and bias configuration"
+            "the attention layout was built for (tokens, heads, max_seq_len, contextual_len, position part, time "
+            f"buckets, bucket fn) = {built_for}, but the call has {called_with}; build it with attention_layout(...) "
+            "from the same batch and attention configuration"
         )
     same = [_same(layout.offsets, offsets), _same(layout.num_targets, num_targets)]
     if with_time:

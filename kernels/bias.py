@@ -32,12 +32,37 @@ class RelativeAttentionBias:
 
 
 def bucketize_time_gaps(gaps: Tensor, num_buckets: int, fn: TimeBucketFn) -> Tensor:
-    """Map time gaps (any int or float tensor, seconds) to bucket ids in [0, num_buckets]."""
-    magnitude = gaps.abs().clamp(min=1).to(torch.float32)
+    """Map time gaps (any int or float tensor, seconds) to int64 bucket ids in [0, num_buckets]."""
+    return _bucketize_magnitudes_(gaps.to(torch.float32, copy=True), num_buckets, fn).to(torch.int64)
+
+
+def pairwise_time_buckets(query_times: Tensor, key_times: Tensor, num_buckets: int, fn: TimeBucketFn) -> Tensor:
+    """[..., Lq, Lk] int32 ``bucketize_time_gaps(query_times[..., i] - key_times[..., j])``, exactly.
+
+    query_times [..., Lq] and key_times [..., Lk] are integer seconds. The gaps are formed in
+    float64 (exact below 2^53 s) and rounded once to float32, as ``bucketize_time_gaps`` rounds the
+    int64 gap, then bucketised in place: one float32 [..., Lq, Lk] buffer instead of several int64 ones.
+    """
+    limit = 2**53
+    for stamps in (query_times, key_times):
+        if stamps.numel() and int(stamps.abs().max()) >= limit:
+            raise ValueError(f"timestamps must be below 2^53 seconds in magnitude; got {int(stamps.abs().max())}")
+    shape = torch.broadcast_shapes(query_times.shape[:-1], key_times.shape[:-1])
+    gaps = torch.empty(*shape, query_times.shape[-1], key_times.shape[-1], dtype=torch.float32, device=query_times.device)
+    torch.sub(query_times.to(torch.float64).unsqueeze(-1), key_times.to(torch.float64).unsqueeze(-2), out=gaps)
+    return _bucketize_magnitudes_(gaps, num_buckets, fn).to(torch.int32)
+
+
+def _bucketize_magnitudes_(gaps: Tensor, num_buckets: int, fn: TimeBucketFn) -> Tensor:
+    """In place on float32 gaps: floor(ln(max(|gap|, 1)) / LOG_BUCKET_DIVISOR) or floor(sqrt(...)), clamped to [0, num_buckets].
+
+    Still float: the caller truncates to an integer type (every value is in [0, num_buckets]).
+    """
+    magnitude = gaps.abs_().clamp_(min=1)
     if fn == "log":
-        buckets = torch.log(magnitude) / LOG_BUCKET_DIVISOR
+        buckets = magnitude.log_().div_(LOG_BUCKET_DIVISOR)
     elif fn == "sqrt":
-        buckets = torch.sqrt(magnitude)
+        buckets = magnitude.sqrt_()
     else:
         raise ValueError(f"time_bucket_fn must be 'log' or 'sqrt'; got {fn!r}")
-    return buckets.to(torch.int64).clamp(min=0, max=num_buckets)
+    return buckets.clamp_(min=0, max=num_buckets)

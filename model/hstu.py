@@ -141,6 +141,7 @@ class HSTULayer(nn.Module):
         return attention_layout(
             sequences.offsets,
             max_seq_len=self.max_seq_len,
+            num_heads=self.num_heads,
             bias=self.relative_bias.bias_for(sequences),
             num_targets=sequences.num_targets,
             backend=self.attention_backend,

@@ -122,8 +122,8 @@ class TransformerPPLayer(nn.Module):
 
     def attention_layout(self, sequences: JaggedSequences) -> AttentionLayout | None:
         """What this layer's attention needs from the batch alone (its masks); every layer of the stack reuses it."""
-        return attention_layout(sequences.offsets, max_seq_len=self.max_seq_len, num_targets=sequences.num_targets,
-                                backend=self.attention_backend)
+        return attention_layout(sequences.offsets, max_seq_len=self.max_seq_len, num_heads=self.num_heads,
+                                num_targets=sequences.num_targets, backend=self.attention_backend)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences,
                layout: AttentionLayout | None = None) -> Tensor:
