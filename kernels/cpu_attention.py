@@ -29,7 +29,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
@@ -39,7 +38,8 @@ from kernels.layout import AttentionLayout, bias_table
 
 MASKED_SILU_SCORE = -1e30  # SiLU and its derivative are exactly 0 here (see the module docstring)
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
-BLOCK_FIELDS = 4  # block_bounds entries per block: group length, query offset, key offset, keys
+# block_bounds entries per block: batch, query length, keys, group length, query offset, key offset, bias offset
+BLOCK_FIELDS = 7
 
 
 def masked_score(activation: str) -> float:
@@ -53,7 +53,7 @@ def cpu_attention_op(
     k: Tensor,
     v: Tensor,
     bias_table: Tensor,
-    bias_index: list[Tensor],
+    bias_index: Tensor,
     block_bounds: list[int],
     query_rows: Tensor,
     key_rows: Tensor,
@@ -63,32 +63,34 @@ def cpu_attention_op(
     scale: float,
     value_scale: float,
     allowed_pairs: int,
-) -> tuple[Tensor, list[Tensor]]:
-    """([T, H, Dv] output, per block A and, for SiLU, S [H * B_g, L_q, L_k] for the backward).
+) -> tuple[Tensor, Tensor]:
+    """([T, H, Dv] output, every block's A and, for SiLU, S back to back, for the backward).
 
-    ``bias_index``: each block's [B_g, L_q, L_k] table entries; ``block_bounds``: each block's
-    BLOCK_FIELDS ints, flattened; the rows as in :class:`~kernels.layout.AttentionLayout`.
+    ``bias_index``: the blocks' [B_g, L_q, L_k] table entries back to back; ``block_bounds``: each
+    block's BLOCK_FIELDS ints, flattened; the rows as in :class:`~kernels.layout.AttentionLayout`.
     """
     heads = q.shape[1]
     q_slots = _slots(q, query_rows)  # [H S_q, D]
     k_slots, v_slots = _slots(k, key_rows), _slots(v, key_rows, value_scale)  # [H S_k, D]
     out_slots = v_slots.new_empty(query_rows.numel(), v.shape[2])
-    kept = []
-    for block in _blocks(bias_index, block_bounds, heads):
-        scores = _repeat_heads(_gather_bias(bias_table, block.bias_index), heads)  # [H * Bg, Lq, Lk]
+    kept = q.new_empty(_kept_size(bias_index, heads, activation))
+    for block in _blocks(block_bounds, heads, activation):
+        scores = block.gather_bias(bias_table, bias_index, kept if activation == "silu" else None)  # [H * Bg, Lq, Lk]
         scores.baddbmm_(block.queries(q_slots), block.keys(k_slots).transpose(1, 2), alpha=scale)
-        weights = F.silu(scores) if activation == "silu" else torch.softmax(scores, dim=-1)
+        weights = block.weights(kept)
+        if activation == "silu":
+            torch.ops.aten.silu.out(scores, out=weights)
+        else:
+            torch.ops.aten._softmax.out(scores, -1, False, out=weights)
         torch.bmm(weights, block.keys(v_slots), out=block.queries(out_slots))
-        kept += [weights, scores] if activation == "silu" else [weights]
     return _tokens(out_slots, token_query_rows, heads), kept
 
 
 @cpu_attention_op.register_fake
-def _(q: Tensor, k: Tensor, v: Tensor, bias_table: Tensor, bias_index: list[Tensor], *args: Any) -> tuple[Tensor, list[Tensor]]:
-    heads, activation = q.shape[1], args[5]
-    kept = [q.new_empty(heads * entries.shape[0], *entries.shape[1:]) for entries in bias_index
-            for _ in range(2 if activation == "silu" else 1)]
-    return v.new_empty(v.shape), kept
+def _(q: Tensor, k: Tensor, v: Tensor, bias_table: Tensor, bias_index: Tensor, block_bounds: list[int],
+      query_rows: Tensor, key_rows: Tensor, token_query_rows: Tensor, token_key_rows: Tensor, activation: str,
+      *args: Any) -> tuple[Tensor, Tensor]:
+    return v.new_empty(v.shape), q.new_empty(_kept_size(bias_index, q.shape[1], activation))
 
 
 @torch.library.custom_op("gr_scaling::cpu_attention_backward", mutates_args=())
@@ -98,13 +100,13 @@ def cpu_attention_backward_op(
     k: Tensor,
     v: Tensor,
     bias_table: Tensor,
-    bias_index: list[Tensor],
+    bias_index: Tensor,
     block_bounds: list[int],
     query_rows: Tensor,
     key_rows: Tensor,
     token_query_rows: Tensor,
     token_key_rows: Tensor,
-    kept: list[Tensor],
+    kept: Tensor,
     activation: str,
     scale: float,
     value_scale: float,
@@ -118,13 +120,12 @@ def cpu_attention_backward_op(
     grad_q = torch.empty_like(q_slots)  # every query slot belongs to one block
     grad_k, grad_v = torch.zeros_like(k_slots), torch.zeros_like(v_slots)  # a key slot collects from several blocks
     grad_table = torch.zeros(bias_table.shape if table_grad else (0,), dtype=bias_table.dtype, device=q.device)
-    per_block = 2 if activation == "silu" else 1
-    for number, block in enumerate(_blocks(bias_index, block_bounds, heads)):
-        weights = kept[per_block * number]  # [H * Bg, Lq, Lk]
+    for block in _blocks(block_bounds, heads, activation):
+        weights = block.weights(kept)  # [H * Bg, Lq, Lk]
         grad_block = block.queries(grad_slots)  # [H * Bg, Lq, Dv]
         grad_weights = torch.bmm(grad_block, block.keys(v_slots).transpose(1, 2))  # [H * Bg, Lq, Lk]
         if activation == "silu":
-            grad_scores = torch.ops.aten.silu_backward(grad_weights, kept[2 * number + 1])
+            grad_scores = torch.ops.aten.silu_backward(grad_weights, block.scores(kept))
         else:
             grad_scores = torch.ops.aten._softmax_backward_data(grad_weights, weights, -1, weights.dtype)
         block.keys(grad_v).baddbmm_(weights.transpose(1, 2), grad_block)
@@ -132,7 +133,7 @@ def cpu_attention_backward_op(
         block.keys(grad_k).baddbmm_(grad_scores.transpose(1, 2), block.queries(q_slots), alpha=scale)
         if table_grad:
             per_pair = grad_scores.view(heads, -1).sum(0) if heads > 1 else grad_scores.view(-1)
-            grad_table.index_add_(0, block.bias_index.view(-1), per_pair)
+            grad_table.index_add_(0, bias_index[block.bias_range], per_pair)
     return (_tokens(grad_q, token_query_rows, heads), _tokens(grad_k, token_key_rows, heads),
             _tokens(grad_v, token_key_rows, heads), grad_table)
 
@@ -144,15 +145,20 @@ def _(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias_table: Tensor, *ar
 
 
 class _Block:
-    """One block's views into the slot buffers ([H S, D]): its queries and its group's first keys, [H * B_g, L, D]."""
+    """One block's views: its queries and its group's first keys in the slot buffers ([H S, D] -> [H * B_g, L, D]),
+    its bias entries, and its A and S in the kept buffer."""
 
-    def __init__(self, bias_index: Tensor, heads: int, group_length: int, query_offset: int, key_offset: int,
-                 num_keys: int) -> None:
-        self.bias_index = bias_index
-        batch, self.query_length = bias_index.shape[0], bias_index.shape[1]
-        self.group_length, self.num_keys = group_length, num_keys
-        self.query_rows = slice(query_offset, query_offset + heads * batch * self.query_length)
+    def __init__(self, heads: int, activation: str, batch: int, query_length: int, num_keys: int, group_length: int,
+                 query_offset: int, key_offset: int, bias_offset: int) -> None:
+        self.heads, self.batch, self.query_length, self.num_keys = heads, batch, query_length, num_keys
+        self.group_length = group_length
+        self.query_rows = slice(query_offset, query_offset + heads * batch * query_length)
         self.key_rows = slice(key_offset, key_offset + heads * batch * group_length)
+        pairs = batch * query_length * num_keys
+        self.bias_range = slice(bias_offset, bias_offset + pairs)
+        kept_offset = heads * bias_offset * _kept_per_pair(activation)
+        self.weights_range = slice(kept_offset, kept_offset + heads * pairs)  # A
+        self.scores_range = slice(kept_offset + heads * pairs, kept_offset + 2 * heads * pairs)  # S (SiLU only)
 
     def queries(self, slots: Tensor) -> Tensor:
         """[H * Bg, Lq, D], a view."""
@@ -162,11 +168,43 @@ class _Block:
         """[H * Bg, Lk, D], a view: the first Lk key slots of each sequence of the group."""
         return slots[self.key_rows].view(-1, self.group_length, slots.shape[1])[:, : self.num_keys]
 
+    def weights(self, kept: Tensor) -> Tensor:
+        """[H * Bg, Lq, Lk] view of A in the kept buffer."""
+        return kept[self.weights_range].view(-1, self.query_length, self.num_keys)
 
-def _blocks(bias_index: list[Tensor], block_bounds: list[int], heads: int) -> list[_Block]:
+    def scores(self, kept: Tensor) -> Tensor:
+        """[H * Bg, Lq, Lk] view of S in the kept buffer (SiLU)."""
+        return kept[self.scores_range].view(-1, self.query_length, self.num_keys)
+
+    def gather_bias(self, bias_table: Tensor, bias_index: Tensor, kept: Tensor | None) -> Tensor:
+        """[H * Bg, Lq, Lk] table entries of every head (S in ``kept`` when given, else a new tensor)."""
+        entries = bias_index[self.bias_range]
+        if kept is None:
+            per_pair = bias_table.index_select(0, entries)
+        else:
+            per_pair = kept[self.scores_range][: entries.numel()]
+            torch.index_select(bias_table, 0, entries, out=per_pair)  # int32 indices: far faster than advanced indexing
+        scores = per_pair.view(1, -1, self.query_length, self.num_keys)
+        if self.heads > 1:  # the heads share rab^{p,t}
+            if kept is None:
+                return scores.repeat(self.heads, 1, 1, 1).view(-1, self.query_length, self.num_keys)
+            self.scores(kept).view(self.heads, *scores.shape[1:])[1:] = scores
+        return (self.scores(kept) if kept is not None else scores).view(-1, self.query_length, self.num_keys)
+
+
+def _kept_per_pair(activation: str) -> int:
+    """Floats the forward keeps per (pair, head): A, and S for SiLU's derivative."""
+    return 2 if activation == "silu" else 1
+
+
+def _kept_size(bias_index: Tensor, heads: int, activation: str) -> int:
+    return bias_index.numel() * heads * _kept_per_pair(activation)
+
+
+def _blocks(block_bounds: list[int], heads: int, activation: str) -> list[_Block]:
     """The op's flat block arguments back as blocks."""
-    return [_Block(entries, heads, *block_bounds[BLOCK_FIELDS * number: BLOCK_FIELDS * (number + 1)])
-            for number, entries in enumerate(bias_index)]
+    return [_Block(heads, activation, *block_bounds[number: number + BLOCK_FIELDS])
+            for number in range(0, len(block_bounds), BLOCK_FIELDS)]
 
 
 def _slots(x: Tensor, rows: Tensor, factor: float = 1.0) -> Tensor:
@@ -186,36 +224,21 @@ def _tokens(slot_values: Tensor, token_rows: Tensor, heads: int) -> Tensor:
     return slot_values.index_select(0, token_rows).view(-1, heads, slot_values.shape[1])
 
 
-def _gather_bias(bias_table: Tensor, bias_index: Tensor) -> Tensor:
-    """[Bg, Lq, Lk] table entries; index_select with int32 indices is several times faster than advanced indexing."""
-    return bias_table.index_select(0, bias_index.view(-1)).view(bias_index.shape)
-
-
-def _repeat_heads(per_pair: Tensor, heads: int) -> Tensor:
-    """[Bg, Lq, Lk] -> [H * Bg, Lq, Lk], a fresh tensor the scores accumulate into."""
-    if heads == 1:
-        return per_pair
-    return per_pair.repeat(heads, 1, 1)  # a copy: a reshaped expand could alias the heads, and baddbmm_ writes in place
-
-
-def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, list[Tensor]]) -> None:
-    q, k, v, table, bias_index, block_bounds, *slots = inputs[:10]
-    ctx.num_blocks = len(bias_index)
-    ctx.save_for_backward(q, k, v, table, *slots, *bias_index, *output[1])
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+    q, k, v, table, bias_index, block_bounds, *rows = inputs[:10]
+    ctx.save_for_backward(q, k, v, table, bias_index, *rows, output[1])
     ctx.block_bounds, ctx.settings = block_bounds, inputs[10:]  # activation, scale, value_scale, allowed_pairs
-    ctx.mark_non_differentiable(*output[1])
+    ctx.mark_non_differentiable(output[1])
 
 
-def _backward(ctx: Any, grad_out: Tensor, grad_kept: list[Tensor] | None) -> tuple[Tensor | list[None] | None, ...]:
-    q, k, v, table, query_rows, key_rows, token_query_rows, token_key_rows, *rest = ctx.saved_tensors
-    count = ctx.num_blocks
+def _backward(ctx: Any, grad_out: Tensor, grad_kept: Tensor | None) -> tuple[Tensor | None, ...]:
+    q, k, v, table, bias_index, query_rows, key_rows, token_query_rows, token_key_rows, kept = ctx.saved_tensors
     table_grad = bool(ctx.needs_input_grad[3])
     dq, dk, dv, d_table = cpu_attention_backward_op(
-        grad_out.contiguous(), q, k, v, table, list(rest[:count]), ctx.block_bounds, query_rows, key_rows,
-        token_query_rows, token_key_rows, list(rest[count:]), *ctx.settings, table_grad,
+        grad_out.contiguous(), q, k, v, table, bias_index, ctx.block_bounds, query_rows, key_rows,
+        token_query_rows, token_key_rows, kept, *ctx.settings, table_grad,
     )
-    # One gradient per input; the list of tensors gets a list of Nones.
-    return (dq, dk, dv, d_table if table_grad else None, [None] * count) + (None,) * 9
+    return (dq, dk, dv, d_table if table_grad else None) + (None,) * 10
 
 
 cpu_attention_op.register_autograd(_backward, setup_context=_setup_context)
@@ -249,10 +272,12 @@ def cpu_jagged_attention(
     if q.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"the cpu attention backend supports float32 and float64; got {q.dtype} (use backend='reference')")
     table = bias_table(bias, masked_score(activation), q.dtype, q.device)
-    bounds = [field for block in layout.blocks
-              for field in (block.group_length, block.query_offset, block.key_offset, block.num_keys)]
+    bounds = [field for block in layout.blocks for field in (
+        block.batch, block.stop - block.start, block.num_keys, block.group_length, block.query_offset,
+        block.key_offset, block.bias_offset,
+    )]
     out, _ = cpu_attention_op(
-        q, k, v, table, [block.bias_index for block in layout.blocks], bounds, layout.query_rows, layout.key_rows,
+        q, k, v, table, layout.bias_index, bounds, layout.query_rows, layout.key_rows,
         layout.token_query_rows, layout.token_key_rows, activation, float(scale),
         1.0 / layout.max_seq_len if activation == "silu" else 1.0, layout.allowed_pairs,
     )

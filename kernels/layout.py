@@ -62,7 +62,8 @@ class AttentionBlock:
     group_length: int  # L_g
     query_offset: int
     key_offset: int
-    bias_index: Tensor  # [B_g, L_q, L_k] int32 entry of the bias table each score adds; the last one where masked
+    bias_offset: int  # its B_g L_q L_k entries start here in AttentionLayout.bias_index
+    bias_index: Tensor  # [B_g, L_q, L_k] int32 entry of the bias table each score adds (a view of the layout's)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class AttentionLayout:
     """One batch's attention blocks, where their slots come from and go to, and what they were built for."""
 
     blocks: tuple[AttentionBlock, ...]
+    bias_index: Tensor  # [P] int32 every block's bias entries, back to back (the last table entry where masked)
     query_rows: Tensor  # [H S_q] int64 row t * H + h of (token t, head h) each query slot reads; t = T for padding
     key_rows: Tensor  # [H S_k] int64 the same for the key slots
     token_query_rows: Tensor  # [T * H] int64 the query slot of each (token, head), token-major
@@ -127,7 +129,7 @@ def build_attention_layout(
     positions = _padded_with_zero(token_positions(offsets, num_targets)) if num_targets is not None else None
     stamps = (_padded_with_zero(bias.query_timestamps), _padded_with_zero(bias.key_timestamps)) if with_time else None
     query_slots, key_slots = _Slots(num_heads, num_tokens), _Slots(num_heads, num_tokens)
-    blocks = []
+    blocks: list[tuple[slice, _Group, int, int]] = []  # (rows, group, query offset, key offset)
     for sequences in length_groups(lengths.cpu().numpy(), group_cost_pairs):
         chosen = torch.as_tensor(sequences, device=offsets.device)
         group = _Group(
@@ -135,13 +137,14 @@ def build_attention_layout(
             lengths=lengths[chosen], num_targets=None if num_targets is None else num_targets[chosen],
         )
         key_offset = key_slots.add(group.token_index)
-        for rows in row_blocks(group.length, block_rows):
-            query_offset = query_slots.add(group.token_index[:, rows])
-            blocks.append(scores.block(group, rows, positions, stamps, query_offset, key_offset))
+        blocks += [(rows, group, query_slots.add(group.token_index[:, rows]), key_offset)
+                   for rows in row_blocks(group.length, block_rows)]
+    indices = [scores.bias_index(group, rows, positions, stamps).reshape(-1) for rows, group, _, _ in blocks]
+    bias_index = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.int32, device=offsets.device)
     query_rows, token_query_rows = query_slots.rows(offsets.device)
     key_rows, token_key_rows = key_slots.rows(offsets.device)
     return AttentionLayout(
-        blocks=tuple(blocks), query_rows=query_rows, key_rows=key_rows, token_query_rows=token_query_rows,
+        blocks=_blocks(blocks, indices, bias_index, scores.contextual_len), bias_index=bias_index, query_rows=query_rows, key_rows=key_rows, token_query_rows=token_query_rows,
         token_key_rows=token_key_rows, num_heads=num_heads, num_tokens=num_tokens,
         allowed_pairs=allowed_pairs(offsets, num_targets, contextual_len),
         max_seq_len=max_seq_len, contextual_len=contextual_len, with_position=scores.with_position,
@@ -252,16 +255,12 @@ class _ScoreIndexer:
     time_bucket_fn: TimeBucketFn
     contextual_len: int
 
-    def block(self, group: _Group, rows: slice, positions: Tensor | None, stamps: tuple[Tensor, Tensor] | None,
-              query_offset: int, key_offset: int) -> AttentionBlock:
-        """The block of ``group``'s query positions ``rows``, over the keys up to the last one they may see.
-
-        Query i may see keys up to max(i, contextual_len - 1): itself, its past, the prefix (targets
-        see only the history before them), so the block's last row bounds its keys.
-        """
+    def bias_index(self, group: _Group, rows: slice, positions: Tensor | None,
+                   stamps: tuple[Tensor, Tensor] | None) -> Tensor:
+        """[Bg, Lq, Lk] int32 of ``group``'s query positions ``rows``, over the keys up to the last one they may see."""
         device = group.token_index.device
         slots = torch.arange(rows.start, rows.stop, device=device)
-        num_keys = min(group.length, max(rows.stop, self.contextual_len))
+        num_keys = block_keys(group.length, rows, self.contextual_len)
         mask = attention_mask(group.lengths, group.num_targets, self.contextual_len, group.length, slots, num_keys)
         query_index, key_index = group.token_index[:, rows], group.token_index[:, :num_keys]
         index = torch.zeros(1, 1, 1, dtype=torch.int32, device=device)  # without rab every pair reads entry 0
@@ -272,11 +271,7 @@ class _ScoreIndexer:
                                             self.time_bucket_fn)  # [Bg, Lq, Lk]
             index = buckets.add_(index * (self.num_buckets + 1))
         masked = table_size(self.max_seq_len, self.with_position, self.num_buckets) - 1
-        return AttentionBlock(
-            start=rows.start, stop=rows.stop, num_keys=num_keys, batch=group.token_index.shape[0],
-            group_length=group.length, query_offset=query_offset, key_offset=key_offset,
-            bias_index=torch.where(mask, index, masked).to(torch.int32),
-        )
+        return torch.where(mask, index, masked).to(torch.int32)
 
     def _position_rows(self, query_index: Tensor, key_index: Tensor, slots: Tensor, positions: Tensor | None) -> Tensor:
         """[1 or Bg, Lq, Lk] int32 row of ``position_weights`` each pair reads: p_j - p_i + N - 1, clamped.
@@ -291,6 +286,27 @@ class _ScoreIndexer:
             query = positions[query_index].to(torch.int32).unsqueeze(2)
             key = positions[key_index].to(torch.int32).unsqueeze(1)
         return (key - query + (self.max_seq_len - 1)).clamp_(0, 2 * self.max_seq_len - 2)
+
+
+def block_keys(group_length: int, rows: slice, contextual_len: int) -> int:
+    """Keys a block of query positions ``rows`` needs: query i sees keys up to max(i, contextual_len - 1)
+    (itself, its past, the prefix; targets see only the history before them)."""
+    return min(group_length, max(rows.stop, contextual_len))
+
+
+def _blocks(blocks: list[tuple[slice, _Group, int, int]], indices: list[Tensor], bias_index: Tensor,
+            contextual_len: int) -> tuple[AttentionBlock, ...]:
+    """The blocks, each with its offsets and a view of its entries in the concatenated ``bias_index``."""
+    built, bias_offset = [], 0
+    for (rows, group, query_offset, key_offset), entries in zip(blocks, indices):
+        num_keys = block_keys(group.length, rows, contextual_len)
+        built.append(AttentionBlock(
+            start=rows.start, stop=rows.stop, num_keys=num_keys, batch=group.token_index.shape[0],
+            group_length=group.length, query_offset=query_offset, key_offset=key_offset, bias_offset=bias_offset,
+            bias_index=bias_index[bias_offset: bias_offset + entries.numel()].view(-1, rows.stop - rows.start, num_keys),
+        ))
+        bias_offset += entries.numel()
+    return tuple(built)
 
 
 def _padded_with_zero(values: Tensor) -> Tensor:

@@ -20,8 +20,10 @@ Batches of ``batch_size`` sequences: ``full`` (every sequence n tokens) and ``ja
 (:func:`model_batch_lengths`: lognormal lengths with median n / 3, clipped to n, close to
 ml-100k's training chunks at n = 200: median 64, 15% at the cap). Timing is round-robin: each
 repeat times every implementation once, so background load on a shared machine hits all of them
-alike; a row's ``ms`` is the median. ``vs_sasrec_reference`` and ``vs_sasrec_cpu`` divide a
-row's time by SASRec's on the same batch with that backend.
+alike. A row's ``ms`` is the median wall-clock time of a step and ``cpu_ms`` the median CPU time
+of the process (all threads) during it, which other jobs on the machine disturb far less.
+``vs_sasrec_reference`` and ``vs_sasrec_cpu`` divide a row's ``cpu_ms`` by SASRec's on the same
+batch with that backend.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ JAGGED_SIGMA = 1.0
 WARMUP_STEPS = 2
 IMPLEMENTATIONS = (("hstu", "reference"), ("hstu", "cpu"), ("sasrec", "reference"), ("sasrec", "cpu"))
 BATCHES = ("full", "jagged")
-RESULT_COLUMNS = ("setting", "batch", "model", "backend", "sequences", "tokens", "ms", "vs_sasrec_reference",
-                  "vs_sasrec_cpu")
+RESULT_COLUMNS = ("setting", "batch", "model", "backend", "sequences", "tokens", "ms", "cpu_ms",
+                  "vs_sasrec_reference", "vs_sasrec_cpu")
 TARGET_RATIO = 0.8  # HSTU's step with the CPU backend <= 0.8 x SASRec's at the Table 4 setting (issue 13)
 TARGET_COLUMNS = ("target", "required", "measured", "status")
 
@@ -75,8 +77,9 @@ class ModelBenchConfig:
     seed: int  # seeds the lengths, weights and inputs
 
 
-# Measures a dict of named steps: milliseconds per name, or None per name when it does not time (dry runs).
-StepTimer = Callable[[dict[str, Callable[[], None]]], dict[str, "float | None"]]
+# Measures a dict of named steps: (wall ms, CPU ms) per name, or None per name when it does not time (dry runs).
+Timing = "tuple[float, float] | None"
+StepTimer = Callable[[dict[str, Callable[[], None]]], dict[str, Timing]]
 
 
 def model_batch_lengths(setting: ModelSetting, batch: str, seed: int) -> list[int]:
@@ -92,24 +95,25 @@ def model_batch_lengths(setting: ModelSetting, batch: str, seed: int) -> list[in
 
 
 def round_robin_timer(repeats: int) -> StepTimer:
-    """Warm every step up, then time each once per round for ``repeats`` rounds; the median per step in ms."""
+    """Warm every step up, then time each once per round for ``repeats`` rounds; median (wall, CPU) ms per step."""
 
-    def measure(steps: dict[str, Callable[[], None]]) -> dict[str, float | None]:
+    def measure(steps: dict[str, Callable[[], None]]) -> dict[str, tuple[float, float] | None]:
         for step in steps.values():
             for _ in range(WARMUP_STEPS):
                 step()
-        times: dict[str, list[float]] = {name: [] for name in steps}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
         for _ in range(repeats):
             for name, step in steps.items():
-                started = time.perf_counter()
+                wall, cpu = time.perf_counter(), time.process_time()
                 step()
-                times[name].append(time.perf_counter() - started)
-        return {name: 1e3 * float(np.median(values)) for name, values in times.items()}
+                times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+        return {name: (1e3 * float(np.median([w for w, _ in values])), 1e3 * float(np.median([c for _, c in values])))
+                for name, values in times.items()}
 
     return measure
 
 
-def untimed(steps: dict[str, Callable[[], None]]) -> dict[str, float | None]:
+def untimed(steps: dict[str, Callable[[], None]]) -> dict[str, tuple[float, float] | None]:
     """The dry run's timer: every step runs once, nothing is timed."""
     for step in steps.values():
         step()
@@ -133,8 +137,10 @@ def run_model_benchmark(config: ModelBenchConfig, timer: StepTimer,
                          for model, backend in IMPLEMENTATIONS}
                 times = timer(steps)
                 for model, backend in IMPLEMENTATIONS:
+                    timing = times[f"{model}-{backend}"]
                     row = {"setting": name, "batch": batch, "model": model, "backend": backend,
-                           "sequences": len(lengths), "tokens": sum(lengths), "ms": times[f"{model}-{backend}"]}
+                           "sequences": len(lengths), "tokens": sum(lengths),
+                           "ms": None if timing is None else timing[0], "cpu_ms": None if timing is None else timing[1]}
                     rows.append(row)
                     if progress is not None:
                         progress(row)
@@ -182,15 +188,15 @@ def _sequences(lengths: Sequence[int], num_items: int, generator):
 
 
 def add_ratios(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
-    """Copies of ``rows`` with each time divided by SASRec's on the same batch, per SASRec backend."""
-    sasrec = {(row["setting"], row["batch"], row["backend"]): row["ms"] for row in rows if row["model"] == "sasrec"}
+    """Copies of ``rows`` with each CPU time divided by SASRec's on the same batch, per SASRec backend."""
+    sasrec = {(row["setting"], row["batch"], row["backend"]): row["cpu_ms"] for row in rows if row["model"] == "sasrec"}
     out = []
     for row in rows:
         row = dict(row)
         for backend in ("reference", "cpu"):
-            reference_ms = sasrec.get((row["setting"], row["batch"], backend))
-            ok = isinstance(row["ms"], float) and isinstance(reference_ms, float) and reference_ms > 0
-            row[f"vs_sasrec_{backend}"] = row["ms"] / reference_ms if ok else None
+            sasrec_ms = sasrec.get((row["setting"], row["batch"], backend))
+            ok = isinstance(row["cpu_ms"], float) and isinstance(sasrec_ms, float) and sasrec_ms > 0
+            row[f"vs_sasrec_{backend}"] = row["cpu_ms"] / sasrec_ms if ok else None
         out.append(row)
     return out
 

@@ -90,8 +90,8 @@ def _run_models(args: argparse.Namespace) -> int:
     config = _models_config_from_args(args)
     timer = encoder_models.untimed if args.dry_run else encoder_models.round_robin_timer(config.repeats)
     print(f"{'DRY RUN, untimed: ' if args.dry_run else ''}HSTU and SASRec training steps (backbone forward + "
-          f"backward) on the CPU, {config.threads} thread(s), median of {config.repeats} round-robin repeats; "
-          "other jobs on the machine make absolute times noisy, compare rows of one run", flush=True)
+          f"backward) on the CPU, {config.threads} thread(s), median of {config.repeats} round-robin repeats; ratios "
+          "use CPU time; other jobs on the machine make absolute times noisy, compare rows of one run", flush=True)
     for name in config.settings:
         setting = encoder_models.MODEL_SETTINGS[name]
         print(f"  {name}: {setting.num_layers} layers, {setting.num_heads} head(s), d={setting.embedding_dim}, "
@@ -125,8 +125,8 @@ def _models_config_from_args(args: argparse.Namespace):
 
 
 def _model_progress(row: dict[str, object]) -> str:
-    ms = row.get("ms")
-    timing = f"{ms:.1f} ms/step" if isinstance(ms, float) else "ran (untimed)"
+    ms, cpu_ms = row.get("ms"), row.get("cpu_ms")
+    timing = f"{ms:.1f} ms/step, {cpu_ms:.1f} CPU ms" if isinstance(ms, float) and isinstance(cpu_ms, float) else "ran (untimed)"
     return f"{row['setting']} {row['batch']} {row['model']}-{row['backend']}: {timing}"
 
 
