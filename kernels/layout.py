@@ -127,7 +127,7 @@ def build_attention_layout(
     lengths = lengths_from_offsets(offsets)
     # Positions only differ from the slot index when targets are clamped to the history's end.
     positions = _padded_with_zero(token_positions(offsets, num_targets)) if num_targets is not None else None
-    stamps = (_padded_with_zero(bias.query_timestamps), _padded_with_zero(bias.key_timestamps)) if with_time else None
+    stamps = _rebased_timestamps(bias.query_timestamps, bias.key_timestamps) if with_time else None
     query_slots, key_slots = _Slots(num_heads, num_tokens), _Slots(num_heads, num_tokens)
     blocks: list[tuple[slice, _Group, int, int]] = []  # (rows, group, query offset, key offset)
     for sequences in length_groups(lengths.cpu().numpy(), group_cost_pairs):
@@ -139,12 +139,15 @@ def build_attention_layout(
         key_offset = key_slots.add(group.token_index)
         blocks += [(rows, group, query_slots.add(group.token_index[:, rows]), key_offset)
                    for rows in row_blocks(group.length, block_rows)]
-    indices = [scores.bias_index(group, rows, positions, stamps).reshape(-1) for rows, group, _, _ in blocks]
-    bias_index = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.int32, device=offsets.device)
+    sizes = [group.token_index.shape[0] * (rows.stop - rows.start) * block_keys(group.length, rows, contextual_len)
+             for rows, group, _, _ in blocks]
+    bias_index = torch.empty(sum(sizes), dtype=torch.int32, device=offsets.device)
+    for (rows, group, _, _), start, size in zip(blocks, np.cumsum([0, *sizes[:-1]]), sizes):
+        scores.bias_index(group, rows, positions, stamps, out=bias_index[start: start + size])
     query_rows, token_query_rows = query_slots.rows(offsets.device)
     key_rows, token_key_rows = key_slots.rows(offsets.device)
     return AttentionLayout(
-        blocks=_blocks(blocks, indices, bias_index, scores.contextual_len), bias_index=bias_index, query_rows=query_rows, key_rows=key_rows, token_query_rows=token_query_rows,
+        blocks=_blocks(blocks, sizes, bias_index, contextual_len), bias_index=bias_index, query_rows=query_rows, key_rows=key_rows, token_query_rows=token_query_rows,
         token_key_rows=token_key_rows, num_heads=num_heads, num_tokens=num_tokens,
         allowed_pairs=allowed_pairs(offsets, num_targets, contextual_len),
         max_seq_len=max_seq_len, contextual_len=contextual_len, with_position=scores.with_position,
@@ -255,9 +258,10 @@ class _ScoreIndexer:
     time_bucket_fn: TimeBucketFn
     contextual_len: int
 
-    def bias_index(self, group: _Group, rows: slice, positions: Tensor | None,
-                   stamps: tuple[Tensor, Tensor] | None) -> Tensor:
-        """[Bg, Lq, Lk] int32 of ``group``'s query positions ``rows``, over the keys up to the last one they may see."""
+    def bias_index(self, group: _Group, rows: slice, positions: Tensor | None, stamps: tuple[Tensor, Tensor] | None,
+                   out: Tensor) -> None:
+        """Write into ``out`` the [Bg, Lq, Lk] int32 entries of ``group``'s query positions ``rows``, over the keys
+        up to the last one they may see."""
         device = group.token_index.device
         slots = torch.arange(rows.start, rows.stop, device=device)
         num_keys = block_keys(group.length, rows, self.contextual_len)
@@ -269,9 +273,9 @@ class _ScoreIndexer:
         if stamps is not None and self.num_buckets is not None:
             buckets = pairwise_time_buckets(stamps[0][query_index], stamps[1][key_index], self.num_buckets,
                                             self.time_bucket_fn)  # [Bg, Lq, Lk]
-            index = buckets.add_(index * (self.num_buckets + 1))
+            index = buckets.add_(index, alpha=self.num_buckets + 1)
         masked = table_size(self.max_seq_len, self.with_position, self.num_buckets) - 1
-        return torch.where(mask, index, masked).to(torch.int32)
+        torch.where(mask, index, torch.tensor(masked, dtype=torch.int32, device=device), out=out.view(mask.shape))
 
     def _position_rows(self, query_index: Tensor, key_index: Tensor, slots: Tensor, positions: Tensor | None) -> Tensor:
         """[1 or Bg, Lq, Lk] int32 row of ``position_weights`` each pair reads: p_j - p_i + N - 1, clamped.
@@ -294,19 +298,32 @@ def block_keys(group_length: int, rows: slice, contextual_len: int) -> int:
     return min(group_length, max(rows.stop, contextual_len))
 
 
-def _blocks(blocks: list[tuple[slice, _Group, int, int]], indices: list[Tensor], bias_index: Tensor,
+def _blocks(blocks: list[tuple[slice, _Group, int, int]], sizes: list[int], bias_index: Tensor,
             contextual_len: int) -> tuple[AttentionBlock, ...]:
     """The blocks, each with its offsets and a view of its entries in the concatenated ``bias_index``."""
     built, bias_offset = [], 0
-    for (rows, group, query_offset, key_offset), entries in zip(blocks, indices):
+    for (rows, group, query_offset, key_offset), size in zip(blocks, sizes):
         num_keys = block_keys(group.length, rows, contextual_len)
         built.append(AttentionBlock(
             start=rows.start, stop=rows.stop, num_keys=num_keys, batch=group.token_index.shape[0],
             group_length=group.length, query_offset=query_offset, key_offset=key_offset, bias_offset=bias_offset,
-            bias_index=bias_index[bias_offset: bias_offset + entries.numel()].view(-1, rows.stop - rows.start, num_keys),
+            bias_index=bias_index[bias_offset: bias_offset + size].view(-1, rows.stop - rows.start, num_keys),
         ))
-        bias_offset += entries.numel()
+        bias_offset += size
     return tuple(built)
+
+
+def _rebased_timestamps(query_timestamps: Tensor, key_timestamps: Tensor) -> tuple[Tensor, Tensor]:
+    """[T + 1] query and key timestamps minus the batch's earliest, and a padding entry equal to it (0).
+
+    int32 when every value then fits in 30 bits (gaps of up to 34 years fit in int32, and halve the
+    memory traffic of the [Bg, Lq, Lk] gaps), int64 otherwise; the gaps are the same integers either way.
+    """
+    both = torch.cat([query_timestamps, key_timestamps])
+    base = both.min() if both.numel() else both.new_zeros(())
+    span = int(both.max() - base) if both.numel() else 0
+    dtype = torch.int32 if span < 2**30 else torch.int64
+    return tuple(_padded_with_zero((stamps - base).to(dtype)) for stamps in (query_timestamps, key_timestamps))
 
 
 def _padded_with_zero(values: Tensor) -> Tensor:

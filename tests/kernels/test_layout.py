@@ -114,11 +114,11 @@ def old_bucketize(gaps: torch.Tensor, num_buckets: int, fn: str) -> torch.Tensor
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 2**16), spread=st.sampled_from([3.0, 6.0, 8.0]), fn=st.sampled_from(["log", "sqrt"]),
+@given(seed=st.integers(0, 2**16), spread=st.sampled_from([2.0, 3.0, 6.0, 8.0]), fn=st.sampled_from(["log", "sqrt"]),
        num_buckets=st.sampled_from([4, 128, 10**6]))
 def test_pairwise_time_buckets_equal_bucketing_the_int64_gaps(seed: int, spread: float, fn: str, num_buckets: int) -> None:
     generator = torch.Generator().manual_seed(seed)
-    base = 1_700_000_000 + torch.randint(-10**9, 10**9, (3, 1), generator=generator)
+    base = 1_700_000_000 + torch.randint(-10**6, 10**6, (3, 1), generator=generator)
     query = base + (torch.randn(3, 40, generator=generator) * spread).exp().to(torch.int64)
     key = base - (torch.randn(3, 30, generator=generator) * spread).exp().to(torch.int64)
     gaps = query.unsqueeze(2) - key.unsqueeze(1)  # [3, 40, 30] int64, up to ~1e8 s and more
@@ -126,9 +126,7 @@ def test_pairwise_time_buckets_equal_bucketing_the_int64_gaps(seed: int, spread:
     assert torch.equal(bucketize_time_gaps(gaps, num_buckets, fn), want)
     got = pairwise_time_buckets(query, key, num_buckets, fn)
     assert got.dtype == torch.int32 and torch.equal(got.to(torch.int64), want)
-
-
-def test_pairwise_time_buckets_refuse_timestamps_float64_cannot_hold() -> None:
-    stamps = torch.tensor([2**53, 0])
-    with pytest.raises(ValueError, match="2\\^53"):
-        pairwise_time_buckets(stamps, stamps, 128, "log")
+    base = torch.minimum(query.min(), key.min())
+    if int(torch.maximum(query.max(), key.max()) - base) < 2**30:  # the layout's int32 path
+        rebased = pairwise_time_buckets((query - base).to(torch.int32), (key - base).to(torch.int32), num_buckets, fn)
+        assert torch.equal(rebased, got)
