@@ -84,7 +84,8 @@ def jagged_attention(
     _check_inputs(q, k, v, offsets, max_seq_len, bias, num_targets, contextual_len, activation)
     chosen = resolve_backend(backend, q.device)
     if chosen != "cpu" and layout is not None:
-        raise ValueError(f"attention backend {chosen!r} takes no layout; pass layout=None (attention_layout gives None for it)")
+        raise ValueError(f"attention backend {chosen!r} takes no layout; pass layout=None "
+                         "(attention_layout gives None for it)")
     if chosen == "cpu":
         if layout is None:
             layout = build_attention_layout(offsets, max_seq_len=max_seq_len, num_heads=q.shape[1], bias=bias,
@@ -127,10 +128,10 @@ def attention_layout(
 ) -> AttentionLayout | None:
     """What :func:`jagged_attention` with ``backend`` on ``offsets``' device needs from this batch, built once.
 
-    Arguments as :func:`jagged_attention`, with ``num_heads`` the H of its q, k, v (``bias``'s weights
-    only tell which parts are on and their sizes, so any layer's bias of the same configuration will do). The CPU backend gets its
-    :class:`~kernels.layout.AttentionLayout`; the reference and Triton backends get ``None``: they
-    derive masks and buckets inside their kernels.
+    Arguments as :func:`jagged_attention`, with ``num_heads`` the H of its q, k, v (``bias``'s
+    weights only tell which parts are on and their sizes, so any layer's bias of the same
+    configuration will do). The CPU backend gets its :class:`~kernels.layout.AttentionLayout`; the
+    reference and Triton backends get ``None``: they derive masks and buckets inside their kernels.
     """
     chosen = resolve_backend(backend, offsets.device)
     if chosen == "cpu":

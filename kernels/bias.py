@@ -47,9 +47,9 @@ def pairwise_time_buckets(query_times: Tensor, key_times: Tensor, num_buckets: i
 
 
 def _bucketize_magnitudes_(gaps: Tensor, num_buckets: int, fn: TimeBucketFn) -> Tensor:
-    """In place on float32 gaps: floor(ln(max(|gap|, 1)) / LOG_BUCKET_DIVISOR) or floor(sqrt(...)), clamped to [0, num_buckets].
+    """In place on float32 gaps: ln(max(|gap|, 1)) / LOG_BUCKET_DIVISOR or sqrt(...), clamped to [0, num_buckets].
 
-    Still float: the caller truncates to an integer type (every value is in [0, num_buckets]).
+    Still float: the caller truncates (floors) to an integer type.
     """
     magnitude = gaps.abs_().clamp_(min=1)
     if fn == "log":

@@ -139,9 +139,11 @@ def cpu_attention_backward_op(
 
 
 @cpu_attention_backward_op.register_fake
-def _(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias_table: Tensor, *args: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias_table: Tensor,
+      *args: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     table_grad = args[-1]
-    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape), bias_table.new_empty(bias_table.shape if table_grad else (0,))
+    grad_table = bias_table.new_empty(bias_table.shape if table_grad else (0,))
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape), grad_table
 
 
 class _Block:
@@ -270,7 +272,8 @@ def cpu_jagged_attention(
 ) -> Tensor:
     """[T, H, Dv]; arguments as kernels.attention.jagged_attention, which checked that ``layout`` fits them."""
     if q.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"the cpu attention backend supports float32 and float64; got {q.dtype} (use backend='reference')")
+        raise ValueError(f"the cpu attention backend supports float32 and float64; got {q.dtype} "
+                         "(use backend='reference')")
     table = bias_table(bias, masked_score(activation), q.dtype, q.device)
     bounds = [field for block in layout.blocks for field in (
         block.batch, block.stop - block.start, block.num_keys, block.group_length, block.query_offset,

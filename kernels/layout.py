@@ -147,7 +147,8 @@ def build_attention_layout(
     query_rows, token_query_rows = query_slots.rows(offsets.device)
     key_rows, token_key_rows = key_slots.rows(offsets.device)
     return AttentionLayout(
-        blocks=_blocks(blocks, sizes, bias_index, contextual_len), bias_index=bias_index, query_rows=query_rows, key_rows=key_rows, token_query_rows=token_query_rows,
+        blocks=_blocks(blocks, sizes, bias_index, contextual_len), bias_index=bias_index, query_rows=query_rows,
+        key_rows=key_rows, token_query_rows=token_query_rows,
         token_key_rows=token_key_rows, num_heads=num_heads, num_tokens=num_tokens,
         allowed_pairs=allowed_pairs(offsets, num_targets, contextual_len),
         max_seq_len=max_seq_len, contextual_len=contextual_len, with_position=scores.with_position,
@@ -188,7 +189,8 @@ def length_groups(lengths: np.ndarray, group_cost_pairs: int = GROUP_COST_PAIRS)
     return groups[::-1]
 
 
-def bias_table(bias: RelativeAttentionBias | None, masked_score: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+def bias_table(bias: RelativeAttentionBias | None, masked_score: float, dtype: torch.dtype,
+               device: torch.device) -> Tensor:
     """[table_size]: the rab^{p,t} value of every (position row, time bucket), then ``masked_score``.
 
     With both parts it is the outer sum position_weights[p] + time_weights[t] flattened row-major,

@@ -14,9 +14,9 @@ both use the reference's epsilon, LAYER_NORM_EPS.
 rab^{p,t} is one learned bias over relative position plus one over bucketised time gaps,
 shared by the heads of a layer (Table 9); either can be switched off. The attention maths
 lives in :mod:`kernels` behind ``jagged_attention``; what it needs from the batch alone (masks,
-time buckets: ``attention_layout``) the encoder builds once per forward for all its layers. The layer also runs M-FALCON's cached
-passes (``forward_history``, ``forward_candidates``: see :mod:`model.mfalcon`) with the same
-Eq. 1 and Eq. 3 code as its forward.
+time buckets: ``attention_layout``) the encoder builds once per forward for all its layers. The
+layer also runs M-FALCON's cached passes (``forward_history``, ``forward_candidates``: see
+:mod:`model.mfalcon`) with the same Eq. 1 and Eq. 3 code as its forward.
 """
 
 from __future__ import annotations

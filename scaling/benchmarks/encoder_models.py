@@ -1,4 +1,4 @@
-"""``scaling bench encoder --models``: whole sequential-model training steps on the CPU, HSTU vs SASRec, per attention backend.
+"""``scaling bench encoder --models``: HSTU vs SASRec training steps on the CPU, per attention backend.
 
 Where the layer comparison (:mod:`scaling.benchmarks.encoder`) times paper-sized layers on a GPU,
 this times what a CPU run of the harness trains: the backbone (embeddings, input layer, encoder)

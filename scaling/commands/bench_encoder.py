@@ -126,7 +126,8 @@ def _models_config_from_args(args: argparse.Namespace):
 
 def _model_progress(row: dict[str, object]) -> str:
     ms, cpu_ms = row.get("ms"), row.get("cpu_ms")
-    timing = f"{ms:.1f} ms/step, {cpu_ms:.1f} CPU ms" if isinstance(ms, float) and isinstance(cpu_ms, float) else "ran (untimed)"
+    timed = isinstance(ms, float) and isinstance(cpu_ms, float)
+    timing = f"{ms:.1f} ms/step, {cpu_ms:.1f} CPU ms" if timed else "ran (untimed)"
     return f"{row['setting']} {row['batch']} {row['model']}-{row['backend']}: {timing}"
 
 
