@@ -24,6 +24,13 @@ time its prediction is requested (the next event's time), known at serving time.
 Dividing by ``max_seq_len`` (the configured N, not the batch's longest sequence) keeps a
 sequence's output independent of what it is batched with.
 
+Backends: ``reference`` (padded PyTorch, the oracle, kernels/reference.py), ``cpu`` (length-grouped
+batched matmuls over a per-batch :class:`~kernels.layout.AttentionLayout`, kernels/cpu_attention.py)
+and ``triton`` (fused jagged kernels, kernels/triton_attention.py); ``auto`` is ``triton`` on CUDA
+tensors, ``cpu`` on CPU tensors and ``reference`` on any other device. What depends only on the
+batch (masks, length groups, time buckets) is built once by :func:`attention_layout` and passed to
+every layer's call; a backend that needs none gets ``None`` from it.
+
 :func:`cached_target_attention` is the same operator restricted to the target rows, reading the
 history's keys and values from a cache (M-FALCON's encoder-level KV cache, Appendix H): since
 history queries never see targets, a history can be encoded once and its K, V reused by every
@@ -40,10 +47,13 @@ from torch import Tensor
 
 from kernels.bias import RelativeAttentionBias
 from kernels.cache import CachedKeyValues
+from kernels.cpu_attention import cpu_jagged_attention  # imported eagerly: it registers the op's FLOP formulas
+from kernels.layout import AttentionLayout, build_attention_layout
 from kernels.reference import reference_cached_target_attention
 from kernels.reference_op import reference_attention_op  # imported eagerly: it registers the op's FLOP formulas
 
-AttentionBackend = Literal["auto", "reference", "triton"]
+AttentionBackend = Literal["auto", "reference", "cpu", "triton"]
+BACKENDS = ("auto", "reference", "cpu", "triton")
 CachedAttentionBackend = Literal["auto", "reference"]
 AttentionActivation = Literal["silu", "softmax"]
 
@@ -61,15 +71,27 @@ def jagged_attention(
     num_targets: Tensor | None = None,
     contextual_len: int = 0,
     backend: AttentionBackend = "auto",
+    layout: AttentionLayout | None = None,
 ) -> Tensor:
     """Attention over a jagged batch; returns [T, H, Dv].
 
     q, k: [T, H, Dqk]; v: [T, H, Dv]; offsets: [B+1] int64 with offsets[-1] == T;
-    num_targets: [B] int64 or None. ``backend='auto'`` means Triton on CUDA tensors and the
-    PyTorch reference otherwise; naming a backend that cannot run raises instead of falling back.
+    num_targets: [B] int64 or None. ``backend='auto'`` means Triton on CUDA tensors, the CPU
+    backend on CPU tensors and the PyTorch reference elsewhere; naming a backend that cannot run
+    raises instead of falling back. ``layout``: this batch's :func:`attention_layout`, built once
+    and shared by the layers (the CPU backend builds one when it gets none; others take ``None``).
     """
     _check_inputs(q, k, v, offsets, max_seq_len, bias, num_targets, contextual_len, activation)
     chosen = resolve_backend(backend, q.device)
+    if chosen != "cpu" and layout is not None:
+        raise ValueError(f"attention backend {chosen!r} takes no layout; pass layout=None "
+                         "(attention_layout gives None for it)")
+    if chosen == "cpu":
+        if layout is None:
+            layout = build_attention_layout(offsets, max_seq_len=max_seq_len, num_heads=q.shape[1], bias=bias,
+                                            num_targets=num_targets, contextual_len=contextual_len)
+        _check_layout(layout, q, offsets, max_seq_len, bias, num_targets, contextual_len)
+        return cpu_jagged_attention(q, k, v, layout, activation=activation, scale=scale, bias=bias)
     if chosen == "reference":
         # Run as a custom op so FLOP counters count jagged causal work, not the padded matrices.
         return reference_attention_op(
@@ -91,7 +113,33 @@ def jagged_attention(
             q, k, v, offsets, max_seq_len=max_seq_len, activation=activation, scale=scale, bias=bias,
             num_targets=num_targets, contextual_len=contextual_len,
         )
-    raise ValueError(f"unknown attention backend {backend!r}; choose 'auto', 'reference' or 'triton'")
+    raise ValueError(_unknown_backend(backend))
+
+
+def attention_layout(
+    offsets: Tensor,
+    *,
+    max_seq_len: int,
+    num_heads: int,
+    bias: RelativeAttentionBias | None = None,
+    num_targets: Tensor | None = None,
+    contextual_len: int = 0,
+    backend: AttentionBackend = "auto",
+) -> AttentionLayout | None:
+    """What :func:`jagged_attention` with ``backend`` on ``offsets``' device needs from this batch, built once.
+
+    Arguments as :func:`jagged_attention`, with ``num_heads`` the H of its q, k, v (``bias``'s
+    weights only tell which parts are on and their sizes, so any layer's bias of the same
+    configuration will do). The CPU backend gets its :class:`~kernels.layout.AttentionLayout`; the
+    reference and Triton backends get ``None``: they derive masks and buckets inside their kernels.
+    """
+    chosen = resolve_backend(backend, offsets.device)
+    if chosen == "cpu":
+        return build_attention_layout(offsets, max_seq_len=max_seq_len, num_heads=num_heads, bias=bias,
+                                      num_targets=num_targets, contextual_len=contextual_len)
+    if chosen in ("reference", "triton"):
+        return None
+    raise ValueError(_unknown_backend(backend))
 
 
 def cached_target_attention(
@@ -160,9 +208,13 @@ def _check_cached_inputs(
 def resolve_backend(backend: AttentionBackend, device: torch.device) -> str:
     """The concrete backend ``backend`` names on ``device``, or a ValueError saying why it cannot run."""
     if backend == "auto":
-        return "triton" if device.type == "cuda" else "reference"
+        return {"cuda": "triton", "cpu": "cpu"}.get(device.type, "reference")
     if backend == "reference":
         return "reference"
+    if backend == "cpu":
+        if device.type != "cpu":
+            raise ValueError(f"attention backend 'cpu' needs CPU tensors (got {device.type}); use 'auto' or 'triton'")
+        return "cpu"
     if backend == "triton":
         interpreted = os.environ.get("TRITON_INTERPRET") == "1"
         if device.type != "cuda" and not interpreted:
@@ -171,7 +223,46 @@ def resolve_backend(backend: AttentionBackend, device: torch.device) -> str:
                 "set TRITON_INTERPRET=1 to run it under Triton's CPU interpreter"
             )
         return "triton"
-    raise ValueError(f"unknown attention backend {backend!r}; choose 'auto', 'reference' or 'triton'")
+    raise ValueError(_unknown_backend(backend))
+
+
+def _unknown_backend(backend: object) -> str:
+    return f"unknown attention backend {backend!r}; choose one of {', '.join(repr(name) for name in BACKENDS)}"
+
+
+def _check_layout(
+    layout: AttentionLayout,
+    q: Tensor,
+    offsets: Tensor,
+    max_seq_len: int,
+    bias: RelativeAttentionBias | None,
+    num_targets: Tensor | None,
+    contextual_len: int,
+) -> None:
+    """A layout built for another batch or another bias configuration would silently mis-attend: refuse it."""
+    with_time = bias is not None and bias.time_weights is not None
+    built_for = (layout.num_tokens, layout.num_heads, layout.max_seq_len, layout.contextual_len, layout.with_position,
+                 layout.num_time_buckets, layout.time_bucket_fn if with_time else None)
+    called_with = (q.shape[0], q.shape[1], max_seq_len, contextual_len,
+                   bias is not None and bias.position_weights is not None,
+                   int(bias.time_weights.numel()) - 1 if with_time else None, bias.time_bucket_fn if with_time else None)
+    if built_for != called_with:
+        raise ValueError(
+            "the attention layout was built for (tokens, heads, max_seq_len, contextual_len, position part, time "
+            f"buckets, bucket fn) = {built_for}, but the call has {called_with}; build it with attention_layout(...) "
+            "from the same batch and attention configuration"
+        )
+    same = [_same(layout.offsets, offsets), _same(layout.num_targets, num_targets)]
+    if with_time:
+        same += [_same(layout.query_timestamps, bias.query_timestamps), _same(layout.key_timestamps, bias.key_timestamps)]
+    if not all(same):
+        raise ValueError("the attention layout was built for another batch (offsets, num_targets or timestamps differ)")
+
+
+def _same(built: Tensor | None, given: Tensor | None) -> bool:
+    if built is None or given is None:
+        return built is given
+    return built is given or (built.shape == given.shape and bool(torch.equal(built, given.to(built.dtype))))
 
 
 def _check_inputs(

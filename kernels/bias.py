@@ -32,12 +32,30 @@ class RelativeAttentionBias:
 
 
 def bucketize_time_gaps(gaps: Tensor, num_buckets: int, fn: TimeBucketFn) -> Tensor:
-    """Map time gaps (any int or float tensor, seconds) to bucket ids in [0, num_buckets]."""
-    magnitude = gaps.abs().clamp(min=1).to(torch.float32)
+    """Map time gaps (any int or float tensor, seconds) to int64 bucket ids in [0, num_buckets]."""
+    return _bucketize_magnitudes_(gaps.to(torch.float32, copy=True), num_buckets, fn).to(torch.int64)
+
+
+def pairwise_time_buckets(query_times: Tensor, key_times: Tensor, num_buckets: int, fn: TimeBucketFn) -> Tensor:
+    """[..., Lq, Lk] int32 ``bucketize_time_gaps(query_times[..., i] - key_times[..., j])``, exactly.
+
+    query_times [..., Lq] and key_times [..., Lk] are integer seconds, int64 or (cheaper: half the
+    memory traffic) int32 when every gap fits; the gaps are bucketised in place in one float32 buffer.
+    """
+    gaps = query_times.unsqueeze(-1) - key_times.unsqueeze(-2)  # [..., Lq, Lk], exact integers
+    return _bucketize_magnitudes_(gaps.to(torch.float32), num_buckets, fn).to(torch.int32)
+
+
+def _bucketize_magnitudes_(gaps: Tensor, num_buckets: int, fn: TimeBucketFn) -> Tensor:
+    """In place on float32 gaps: ln(max(|gap|, 1)) / LOG_BUCKET_DIVISOR or sqrt(...), clamped to [0, num_buckets].
+
+    Still float: the caller truncates (floors) to an integer type.
+    """
+    magnitude = gaps.abs_().clamp_(min=1)
     if fn == "log":
-        buckets = torch.log(magnitude) / LOG_BUCKET_DIVISOR
+        buckets = magnitude.log_().div_(LOG_BUCKET_DIVISOR)
     elif fn == "sqrt":
-        buckets = torch.sqrt(magnitude)
+        buckets = magnitude.sqrt_()
     else:
         raise ValueError(f"time_bucket_fn must be 'log' or 'sqrt'; got {fn!r}")
-    return buckets.to(torch.int64).clamp(min=0, max=num_buckets)
+    return buckets.clamp_(min=0, max=num_buckets)

@@ -16,21 +16,27 @@ from kernels.cache import CachedKeyValues
 from kernels.jagged import jagged_to_padded, lengths_from_offsets, padded_to_jagged, token_coordinates, token_positions
 
 
-def attention_mask(lengths: Tensor, num_targets: Tensor | None, contextual_len: int, max_len: int) -> Tensor:
-    """[B, L, L] bool: may query i attend to key j (see ``kernels/attention.py`` for the rules)."""
+def attention_mask(
+    lengths: Tensor, num_targets: Tensor | None, contextual_len: int, max_len: int,
+    query_slots: Tensor | None = None, num_keys: int | None = None,
+) -> Tensor:
+    """[B, L, L] bool: may query i attend to key j (see ``kernels/attention.py`` for the rules).
+
+    ``query_slots`` [Lq] and ``num_keys`` restrict it to those query rows and the first keys: [B, Lq, num_keys].
+    """
     device = lengths.device
-    query = torch.arange(max_len, device=device).view(1, max_len, 1)
-    key = torch.arange(max_len, device=device).view(1, 1, max_len)
+    query_slots = torch.arange(max_len, device=device) if query_slots is None else query_slots
+    query = query_slots.view(1, -1, 1)
+    key = torch.arange(max_len if num_keys is None else num_keys, device=device).view(1, 1, -1)
     targets = num_targets.to(lengths.dtype) if num_targets is not None else torch.zeros_like(lengths)
     history_end = (lengths - targets).view(-1, 1, 1)  # [B, 1, 1]
-    key_in_history = (key >= contextual_len) & (key < history_end)
-    causal_history = key_in_history & (key <= query)
-    # Targets see the whole history; history queries see only their past (j <= i already).
-    target_sees_history = key_in_history & (query >= history_end)
-    prefix = key < contextual_len
-    itself = key == query
-    key_exists = key < lengths.view(-1, 1, 1)
-    return (itself | ((prefix | causal_history | target_sees_history) & key_exists))
+    key_in_history = (key >= contextual_len) & (key < history_end)  # [B, 1, Lk]
+    allowed = key_in_history & (key <= query)  # history keys causally
+    if num_targets is not None:  # targets see the whole history; history queries only their past (j <= i already)
+        allowed |= key_in_history & (query >= history_end)
+    if contextual_len > 0:  # the prefix, where it exists
+        allowed |= (key < contextual_len) & (key < lengths.view(-1, 1, 1))
+    return allowed | (key == query)  # every slot sees itself (padding slots too: a softmax row is never empty)
 
 
 def padded_positions(

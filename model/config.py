@@ -106,8 +106,9 @@ class ModelConfig:
     qk_dim: int | None = option(None, "query/key width per head d_qk (null: embedding_dim / num_heads)")
     v_dim: int | None = option(None, "value/gate width per head d_v (null: embedding_dim / num_heads)")
     dropout: float = option(0.2, "dropout rate on embeddings and layer outputs")
-    attention_backend: Literal["auto", "reference", "triton"] = option(
-        "auto", "attention kernel: auto (Triton on CUDA, PyTorch reference on CPU), reference or triton"
+    attention_backend: Literal["auto", "reference", "cpu", "triton"] = option(
+        "auto", "attention kernel: auto (triton on CUDA, cpu on CPU), reference (padded PyTorch oracle), "
+        "cpu (length-grouped PyTorch, CPU only) or triton"
     )
     # Per-family sections; `scaling config --models` says which model reads which.
     hstu: HSTUConfig = option(HSTUConfig, "HSTU's attention and relative attention bias")

@@ -13,9 +13,10 @@ implementation; neither LayerNorm has affine parameters (U already scales every 
 both use the reference's epsilon, LAYER_NORM_EPS.
 rab^{p,t} is one learned bias over relative position plus one over bucketised time gaps,
 shared by the heads of a layer (Table 9); either can be switched off. The attention maths
-lives in :mod:`kernels` behind ``jagged_attention``. The layer also runs M-FALCON's cached
-passes (``forward_history``, ``forward_candidates``: see :mod:`model.mfalcon`) with the same
-Eq. 1 and Eq. 3 code as its forward.
+lives in :mod:`kernels` behind ``jagged_attention``; what it needs from the batch alone (masks,
+time buckets: ``attention_layout``) the encoder builds once per forward for all its layers. The
+layer also runs M-FALCON's cached passes (``forward_history``, ``forward_candidates``: see
+:mod:`model.mfalcon`) with the same Eq. 1 and Eq. 3 code as its forward.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels import CachedKeyValues, RelativeAttentionBias, cached_target_attention, jagged_attention
+from kernels import (
+    AttentionLayout, CachedKeyValues, RelativeAttentionBias, attention_layout, cached_target_attention, jagged_attention,
+)
 from kernels.attention import CachedAttentionBackend
 from kernels.bias import TimeBucketFn
 from kernels.flops import attention_flops
@@ -133,7 +136,19 @@ class HSTULayer(nn.Module):
         # Eq. 2 has no 1/sqrt(d) for pointwise attention; the softmax ablation keeps the usual one.
         return 1.0 if self.attention == "pointwise" else 1.0 / math.sqrt(self.qk_dim)
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences) -> Tensor:
+    def attention_layout(self, sequences: JaggedSequences) -> AttentionLayout | None:
+        """What this layer's attention needs from the batch alone; any layer of the same configuration can reuse it."""
+        return attention_layout(
+            sequences.offsets,
+            max_seq_len=self.max_seq_len,
+            num_heads=self.num_heads,
+            bias=self.relative_bias.bias_for(sequences),
+            num_targets=sequences.num_targets,
+            backend=self.attention_backend,
+        )
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences,
+               layout: AttentionLayout | None = None) -> Tensor:
         """Eq. 2 over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H * dv]."""
         out = jagged_attention(
             q, k, v, sequences.offsets,
@@ -143,6 +158,7 @@ class HSTULayer(nn.Module):
             bias=self.relative_bias.bias_for(sequences),
             num_targets=sequences.num_targets,
             backend=self.attention_backend,
+            layout=layout,
         )
         return out.reshape(out.shape[0], self.num_heads * self.v_dim)
 
@@ -150,9 +166,10 @@ class HSTULayer(nn.Module):
         """Eq. 3: f2(LayerNorm(A V) * U)."""
         return self.f2(self.dropout(self.output_norm(attended) * u))
 
-    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+    def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:
+        """One layer; ``layout``: the batch's :meth:`attention_layout`, shared by the encoder's layers."""
         u, v, q, k = self.split_streams(x)
-        return x + self.transform(self.attend(q, k, v, sequences), u)
+        return x + self.transform(self.attend(q, k, v, sequences, layout), u)
 
     def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
         """:meth:`forward` over histories alone (plain causal), and their K, V for the candidates to read."""
@@ -209,8 +226,10 @@ class HSTUEncoder(nn.Module):
         self.final_norm = nn.Identity()
 
     def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        # Masks and time buckets depend on the batch, not on the layer: build them once for all layers.
+        layout = self.layers[0].attention_layout(sequences) if len(self.layers) else None
         for layer in self.layers:
-            x = layer(x, sequences)
+            x = layer(x, sequences, layout)
         return self.final_norm(x)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:

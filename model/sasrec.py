@@ -20,7 +20,7 @@ import math
 
 from torch import Tensor, nn
 
-from kernels import CachedKeyValues, cached_target_attention, jagged_attention
+from kernels import AttentionLayout, CachedKeyValues, attention_layout, cached_target_attention, jagged_attention
 from kernels.attention import CachedAttentionBackend
 from kernels.flops import attention_flops
 from model.flops import SequenceWorkload, matmul_flops
@@ -69,7 +69,13 @@ class SASRecLayer(nn.Module):
         v = self.value(x).reshape(tokens, self.num_heads, self.v_dim)
         return normed, q, k, v
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences) -> Tensor:
+    def attention_layout(self, sequences: JaggedSequences) -> AttentionLayout | None:
+        """What this layer's attention needs from the batch alone (its masks); every layer of the stack reuses it."""
+        return attention_layout(sequences.offsets, max_seq_len=self.max_seq_len, num_heads=self.num_heads,
+                                num_targets=sequences.num_targets, backend=self.attention_backend)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences,
+               layout: AttentionLayout | None = None) -> Tensor:
         """Causal softmax attention over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H, dv]."""
         return jagged_attention(
             q, k, v, sequences.offsets,
@@ -78,6 +84,7 @@ class SASRecLayer(nn.Module):
             scale=self.scale,
             num_targets=sequences.num_targets,
             backend=self.attention_backend,
+            layout=layout,
         )
 
     def finish(self, normed: Tensor, attended: Tensor) -> Tensor:
@@ -86,9 +93,10 @@ class SASRecLayer(nn.Module):
         x = self.ffn_norm(x)
         return x + self.dropout(self.ffn_out(self.dropout(self.ffn_in(x).relu())))
 
-    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+    def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:
+        """One layer; ``layout``: the batch's :meth:`attention_layout`, shared by the encoder's layers."""
         normed, q, k, v = self.project(x)
-        return self.finish(normed, self.attend(q, k, v, sequences))
+        return self.finish(normed, self.attend(q, k, v, sequences, layout))
 
     def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
         """:meth:`forward` over histories alone (plain causal), and their K, V for the candidates to read."""
@@ -128,8 +136,9 @@ class SASRecEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(embedding_dim)
 
     def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        layout = self.layers[0].attention_layout(sequences) if len(self.layers) else None  # once for all layers
         for layer in self.layers:
-            x = layer(x, sequences)
+            x = layer(x, sequences, layout)
         return self.final_norm(x)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels import CachedKeyValues, cached_target_attention, jagged_attention
+from kernels import AttentionLayout, CachedKeyValues, attention_layout, cached_target_attention, jagged_attention
 from kernels.attention import CachedAttentionBackend
 from kernels.flops import attention_flops
 from kernels.jagged import target_positions, token_positions
@@ -120,7 +120,13 @@ class TransformerPPLayer(nn.Module):
         """SwiGLU: W_2 (SiLU(W_1 x) * W_3 x), [T, d] -> [T, d]."""
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences) -> Tensor:
+    def attention_layout(self, sequences: JaggedSequences) -> AttentionLayout | None:
+        """What this layer's attention needs from the batch alone (its masks); every layer of the stack reuses it."""
+        return attention_layout(sequences.offsets, max_seq_len=self.max_seq_len, num_heads=self.num_heads,
+                                num_targets=sequences.num_targets, backend=self.attention_backend)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences,
+               layout: AttentionLayout | None = None) -> Tensor:
         """Causal softmax attention over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H, dv]."""
         return jagged_attention(
             q, k, v, sequences.offsets,
@@ -129,11 +135,13 @@ class TransformerPPLayer(nn.Module):
             scale=self.scale,
             num_targets=sequences.num_targets,
             backend=self.attention_backend,
+            layout=layout,
         )
 
-    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+    def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:
+        """One layer; ``layout``: the batch's :meth:`attention_layout`, shared by the encoder's layers."""
         q, k, v = self.project(x, token_positions(sequences.offsets, sequences.num_targets))
-        return self.finish(x, self.attend(q, k, v, sequences))
+        return self.finish(x, self.attend(q, k, v, sequences, layout))
 
     def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
         """:meth:`forward` over histories alone (plain causal), and their rotated K and V for the candidates."""
@@ -178,8 +186,9 @@ class TransformerPPEncoder(nn.Module):
         self.final_norm = nn.RMSNorm(embedding_dim, eps=RMS_NORM_EPS)
 
     def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
+        layout = self.layers[0].attention_layout(sequences) if len(self.layers) else None  # once for all layers
         for layer in self.layers:
-            x = layer(x, sequences)
+            x = layer(x, sequences, layout)
         return self.final_norm(x)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:

@@ -2,8 +2,11 @@
 
 Configuration (the paper's): d = 512, h = 8, d_qk = d_v = 64, Transformer d_ff = 4d = 2048, bf16,
 dropout off, HSTU without rab^{p,t} (the paper ablates it for this comparison; ``rab=True`` turns
-it on). HSTU is :class:`model.hstu.HSTULayer` with ``attention_backend='auto'`` (the Triton
-kernels on CUDA); the Transformer is :class:`scaling.benchmarks.transformer_layer.TransformerLayer`.
+it on). HSTU is :class:`model.hstu.HSTULayer` with the Triton attention kernels on CUDA (the
+padded reference in CPU dry runs: like the kernels it keeps no O(n^2) tensor for the backward, so
+activation bytes mean the same); the Transformer is
+:class:`scaling.benchmarks.transformer_layer.TransformerLayer`. (``--models``, HSTU vs SASRec
+training steps on the CPU, lives in :mod:`scaling.benchmarks.encoder_models`.)
 
 Batches, per length n, all holding ``max(1, batch_tokens // n) * n`` tokens before SL:
 
@@ -259,9 +262,12 @@ def impl_name(family: str, config: EncoderBenchConfig, device) -> str:
     """The row's implementation: 'hstu-<attention backend>[+rab]' or 'transformer-<attention>'."""
     if family == "transformer":
         return f"transformer-{config.transformer_attention}"
-    from kernels.attention import resolve_backend
+    return f"hstu-{hstu_backend(device)}{'+rab' if config.rab else ''}"
 
-    return f"hstu-{resolve_backend('auto', device)}{'+rab' if config.rab else ''}"
+
+def hstu_backend(device) -> str:
+    """HSTU's attention backend here: the Triton kernels on CUDA, the padded reference in CPU dry runs."""
+    return "triton" if device.type == "cuda" else "reference"
 
 
 def paper_activation_bytes(family: str) -> float:
@@ -301,7 +307,7 @@ def _build_encoder(family: str, config: EncoderBenchConfig, n: int, lengths: lis
                         excluded=[*stack.parameters(), layout.offsets],
                         forward_flops=layers[0].forward_flops(sum(lengths), pairs))
     layers = [HSTULayer(EMBEDDING_DIM, NUM_HEADS, HEAD_DIM, HEAD_DIM, dropout=0.0, max_seq_len=n,
-                        rab="pos_time" if config.rab else "none", attention_backend="auto")
+                        rab="pos_time" if config.rab else "none", attention_backend=hstu_backend(device))
               for _ in range(config.layers)]
     stack = torch.nn.ModuleList(layers).to(device=device, dtype=dtype)
     sequences = _jagged_sequences(layout.offsets)

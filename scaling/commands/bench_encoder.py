@@ -5,6 +5,10 @@ and optionally the rows as CSV. What runs, how batches are drawn (with Stochasti
 training) and how time and memory are measured is documented in :mod:`scaling.benchmarks.encoder`.
 ``--dry-run`` runs every case once on the CPU at toy size without timing it: it checks the plumbing
 and reports activation bytes, and prints no speed.
+
+``--models SETTING ...`` times whole HSTU and SASRec training steps on the CPU instead, each with
+the reference and the CPU attention backend, at shipped run settings (Table 4, the quickstart's
+largest HSTU): :mod:`scaling.benchmarks.encoder_models`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pathlib import Path
 from scaling.commands.bench import require_cuda
 from core.errors import UserError
 
-HELP = "time an HSTU encoder layer against a FlashAttention-2 Transformer layer (needs a CUDA GPU)"
+HELP = ("time an HSTU encoder layer against a FlashAttention-2 Transformer layer (needs a CUDA GPU), "
+        "or with --models whole HSTU and SASRec training steps on the CPU")
 DEFAULT_LENGTHS = (1024, 2048, 4096, 8192)
 DEFAULT_BATCH_TOKENS = 32768
 DRY_RUN_LENGTHS = (64, 128)  # small enough for the padded reference attention on a CPU
@@ -45,9 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="run every case once on the CPU, untimed (reference HSTU attention, math SDPA): "
                              "checks the plumbing and reports activation bytes")
+    parser.add_argument("--models", nargs="+", default=None, metavar="SETTING",
+                        help="instead, time HSTU and SASRec training steps (backbone forward + backward) on the CPU "
+                             "with the reference and cpu attention backends at these settings: table4, quickstart")
+    parser.add_argument("--threads", type=int, default=1, help="--models: torch CPU threads (default: 1)")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="--models: timed steps per implementation, round-robin; the median is reported (default: 10)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.models is not None:
+        return _run_models(args)
     config = _config_from_args(args)
     if not args.dry_run:
         require_cuda(config.device, "encoder")
@@ -67,6 +80,55 @@ def run(args: argparse.Namespace) -> int:
         write_csv(rows, RESULT_COLUMNS, args.csv)
         print(f"wrote {len(rows)} rows to {args.csv}")
     return 0
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    """``--models``: the CPU training-step table of :mod:`scaling.benchmarks.encoder_models` and its target."""
+    from scaling.benchmarks import encoder_models
+    from scaling.benchmarks.report import format_table, write_csv
+
+    config = _models_config_from_args(args)
+    timer = encoder_models.untimed if args.dry_run else encoder_models.round_robin_timer(config.repeats)
+    print(f"{'DRY RUN, untimed: ' if args.dry_run else ''}HSTU and SASRec training steps (backbone forward + "
+          f"backward) on the CPU, {config.threads} thread(s), median of {config.repeats} round-robin repeats; ratios "
+          "use CPU time; other jobs on the machine make absolute times noisy, compare rows of one run", flush=True)
+    for name in config.settings:
+        setting = encoder_models.MODEL_SETTINGS[name]
+        print(f"  {name}: {setting.num_layers} layers, {setting.num_heads} head(s), d={setting.embedding_dim}, "
+              f"n={setting.max_seq_len}, batch {setting.batch_size}, dropout {setting.dropout} ({setting.source})")
+    rows = encoder_models.run_model_benchmark(config, timer, progress=lambda row: print(_model_progress(row), flush=True))
+    print()
+    print(format_table(rows, encoder_models.RESULT_COLUMNS))
+    targets = encoder_models.target_rows(rows)
+    if targets:
+        print()
+        print(format_table(targets, encoder_models.TARGET_COLUMNS))
+    if args.csv is not None:
+        write_csv(rows, encoder_models.RESULT_COLUMNS, args.csv)
+        print(f"wrote {len(rows)} rows to {args.csv}")
+    return 0
+
+
+def _models_config_from_args(args: argparse.Namespace):
+    from scaling.benchmarks.encoder_models import MODEL_SETTINGS, ModelBenchConfig
+
+    unknown = [name for name in args.models if name not in MODEL_SETTINGS]
+    if unknown:
+        raise UserError(f"--models: unknown setting {unknown[0]!r}; choose from {', '.join(MODEL_SETTINGS)}")
+    if args.device is not None:
+        raise UserError(f"--models times on the CPU; drop --device {args.device}")
+    for flag, value in (("--threads", args.threads), ("--repeats", args.repeats)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1; got {value}")
+    return ModelBenchConfig(settings=tuple(dict.fromkeys(args.models)), threads=args.threads, repeats=args.repeats,
+                            seed=args.seed)
+
+
+def _model_progress(row: dict[str, object]) -> str:
+    ms, cpu_ms = row.get("ms"), row.get("cpu_ms")
+    timed = isinstance(ms, float) and isinstance(cpu_ms, float)
+    timing = f"{ms:.1f} ms/step, {cpu_ms:.1f} CPU ms" if timed else "ran (untimed)"
+    return f"{row['setting']} {row['batch']} {row['model']}-{row['backend']}: {timing}"
 
 
 def _config_from_args(args: argparse.Namespace):

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from kernels import RelativeAttentionBias, jagged_attention
 from kernels.jagged import offsets_from_lengths
+from kernels.layout import build_attention_layout
 
 BOUNDARY_MARGIN = 1e-4  # bucket units; float32 log/sqrt errors are below 1e-5 at these magnitudes
 MASKS = ("causal", "targets", "context", "targets+context")
@@ -132,8 +133,13 @@ def leaves(problem: Problem) -> dict[str, Tensor]:
     return found
 
 
-def run(problem: Problem, backend: str, compute_dtype: torch.dtype | None = None) -> dict[str, Tensor]:
-    """Output and gradients of every leaf; ``compute_dtype`` reruns on upcast copies of the inputs."""
+def run(problem: Problem, backend: str, compute_dtype: torch.dtype | None = None,
+        layout_options: dict | None = None) -> dict[str, Tensor]:
+    """Output and gradients of every leaf; ``compute_dtype`` reruns on upcast copies of the inputs.
+
+    ``layout_options`` (the 'cpu' backend): build the batch's layout with these
+    ``build_attention_layout`` keywords (group cost, block rows) instead of the defaults.
+    """
     originals = leaves(problem)
     inputs = {name: tensor.detach().to(compute_dtype or tensor.dtype).requires_grad_()
               for name, tensor in originals.items()}
@@ -144,10 +150,16 @@ def run(problem: Problem, backend: str, compute_dtype: torch.dtype | None = None
             query_timestamps=bias.query_timestamps, key_timestamps=bias.key_timestamps,
             time_bucket_fn=bias.time_bucket_fn,
         )
+    layout = None
+    if layout_options is not None:
+        layout = build_attention_layout(
+            problem.offsets, max_seq_len=problem.max_seq_len, num_heads=problem.q.shape[1], bias=bias,
+            num_targets=problem.num_targets, contextual_len=problem.contextual_len, **layout_options,
+        )
     out = jagged_attention(
         inputs["q"], inputs["k"], inputs["v"], problem.offsets, max_seq_len=problem.max_seq_len,
         scale=problem.scale, bias=bias, num_targets=problem.num_targets,
-        contextual_len=problem.contextual_len, activation=problem.activation, backend=backend,
+        contextual_len=problem.contextual_len, activation=problem.activation, backend=backend, layout=layout,
     )
     if out.requires_grad:
         out.backward(problem.grad_out.to(out.dtype))

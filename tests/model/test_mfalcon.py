@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from kernels import CachedKeyValues
+from kernels import AttentionLayout, CachedKeyValues
 from model.config import HSTUConfig, ModelConfig
 from model.hstu import HSTUEncoder, HSTULayer
 from model.inputs import JaggedSequences, Vocabulary
@@ -126,8 +126,11 @@ class DoubledLayer(nn.Module):
         super().__init__()
         self.inner = inner
 
-    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
-        return 2.0 * self.inner(x, sequences)
+    def attention_layout(self, sequences: JaggedSequences) -> AttentionLayout | None:
+        return self.inner.attention_layout(sequences)
+
+    def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:
+        return 2.0 * self.inner(x, sequences, layout)
 
     def forward_history(self, x: Tensor, history: JaggedSequences) -> tuple[Tensor, CachedKeyValues]:
         out, cache = self.inner.forward_history(x, history)
@@ -138,14 +141,17 @@ class DoubledLayer(nn.Module):
 
 
 class ForwardOnlyLayer(nn.Module):
-    """A layer with a forward and nothing else."""
+    """A layer with an encoder layer's forward (and the batch layout it shares) and nothing else."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
 
-    def forward(self, x: Tensor, sequences: JaggedSequences) -> Tensor:
-        return self.inner(x, sequences)
+    def attention_layout(self, sequences: JaggedSequences) -> AttentionLayout | None:
+        return self.inner.attention_layout(sequences)
+
+    def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:
+        return self.inner(x, sequences, layout)
 
 
 def test_any_layer_implementing_the_protocol_is_cached():
