@@ -30,3 +30,22 @@ def test_tiny_bench_writes_rows_and_labels_extrapolation(tmp_path, capsys):
 def test_cuda_without_a_gpu_is_a_one_line_error(capsys):
     assert main(["serve-bench", "--device", "cuda"]) == 2
     assert capsys.readouterr().err.strip() == "error: --device cuda: no CUDA device is available on this machine; use --device cpu"
+
+
+def _parsed(*argv: str):
+    import argparse
+
+    from scaling.commands import serve_bench
+
+    parser = argparse.ArgumentParser()
+    serve_bench.add_arguments(parser)
+    return serve_bench._with_size_defaults(parser.parse_args(list(argv)))
+
+
+def test_the_default_size_is_small_and_paper_scale_is_one_flag_away():
+    small, paper = _parsed(), _parsed("--size", "paper")
+    assert (small.model_size, small.history_len, small.naive_sample) == ("small", 256, 4)
+    assert (paper.model_size, paper.history_len, paper.candidates, paper.microbatch, paper.naive_sample) == (
+        "medium", 1024, [1024, 4096, 16384], [64, 256, 1024], 8)
+    explicit = _parsed("--size", "paper", "--history-len", "64", "--candidates", "8")
+    assert (explicit.history_len, explicit.candidates, explicit.model_size) == (64, [8], "medium")

@@ -1,4 +1,4 @@
-"""Plain-text tables and CSV files for benchmark rows (lists of flat dicts); no GPU or torch needed."""
+"""Plain-text and markdown tables and CSV files for benchmark rows (lists of flat dicts); no GPU or torch needed."""
 
 from __future__ import annotations
 
@@ -24,6 +24,13 @@ def format_table(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> s
     rule = "  ".join("-" * width for width in widths)
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in cells]
     return "\n".join([header, rule, *lines])
+
+
+def format_markdown(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> str:
+    """The same rows as a GitHub markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(format_cell(row.get(column)) for column in columns) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def write_csv(rows: Sequence[dict[str, object]], columns: Sequence[str], path: Path) -> None:

@@ -1,8 +1,9 @@
-"""``scaling bench BENCHMARK``: GPU micro-benchmarks, one sub-subcommand per benchmark.
+"""``scaling bench BENCHMARK``: benchmarks that print a table, one sub-subcommand per benchmark.
 
 Each benchmark module (listed in ``BENCHMARKS``) exposes ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int`` like a top-level command, so a benchmark joins by adding one entry. Timing
-needs a CUDA GPU; without one a benchmark says so in one line (:func:`require_cuda`).
+``run(args) -> int`` like a top-level command, so a benchmark joins by adding one entry. The
+kernel benchmarks (attention, encoder) time on a CUDA GPU and without one say so in one line
+(:func:`require_cuda`); ``train`` times the CPU training path.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import argparse
 from scaling.commands import add_subcommands, run_subcommand
 from core.errors import UserError
 
-HELP = ("time kernels on a CUDA GPU (attention: HSTU jagged attention vs FlashAttention SDPA; "
-        "encoder: a whole HSTU layer vs a FlashAttention-2 Transformer layer)")
+HELP = ("benchmarks (tables + CSV): train: CPU training throughput, GFLOP/s and phase split; on a CUDA GPU, "
+        "attention: HSTU jagged attention vs FlashAttention SDPA; encoder: an HSTU layer vs a FlashAttention-2 "
+        "Transformer layer")
 
 # benchmark name -> module implementing it
 BENCHMARKS: dict[str, str] = {
     "attention": "scaling.commands.bench_attention",
     "encoder": "scaling.commands.bench_encoder",
+    "train": "scaling.commands.bench_train",
 }
 
 

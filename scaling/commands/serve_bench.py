@@ -1,4 +1,9 @@
-"""``scaling serve-bench``: candidates scored per second, naive vs batched-mask vs M-FALCON with KV cache."""
+"""``scaling serve-bench``: candidates scored per second, naive vs batched-mask vs M-FALCON with KV cache.
+
+``--size`` picks the defaults of the size flags: ``small`` (the default, about half a minute on
+two CPU cores) or ``paper`` (a d=256, 4-layer model, n=1024 and up to 16,384 candidates: more than
+15 minutes on two CPU cores, meant for a GPU). A size flag given explicitly wins over the preset.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,37 @@ from pathlib import Path
 
 HELP = "ranking inference throughput: naive per-candidate vs batched-mask vs M-FALCON KV cache (table + CSV)"
 
+# --size -> defaults of the flags that set how much work is timed
+SIZES: dict[str, dict[str, object]] = {
+    "small": {"model_size": "small", "history_len": 256, "candidates": [256, 1024, 4096], "microbatch": [64, 256, 1024],
+              "naive_sample": 4},
+    "paper": {"model_size": "medium", "history_len": 1024, "candidates": [1024, 4096, 16384],
+              "microbatch": [64, 256, 1024], "naive_sample": 8},
+}
+
+
+def _preset_help(flag: str) -> str:
+    values = {size: preset[flag] for size, preset in SIZES.items()}
+    shown = {size: " ".join(map(str, value)) if isinstance(value, list) else value for size, value in values.items()}
+    return f"(default: {shown['small']}; --size paper: {shown['paper']})"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", nargs="+", default=None, choices=["cpu", "cuda"],
                         help="devices to benchmark (default: cpu, plus cuda when available)")
-    parser.add_argument("--candidates", nargs="+", type=int, default=[1024, 4096, 16384], help="m values")
-    parser.add_argument("--microbatch", nargs="+", type=int, default=[64, 256, 1024], help="b_m values")
-    parser.add_argument("--history-len", type=int, default=1024, help="user history n, in tokens (Phi/a interleaved)")
-    parser.add_argument("--model-size", default="medium", choices=["small", "medium", "large"],
-                        help="small: d=128, 2 layers; medium: d=256, 4 layers; large: d=512, 8 layers")
-    parser.add_argument("--naive-sample", type=int, default=8,
-                        help="naive scoring is timed on this many candidates and extrapolated to larger m")
+    parser.add_argument("--size", choices=list(SIZES), default="small",
+                        help="defaults of the size flags below: small (about half a minute on two CPU cores) or paper "
+                             "(more than 15 minutes on two CPU cores) (default: small)")
+    parser.add_argument("--candidates", nargs="+", type=int, default=None, help=f"m values {_preset_help('candidates')}")
+    parser.add_argument("--microbatch", nargs="+", type=int, default=None, help=f"b_m values {_preset_help('microbatch')}")
+    parser.add_argument("--history-len", type=int, default=None,
+                        help=f"user history n, in tokens (Phi/a interleaved) {_preset_help('history_len')}")
+    parser.add_argument("--model-size", default=None, choices=["small", "medium", "large"],
+                        help="small: d=128, 2 layers; medium: d=256, 4 layers; large: d=512, 8 layers "
+                             f"{_preset_help('model_size')}")
+    parser.add_argument("--naive-sample", type=int, default=None,
+                        help="naive scoring is timed on this many candidates and extrapolated to larger m "
+                             f"{_preset_help('naive_sample')}")
     parser.add_argument("--repeats", type=int, default=1, help="timed repeats per configuration (median is reported)")
     parser.add_argument("--attention-backend", default="reference", choices=["auto", "reference", "triton"],
                         help="jagged_attention backend of the uncached paths (the cached path has only a reference)")
@@ -34,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         BenchSetup, bench_rows, build_bench_model, first_candidates, markdown_table, naive_row, synthetic_request, time_naive,
     )
 
+    args = _with_size_defaults(args)
     _check_arguments(args, UserError)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in devices and not torch.cuda.is_available():
@@ -51,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"== {name} ({where})", flush=True)
         model = build_bench_model(setup, device)
         request = synthetic_request(args.history_len, max(args.candidates), device)
+        print(f"   timing naive scoring on {min(args.naive_sample, max(args.candidates))} candidates", flush=True)
         naive = time_naive(model, request, args.naive_sample, device)
         for m in sorted(args.candidates):
             subset = first_candidates(request, m)
@@ -70,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
             writer.writerows(rows)
         print(f"wrote {args.csv}")
     return 0
+
+
+def _with_size_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with every size flag left unset taken from the ``--size`` preset."""
+    preset = SIZES[args.size]
+    return argparse.Namespace(**{**vars(args), **{flag: value for flag, value in preset.items() if getattr(args, flag) is None}})
 
 
 def _check_arguments(args: argparse.Namespace, error: type[Exception]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scaling.commands import data as data_command
-from core.errors import DataError
+from core.errors import DataError, UserError
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -41,3 +41,38 @@ def test_stats_on_missing_data_raises_the_one_line_error(tmp_path: Path) -> None
     )
     with pytest.raises(DataError, match="^ml-20m not found: put ratings.csv in "):
         data_command.run(args)
+
+
+class Loaded(Exception):
+    """Raised by the stand-in loader with the DataConfig it was asked for."""
+
+
+def capture_data_config(monkeypatch: pytest.MonkeyPatch, *argv: str):
+    import scaling.data.loading
+
+    def stand_in(config):
+        raise Loaded(config)
+
+    monkeypatch.setattr(scaling.data.loading, "load_dataset", stand_in)
+    with pytest.raises(Loaded) as loaded:
+        data_command.run(parse("stats", *argv))
+    return loaded.value.args[0]
+
+
+def test_bare_stats_loads_a_small_synthetic_stream_and_paper_size_is_one_flag_away(monkeypatch, capsys) -> None:
+    from scaling.config import DataConfig
+
+    small = capture_data_config(monkeypatch)
+    assert (small.dataset, small.synthetic_dp.num_records, small.synthetic_industrial.num_users) == ("synthetic-dp", 20_000, 10_000)
+    assert "loading synthetic-dp: 20,000 records of 128 items" in capsys.readouterr().out
+    assert capture_data_config(monkeypatch, "--size", "paper") == DataConfig()  # the run config's own defaults
+    overridden = capture_data_config(monkeypatch, "--set", "data.synthetic_dp.num_records=500")
+    assert overridden.synthetic_dp.num_records == 500  # --set wins over the preset
+
+
+def test_a_config_file_is_never_resized(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("data: {synthetic_dp: {num_records: 3000}}\n")
+    assert capture_data_config(monkeypatch, str(config)).synthetic_dp.num_records == 3000
+    with pytest.raises(UserError, match=r"^--size sizes the built-in defaults; with a config file \(.*run.yaml\) use --set instead$"):
+        data_command.run(parse("stats", str(config), "--size", "small"))

@@ -1,0 +1,327 @@
+"""Where CPU training time goes: throughput, achieved FLOP/s against the measured matmul peak, phase split.
+
+For each benchmarked model a run is built with :func:`scaling.train.build_run` from a sweep's
+trial config (by default the quickstart's largest HSTU and DCN-v2, and SASRec at the HSTU's
+size). Then, on that run:
+
+* training steps are taken as ``scaling/train.py``'s ``_steps`` takes them, the same calls in the
+  same order, on the batches the regime's first pass visits (the first streaming windows in time
+  order, or a shuffled epoch), with a clock between the phases:
+  data (the next batch, Stochastic Length, its workload, the move to the device), forward (the
+  objective's loss), backward (zero_grad, backward) and optimizer (the AdamW step and the step's
+  bookkeeping: the analytic FLOPs count and reading the loss). The first ``warmup_steps`` are
+  not timed. The steps' wall time is also taken by an outer clock, independently of the phases;
+* one evaluation of the run's validation events is timed (``scaling.train.evaluate``);
+* a large fp32 matmul at the same thread count gives the machine's peak FLOP/s (best of a few).
+
+Achieved GFLOP/s is the analytic training FLOPs of the timed steps (``scaling/flops.py``:
+3 x the model's forward formula) over their outer-clock wall time. The phase split is that of
+one whole trial of the config, projected from the measured per-step phases and evaluation time
+per target onto the trial's schedule (:func:`trial_schedule`: how many steps its passes take,
+how many targets its evaluations score), so evaluation weighs what it weighs in a real trial.
+``scaling/train.py`` has no seam to time its phases, so nothing here changes its behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.configtools import apply_overrides, to_dict
+from core.errors import UserError
+from model.catalogue import model_spec
+from model.flops import SequenceWorkload
+from model.params import parameter_counts
+from scaling.config import RunConfig, run_config_from_dict
+from scaling.data.splits import LeaveOneOutEvents
+from scaling.flops import training_step_flops, training_workload
+from scaling.train import Run, build_run, evaluate, shorten
+
+PHASES = ("data", "forward", "backward", "optimizer")
+MATMUL_SIZE = 1024  # n of the n x n x n fp32 matmul that measures the peak
+MATMUL_REPEATS = 10  # the peak is the best of these (after one untimed warm-up)
+
+RESULT_COLUMNS = (
+    "model", "threads", "params", "steps", "units", "gflop", "throughput", "unit", "gflop_per_s", "peak_gflop_per_s",
+    "peak_fraction", "step_ms", *(f"{phase}_ms" for phase in PHASES), "eval_s", "eval_targets",
+    "trial_steps", "trial_eval_targets", "trial_s", *(f"{phase}_share" for phase in (*PHASES, "eval")),
+)
+TABLE_COLUMNS = (
+    "model", "threads", "steps", "throughput", "unit", "gflop_per_s", "peak_fraction", "step_ms",
+    *(f"{phase}_share" for phase in (*PHASES, "eval")), "trial_s",
+)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One row of the benchmark: a label, the run config it builds and where that config comes from."""
+
+    name: str
+    config: RunConfig
+    source: str
+
+
+@dataclass(frozen=True)
+class TrainBenchConfig:
+    cases: tuple[BenchCase, ...]
+    steps: int  # timed training steps per case
+    warmup_steps: int  # untimed steps before them
+    threads: int  # torch CPU threads (the sweep gives each trial resources.cpu threads)
+
+
+@dataclass
+class StepTimes:
+    """Seconds spent in each phase over the timed steps, and what those steps trained on."""
+
+    steps: int = 0
+    wall: float = 0.0  # outer clock: start of the first timed step to the end of the last
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    units: int = 0  # tokens (sequence models) or impressions (DLRMs) trained on
+    flops: float = 0.0  # analytic training FLOPs (3 x forward)
+
+
+@dataclass(frozen=True)
+class TrialSchedule:
+    """What one whole trial of a run config does: optimizer steps and targets scored by evaluations."""
+
+    steps: int  # at most: early stopping (multi_epoch patience) may end a trial sooner
+    validations: int  # evaluations recorded in the history
+    eval_targets: int  # targets scored by every evaluation together (validations, progressive, test)
+
+
+# --- the cases --------------------------------------------------------------------------------
+
+
+def sweep_cases(sweep_file: Path) -> dict[str, BenchCase]:
+    """Each group's largest trial (its last axis point, first seed), plus SASRec at the HSTU's size.
+
+    A sweep's zipped size axes grow from first to last point, so the last point is the largest.
+    """
+    from scaling.sweep.expand import expand_sweep
+    from scaling.sweep.spec import load_sweep
+
+    trials = expand_sweep(load_sweep(sweep_file), sweep_file)
+    cases: dict[str, BenchCase] = {}
+    for group in dict.fromkeys(trial.group for trial in trials):
+        points = [trial for trial in trials if trial.group == group]
+        largest = next(trial for trial in points if trial.point == points[-1].point)  # the first seed of the last point
+        cases[group] = BenchCase(group, largest.config, f"{sweep_file.name} group '{group}' {largest.point}")
+    if "hstu" in cases and "sasrec" not in cases:
+        hstu = cases["hstu"].config
+        sasrec = replace(hstu, name=hstu.name.replace("hstu", "sasrec"), model=replace(hstu.model, name="sasrec"))
+        cases["sasrec"] = BenchCase("sasrec", sasrec, f"{sweep_file.name}: the 'hstu' case with model.name=sasrec")
+    return cases
+
+
+def select_cases(sweep_file: Path, names: Sequence[str], overrides: Sequence[str] = ()) -> tuple[BenchCase, ...]:
+    """The cases ``names`` of :func:`sweep_cases` in that order, each with the run-config ``key=value``
+    ``overrides`` applied (validated like any run config); a one-line error names unknown cases."""
+    cases = sweep_cases(sweep_file)
+    unknown = [name for name in names if name not in cases]
+    if unknown:
+        raise UserError(f"--models: {', '.join(unknown)} not in {sweep_file.name}; choose from {', '.join(cases)}")
+    if not overrides:
+        return tuple(cases[name] for name in names)
+    return tuple(replace(cases[name], config=run_config_from_dict(apply_overrides(to_dict(cases[name].config), overrides)))
+                 for name in names)
+
+
+# --- measurements -----------------------------------------------------------------------------
+
+
+def matmul_peak_gflops(size: int = MATMUL_SIZE, repeats: int = MATMUL_REPEATS) -> float:
+    """Best fp32 GFLOP/s of an ``size``^3 matmul at torch's current thread count (one untimed warm-up)."""
+    generator = torch.Generator().manual_seed(0)
+    left, right = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
+    torch.mm(left, right)
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(left, right)
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * size**3 / best / 1e9
+
+
+def training_batches(run: Run) -> Iterator[Any]:
+    """The batches the run's training passes visit, in their order (``run_streaming`` / ``run_multi_epoch``)."""
+    config = run.config
+    if config.train.regime == "streaming":
+        for events in run.split[: len(run.split) - 2]:
+            yield from run.batcher.batches(run.batcher.chunks(events), config.train.batch_size, "time", run.shuffle_rng)
+        return
+    chunks = run.batcher.chunks(run.split.train)
+    for _ in range(config.train.epochs):
+        yield from run.batcher.batches(chunks, config.train.batch_size, "shuffle", run.shuffle_rng)
+
+
+def time_training_steps(run: Run, steps: int, warmup_steps: int) -> StepTimes:
+    """Take ``warmup_steps`` untimed then ``steps`` timed training steps as ``scaling.train._steps`` does."""
+    run.model.train()
+    batches = training_batches(run)
+    for _ in range(warmup_steps):
+        if _take_step(run, batches, StepTimes()) is None:
+            raise UserError(f"{run.config.name}: the trial has fewer than {warmup_steps} warm-up steps; lower --warmup")
+    times = StepTimes()
+    started = _now(run.device)
+    while times.steps < steps and _take_step(run, batches, times) is not None:
+        pass
+    times.wall = _now(run.device) - started
+    return times
+
+
+def _take_step(run: Run, batches: Iterator[Any], times: StepTimes) -> float | None:
+    """One step of ``scaling.train._steps``, its phases added to ``times``; None when the batches ran out."""
+    clock = _now(run.device)
+    batch = next(batches, None)
+    if batch is None:
+        return None
+    batch = shorten(run, batch)
+    workload = training_workload(batch, run.config)
+    batch = batch.to(run.device)
+    clock = _lap(run, times, "data", clock)
+    loss = run.objective.loss(run.model, batch, run.negatives_generator)
+    clock = _lap(run, times, "forward", clock)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    clock = _lap(run, times, "backward", clock)
+    run.optimizer.step()
+    run.step += 1
+    flops = training_step_flops(run.model, workload)
+    run.flops += flops
+    value = loss.item()
+    _lap(run, times, "optimizer", clock)
+    times.steps += 1
+    times.flops += flops
+    times.units += workload.num_tokens if isinstance(workload, SequenceWorkload) else workload.num_impressions
+    return value
+
+
+def _lap(run: Run, times: StepTimes, phase: str, since: float) -> float:
+    now = _now(run.device)
+    times.phases[phase] += now - since
+    return now
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def validation_events(run: Run) -> np.ndarray:
+    """The events every evaluation of the run scores (the held-out window, or leave-one-out validation)."""
+    return run.split.valid if isinstance(run.split, LeaveOneOutEvents) else run.split[len(run.split) - 2]
+
+
+def time_evaluation(run: Run) -> tuple[float, int]:
+    """(seconds, targets) of one evaluation of the run's validation events by ``scaling.train.evaluate``."""
+    events = validation_events(run)
+    chunks = run.batcher.chunks(events)
+    started = _now(run.device)
+    evaluate(run, chunks)
+    return _now(run.device) - started, len(events)
+
+
+def trial_schedule(run: Run) -> TrialSchedule:
+    """Steps and evaluated targets of one whole trial of ``run.config`` (no FLOPs or wall-time budget)."""
+    config = run.config
+    batch_size = config.train.batch_size
+
+    def steps_of(events: np.ndarray) -> int:
+        return math.ceil(_num_chunks(run.batcher.chunks(events)) / batch_size)
+
+    if isinstance(run.split, LeaveOneOutEvents):
+        epochs = config.train.epochs
+        steps = epochs * steps_of(run.split.train)
+        validations = sum(1 for epoch in range(1, epochs + 1) if epoch % config.train.eval_every == 0 or epoch == epochs)
+        targets = validations * len(run.split.valid) + len(run.split.test)
+    else:
+        windows = run.split
+        holdout = len(windows) - 2
+        steps = sum(steps_of(events) for events in windows[:holdout])
+        evaluated = [w for w in range(holdout) if (w + 1) % config.train.eval_every == 0 or w == holdout - 1]
+        progressive = sum(len(windows[w + 1]) for w in evaluated if config.eval.progressive and w + 1 < holdout)
+        validations = len(evaluated)
+        targets = validations * len(windows[holdout]) + progressive + len(windows[-1])
+    if config.train.max_steps is not None:
+        steps = min(steps, config.train.max_steps)
+    return TrialSchedule(steps, validations, targets)
+
+
+def _num_chunks(chunks: Any) -> int:
+    """Sequence chunks (windows of a user's tokens) or impressions a pass batches."""
+    return len(chunks.events) if hasattr(chunks, "events") else len(chunks.start)
+
+
+# --- the rows ---------------------------------------------------------------------------------
+
+
+def bench_row(case: BenchCase, run: Run, times: StepTimes, evaluation: tuple[float, int], schedule: TrialSchedule,
+              peak_gflops: float, threads: int) -> dict[str, object]:
+    """One table row: throughput, GFLOP/s and its fraction of the peak, per-step phases and the trial's split."""
+    eval_seconds, eval_targets = evaluation
+    per_step = {phase: seconds / times.steps for phase, seconds in times.phases.items()}
+    trial_phases = {phase: seconds * schedule.steps for phase, seconds in per_step.items()}
+    trial_phases["eval"] = eval_seconds / max(eval_targets, 1) * schedule.eval_targets
+    trial_seconds = sum(trial_phases.values())
+    gflops = times.flops / times.wall / 1e9
+    sequences = model_spec(case.config.model.name).input == "sequence"
+    return {
+        "model": case.name,
+        "threads": threads,
+        "params": parameter_counts(run.model)["total"],
+        "steps": times.steps,
+        "units": times.units,
+        "gflop": times.flops / 1e9,
+        "throughput": times.units / times.wall,
+        "unit": "tokens/s" if sequences else "impressions/s",
+        "gflop_per_s": gflops,
+        "peak_gflop_per_s": peak_gflops,
+        "peak_fraction": gflops / peak_gflops,
+        "step_ms": 1000 * times.wall / times.steps,
+        **{f"{phase}_ms": 1000 * seconds for phase, seconds in per_step.items()},
+        "eval_s": eval_seconds,
+        "eval_targets": eval_targets,
+        "trial_steps": schedule.steps,
+        "trial_eval_targets": schedule.eval_targets,
+        "trial_s": trial_seconds,
+        **{f"{phase}_share": seconds / trial_seconds for phase, seconds in trial_phases.items()},
+    }
+
+
+def bench_case(case: BenchCase, config: TrainBenchConfig, peak_gflops: float, progress: Progress) -> dict[str, object]:
+    started = time.perf_counter()
+    run = build_run(case.config)
+    progress(f"{case.name}: built in {time.perf_counter() - started:.1f} s ({case.source}); "
+             f"{config.warmup_steps} warm-up + {config.steps} timed steps")
+    times = time_training_steps(run, config.steps, config.warmup_steps)
+    if times.steps == 0:
+        raise UserError(f"{case.name}: no training step left after the warm-up; lower --warmup")
+    progress(f"{case.name}: {times.steps} steps in {times.wall:.1f} s; timing one evaluation")
+    evaluation = time_evaluation(run)
+    return bench_row(case, run, times, evaluation, trial_schedule(run), peak_gflops, config.threads)
+
+
+def run_training_benchmark(config: TrainBenchConfig, progress: Progress) -> tuple[float, list[dict[str, object]]]:
+    """(the measured matmul peak in GFLOP/s, one row per case) at ``config.threads`` torch threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        peak = matmul_peak_gflops()
+        progress(f"fp32 matmul peak ({MATMUL_SIZE}^3, {config.threads} thread(s)): {peak:.1f} GFLOP/s")
+        rows = []
+        for case in config.cases:
+            rows.append(bench_case(case, config, peak, progress))
+        return peak, rows
+    finally:
+        torch.set_num_threads(previous)
+
