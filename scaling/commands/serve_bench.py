@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 HELP = "ranking inference throughput: naive per-candidate vs batched-mask vs M-FALCON KV cache (table + CSV)"
 
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="naive scoring is timed on this many candidates and extrapolated to larger m "
                              f"{_preset_help('naive_sample')}")
     parser.add_argument("--repeats", type=int, default=1, help="timed repeats per configuration (median is reported)")
-    parser.add_argument("--attention-backend", default="reference", choices=["auto", "reference", "triton"],
+    parser.add_argument("--attention-backend", default="reference", choices=_attention_backends(),
                         help="jagged_attention backend of the uncached paths (the cached path has only a reference)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--csv", type=Path, default=None, help="write the rows to this CSV file")
@@ -113,3 +114,10 @@ def _check_arguments(args: argparse.Namespace, error: type[Exception]) -> None:
         raise error(f"--history-len must be >= 0; got {args.history_len}")
     if args.naive_sample < 1 or args.repeats < 1:
         raise error(f"--naive-sample and --repeats must be >= 1; got {args.naive_sample}, {args.repeats}")
+
+
+def _attention_backends() -> list[str]:
+    """The backend names model.attention_backend accepts (read from the config, which imports no torch)."""
+    from model.config import ModelConfig
+
+    return list(get_args(get_type_hints(ModelConfig)["attention_backend"]))
