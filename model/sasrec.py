@@ -16,18 +16,17 @@ and feed-forward code as its forward.
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 
-from kernels import AttentionLayout, CachedKeyValues, attention_layout, cached_target_attention, jagged_attention
+from kernels import AttentionLayout, CachedKeyValues
 from kernels.attention import CachedAttentionBackend
 from kernels.flops import attention_flops
 from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences
+from model.softmax_attention import CausalSoftmaxAttention
 
 
-class SASRecLayer(nn.Module):
+class SASRecLayer(CausalSoftmaxAttention, nn.Module):
     def __init__(
         self,
         embedding_dim: int,
@@ -53,10 +52,6 @@ class SASRecLayer(nn.Module):
         self.ffn_out = nn.Linear(ffn_dim, embedding_dim)
         self.dropout = nn.Dropout(dropout)
 
-    @property
-    def scale(self) -> float:
-        return 1.0 / math.sqrt(self.qk_dim)
-
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """[T, d] -> (Q_in = LayerNorm(X) [T, d], Q [T, H, dqk], K [T, H, dqk], V [T, H, dv]).
 
@@ -68,24 +63,6 @@ class SASRecLayer(nn.Module):
         k = self.key(x).reshape(tokens, self.num_heads, self.qk_dim)
         v = self.value(x).reshape(tokens, self.num_heads, self.v_dim)
         return normed, q, k, v
-
-    def attention_layout(self, sequences: JaggedSequences) -> AttentionLayout | None:
-        """What this layer's attention needs from the batch alone (its masks); every layer of the stack reuses it."""
-        return attention_layout(sequences.offsets, max_seq_len=self.max_seq_len, num_heads=self.num_heads,
-                                num_targets=sequences.num_targets, backend=self.attention_backend)
-
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences,
-               layout: AttentionLayout | None = None) -> Tensor:
-        """Causal softmax attention over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H, dv]."""
-        return jagged_attention(
-            q, k, v, sequences.offsets,
-            max_seq_len=self.max_seq_len,
-            activation="softmax",
-            scale=self.scale,
-            num_targets=sequences.num_targets,
-            backend=self.attention_backend,
-            layout=layout,
-        )
 
     def finish(self, normed: Tensor, attended: Tensor) -> Tensor:
         """Q_in + W_o attended [T, H, dv], then LayerNorm and the feed-forward block with its residual."""
@@ -108,10 +85,7 @@ class SASRecLayer(nn.Module):
     ) -> Tensor:
         """:meth:`forward` for candidate tokens only, each attending over its cached history and itself."""
         normed, q, k, v = self.project(x)
-        attended = cached_target_attention(
-            q, k, v, candidates.offsets, cache, max_seq_len=self.max_seq_len, activation="softmax", scale=self.scale,
-            backend=backend,
-        )
+        attended = self.attend_candidates(q, k, v, candidates, cache, backend)
         return self.finish(normed, attended)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:

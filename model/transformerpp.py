@@ -27,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kernels import AttentionLayout, CachedKeyValues, attention_layout, cached_target_attention, jagged_attention
+from kernels import AttentionLayout, CachedKeyValues
 from kernels.attention import CachedAttentionBackend
 from kernels.flops import attention_flops
 from kernels.jagged import target_positions, token_positions
 from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences
+from model.softmax_attention import CausalSoftmaxAttention
 
 ROPE_BASE = 10_000.0  # LLaMA's rotary base
 RMS_NORM_EPS = 1e-6  # LLaMA's RMSNorm epsilon
@@ -67,7 +68,7 @@ def apply_rotary(x: Tensor, positions: Tensor, base: float = ROPE_BASE) -> Tenso
     return rotated.reshape(x.shape).to(x.dtype)
 
 
-class TransformerPPLayer(nn.Module):
+class TransformerPPLayer(CausalSoftmaxAttention, nn.Module):
     def __init__(
         self,
         embedding_dim: int,
@@ -98,10 +99,6 @@ class TransformerPPLayer(nn.Module):
         self.down = nn.Linear(ffn_dim, embedding_dim, bias=False)  # W_2
         self.dropout = nn.Dropout(dropout)
 
-    @property
-    def scale(self) -> float:
-        return 1.0 / math.sqrt(self.qk_dim)
-
     def project(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """RoPE(W_q N), RoPE(W_k N), W_v N with N = RMSNorm(x): [T, d], positions [T] -> [T, H, dqk] x2, [T, H, dv]."""
         tokens = x.shape[0]
@@ -120,24 +117,6 @@ class TransformerPPLayer(nn.Module):
         """SwiGLU: W_2 (SiLU(W_1 x) * W_3 x), [T, d] -> [T, d]."""
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
-    def attention_layout(self, sequences: JaggedSequences) -> AttentionLayout | None:
-        """What this layer's attention needs from the batch alone (its masks); every layer of the stack reuses it."""
-        return attention_layout(sequences.offsets, max_seq_len=self.max_seq_len, num_heads=self.num_heads,
-                                num_targets=sequences.num_targets, backend=self.attention_backend)
-
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, sequences: JaggedSequences,
-               layout: AttentionLayout | None = None) -> Tensor:
-        """Causal softmax attention over the jagged batch: [T, H, dqk] x2, [T, H, dv] -> [T, H, dv]."""
-        return jagged_attention(
-            q, k, v, sequences.offsets,
-            max_seq_len=self.max_seq_len,
-            activation="softmax",
-            scale=self.scale,
-            num_targets=sequences.num_targets,
-            backend=self.attention_backend,
-            layout=layout,
-        )
-
     def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:
         """One layer; ``layout``: the batch's :meth:`attention_layout`, shared by the encoder's layers."""
         q, k, v = self.project(x, token_positions(sequences.offsets, sequences.num_targets))
@@ -154,10 +133,7 @@ class TransformerPPLayer(nn.Module):
         """:meth:`forward` for candidate tokens only, each at the position right after its history,
         attending over its cached history and itself."""
         q, k, v = self.project(x, target_positions(cache.offsets, candidates.offsets))
-        attended = cached_target_attention(
-            q, k, v, candidates.offsets, cache, max_seq_len=self.max_seq_len, activation="softmax", scale=self.scale,
-            backend=backend,
-        )
+        attended = self.attend_candidates(q, k, v, candidates, cache, backend)
         return self.finish(x, attended)
 
     def forward_flops(self, workload: SequenceWorkload) -> float:

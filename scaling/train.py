@@ -50,7 +50,7 @@ from scaling.data.splits import (
 from scaling.data.stochastic_length import LengthTally, TargetTally, stochastic_length
 from scaling.data.tokens import build_token_stream
 from core.errors import DataError, UserError
-from scaling.flops import pf_days, training_step_flops, training_workload
+from scaling.flops import Workload, pf_days, training_step_flops, training_workload
 from scaling.metrics import higher_is_better, oracle_ranking_metrics
 from scaling.objectives import (
     ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective, base_rate_logits,
@@ -221,24 +221,43 @@ def _steps(run: Run, chunks: Any, order: str, progress: tqdm | None) -> float:
     losses = []
     run.model.train()
     for batch in run.batcher.batches(chunks, run.config.train.batch_size, order, run.shuffle_rng):
-        batch = shorten(run, batch)  # before FLOPs accounting: count the sequences actually trained on
-        negatives = run.objective.sample_negatives(run.model, batch, run.negatives_generator)  # on run.device
-        workload = training_workload(batch, run.config, negatives)
-        loss = run.objective.loss(run.model, batch.to(run.device), negatives)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
-        run.step += 1
-        run.flops += training_step_flops(run.model, workload)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"training diverged: loss became {value} at step {run.step}")
+        value, _ = take_step(run, batch)
         losses.append(value)
         if progress is not None:
             progress.set_postfix_str(f"step {run.step} loss {value:.4f}", refresh=False)
         if run.out_of_budget():
             break
     return float(np.mean(losses)) if losses else float("nan")
+
+
+def _no_lap(phase: str) -> None:
+    """The default phase clock of :func:`take_step`: training times nothing."""
+
+
+def take_step(run: Run, batch: Any, lap: Callable[[str], None] = _no_lap) -> tuple[float, Workload]:
+    """One optimizer step on ``batch``; counts its FLOPs and returns its loss and the work it trained on.
+
+    ``lap(phase)`` is called as each phase ends (data, forward, backward, optimizer), so a benchmark
+    times the very step training takes (``scaling bench train``).
+    """
+    batch = shorten(run, batch)  # before FLOPs accounting: count the sequences actually trained on
+    negatives = run.objective.sample_negatives(run.model, batch, run.negatives_generator)  # on run.device
+    workload = training_workload(batch, run.config, negatives)
+    batch = batch.to(run.device)
+    lap("data")
+    loss = run.objective.loss(run.model, batch, negatives)
+    lap("forward")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    lap("backward")
+    run.optimizer.step()
+    run.step += 1
+    run.flops += training_step_flops(run.model, workload)
+    value = loss.item()
+    lap("optimizer")
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"training diverged: loss became {value} at step {run.step}")
+    return value, workload
 
 
 def shorten(run: Run, batch: Any) -> Any:

@@ -4,8 +4,7 @@ For each benchmarked model a run is built with :func:`scaling.train.build_run` f
 trial config (by default the quickstart's largest HSTU and DCN-v2, and SASRec at the HSTU's
 size). Then, on that run:
 
-* training steps are taken as ``scaling/train.py``'s ``_steps`` takes them, the same calls in the
-  same order, on the batches the regime's first pass visits (the first streaming windows in time
+* training steps are taken by ``scaling.train.take_step``, the function training calls, on the batches the regime's first pass visits (the first streaming windows in time
   order, or a shuffled epoch), with a clock between the phases:
   data (the next batch, Stochastic Length, its workload, the move to the device), forward (the
   objective's loss), backward (zero_grad, backward) and optimizer (the AdamW step and the step's
@@ -41,8 +40,7 @@ from model.flops import SequenceWorkload
 from model.params import parameter_counts
 from scaling.config import RunConfig, run_config_from_dict
 from scaling.data.splits import LeaveOneOutEvents
-from scaling.flops import training_step_flops, training_workload
-from scaling.train import Run, build_run, evaluate, shorten
+from scaling.train import Run, build_run, evaluate, take_step
 
 PHASES = ("data", "forward", "backward", "optimizer")
 MATMUL_SIZE = 1024  # n of the n x n x n fp32 matmul that measures the peak
@@ -179,36 +177,24 @@ def time_training_steps(run: Run, steps: int, warmup_steps: int) -> StepTimes:
 
 
 def _take_step(run: Run, batches: Iterator[Any], times: StepTimes) -> float | None:
-    """One step of ``scaling.train._steps``, its phases added to ``times``; None when the batches ran out."""
+    """One step of ``scaling.train.take_step``, its phases added to ``times``; None when the batches ran out."""
     clock = _now(run.device)
     batch = next(batches, None)
     if batch is None:
         return None
-    batch = shorten(run, batch)
-    workload = training_workload(batch, run.config)
-    batch = batch.to(run.device)
-    clock = _lap(run, times, "data", clock)
-    loss = run.objective.loss(run.model, batch, run.negatives_generator)
-    clock = _lap(run, times, "forward", clock)
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    clock = _lap(run, times, "backward", clock)
-    run.optimizer.step()
-    run.step += 1
-    flops = training_step_flops(run.model, workload)
-    run.flops += flops
-    value = loss.item()
-    _lap(run, times, "optimizer", clock)
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = _now(run.device)
+        times.phases[phase] += now - clock
+        clock = now
+
+    flops_before = run.flops
+    value, workload = take_step(run, batch, lap)
     times.steps += 1
-    times.flops += flops
+    times.flops += run.flops - flops_before
     times.units += workload.num_tokens if isinstance(workload, SequenceWorkload) else workload.num_impressions
     return value
-
-
-def _lap(run: Run, times: StepTimes, phase: str, since: float) -> float:
-    now = _now(run.device)
-    times.phases[phase] += now - since
-    return now
 
 
 def _now(device: torch.device) -> float:
