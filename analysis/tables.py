@@ -211,7 +211,7 @@ def table4_data(table: pd.DataFrame, task: str, dataset: str, baseline_model: st
                  & (table[schema.STATUS] == schema.COMPLETED)]
     if rows.empty:
         return None
-    finals = rows.sort_values(schema.STEP).groupby(schema.TRIAL_ID, sort=True).tail(1)
+    finals = last_evaluations(rows)
     metrics = _table4_metrics(finals, "test")
     split_note = "test metrics at each trial's best-validation checkpoint"
     if not metrics:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.render import Block
+from analysis.trials import last_evaluations
 from core import results_schema as schema
 
 NOT_COMPLETED = ("diverged", "failed", "running")  # shown in a cell, in this order, when no trial completed
@@ -29,8 +30,9 @@ class ViewOutput:
 
 
 def final_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Each trial's last row, in the table's (sweep) order: test metrics and totals of a completed trial are there."""
-    return table.groupby(schema.TRIAL_ID, sort=False).tail(1).reset_index(drop=True)
+    """Each trial's last row (:func:`analysis.trials.last_evaluations`), in the table's (sweep) order: test metrics
+    and totals of a completed trial are there."""
+    return last_evaluations(table).sort_index().reset_index(drop=True)
 
 
 def require_columns(table: pd.DataFrame, columns: Sequence[str], view: str, hint: str) -> None:
