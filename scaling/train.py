@@ -382,17 +382,20 @@ def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: 
     windows = run.split
     holdout, test_window = len(windows) - 2, len(windows) - 1
     validation = evaluation_set(run, windows[holdout], f"holdout-window-{holdout + 1}-of-{len(windows)}")
-    chunks = [run.batcher.chunks(events) for events in windows[:holdout]]  # once: progressive scores them too
+    upcoming = None  # the next window's chunks when progressive validation built them: trained on as they are
     best = BestCheckpoint(run.selection_metric)
     bar = tqdm(range(holdout), desc=config.name, unit="window", disable=not progress)
     for window in bar:
-        loss = train_pass(run, chunks[window], "time", bar)
+        chunks = upcoming if upcoming is not None else run.batcher.chunks(windows[window])
+        upcoming = None
+        loss = train_pass(run, chunks, "time", bar)
         stop = run.out_of_budget()
         if (window + 1) % config.train.eval_every == 0 or stop or window == holdout - 1:
             valid = evaluate(run, validation.chunks)
             extra = {}
             if config.eval.progressive and window + 1 < holdout:
-                extra["progressive"] = evaluate(run, chunks[window + 1])
+                upcoming = run.batcher.chunks(windows[window + 1])
+                extra["progressive"] = evaluate(run, upcoming)
             record(run, valid, loss, on_evaluation, validation, window=window, epoch=(window + 1) / holdout, **extra)
             best.offer(run, valid, window)
             if run.selection_metric in valid:
