@@ -13,7 +13,7 @@ Settings (:data:`MODEL_SETTINGS`, checked against the YAML files by the tests):
 
 * ``table4``: sweeps/runs/table4-ml-100k-{hstu,sasrec}.yaml, 2 layers, 1 head, d = 50,
   dropout 0.2, n = 200, batch 128 sequences;
-* ``quickstart``: the largest HSTU of sweeps/quickstart.yaml, 4 layers, 2 heads, d = 64, dropout 0,
+* ``quickstart``: the largest HSTU of sweeps/quickstart.yaml, 6 layers, 4 heads, d = 128, dropout 0,
   n = 128, batch 16 (SASRec at the same sizes for comparison).
 
 Batches of ``batch_size`` sequences: ``full`` (every sequence n tokens) and ``jagged``
@@ -62,8 +62,8 @@ class ModelSetting:
 MODEL_SETTINGS: dict[str, ModelSetting] = {
     "table4": ModelSetting("sweeps/runs/table4-ml-100k-hstu.yaml and -sasrec.yaml", num_layers=2, num_heads=1,
                            embedding_dim=50, dropout=0.2, max_seq_len=200, batch_size=128, num_items=1682),
-    "quickstart": ModelSetting("sweeps/quickstart.yaml, group hstu, its largest size", num_layers=4, num_heads=2,
-                               embedding_dim=64, dropout=0.0, max_seq_len=128, batch_size=16, num_items=2000),
+    "quickstart": ModelSetting("sweeps/quickstart.yaml, group hstu, its largest size", num_layers=6, num_heads=4,
+                               embedding_dim=128, dropout=0.0, max_seq_len=128, batch_size=16, num_items=2000),
 }
 
 

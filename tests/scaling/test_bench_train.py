@@ -30,12 +30,12 @@ TINY_DATA = [
 
 def test_the_cases_are_the_quickstarts_largest_models_and_sasrec_at_the_hstus_size():
     hstu, sasrec, dcnv2 = select_cases(QUICKSTART, ["hstu", "sasrec", "dcnv2"])
-    assert (hstu.config.model.num_layers, hstu.config.model.embedding_dim, hstu.config.model.num_heads) == (4, 64, 2)
-    assert (hstu.config.data.max_seq_len, hstu.config.train.batch_size, hstu.config.train.lr) == (128, 16, 2e-3)
+    assert (hstu.config.model.num_layers, hstu.config.model.embedding_dim, hstu.config.model.num_heads) == (6, 128, 4)
+    assert (hstu.config.data.max_seq_len, hstu.config.train.batch_size, hstu.config.train.lr) == (128, 16, 5e-4)
     assert sasrec.config.model.name == "sasrec"
-    assert sasrec.config.model.num_layers == 4 and sasrec.config.model.embedding_dim == 64
+    assert sasrec.config.model.num_layers == 6 and sasrec.config.model.embedding_dim == 128
     assert sasrec.config.data == hstu.config.data and sasrec.config.train == hstu.config.train
-    assert (dcnv2.config.model.num_layers, dcnv2.config.model.embedding_dim, dcnv2.config.model.dlrm.hidden_dim) == (3, 32, 128)
+    assert (dcnv2.config.model.num_layers, dcnv2.config.model.embedding_dim, dcnv2.config.model.dlrm.hidden_dim) == (4, 64, 256)
     assert dcnv2.config.train.batch_size == 64
     assert hstu.config.data.dataset == dcnv2.config.data.dataset == "synthetic-industrial"
 
