@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -29,11 +30,15 @@ def format_metrics_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.files import check_output_folder
     from scaling.config import load_run_config
     from scaling.train import train
 
     config = load_run_config(args.config, args.overrides)
     out_dir = args.out or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    warning = check_output_folder(out_dir, "--out")  # before training: results are never lost to a bad folder
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     result = train(config, out_dir=out_dir, progress=not args.quiet)
     params = result["params"]
     progress = (f"best epoch {result['best_epoch']}" if "best_epoch" in result
