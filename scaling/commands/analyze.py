@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from analysis.views import VIEWS
 from core.errors import UserError
-from core.files import check_output_folder
 from core.results_schema import COMPUTE_COLUMNS, PF_DAYS
 
 HELP = "analyse a sweep's results.parquet: scaling-law fits per family, saturation, figures, report"
@@ -97,10 +95,7 @@ def run_view(args: argparse.Namespace) -> int:
         raise UserError(f"--baseline '{args.baseline}' is not a model in the results; models: "
                         f"{', '.join(sorted(set(table[col.MODEL])))}")
     path = results_file(args.results_dir)
-    out = args.out if args.out is not None else path.parent
-    warning = check_output_folder(out, "--out")
-    if warning is not None:
-        print(f"warning: {warning}", file=sys.stderr)
+    out = args.out if args.out is not None else path.parent  # an explicit --out was checked before the command ran
     options = ViewOptions(baseline=args.baseline, compute=args.compute, unit=UNITS[args.compute])
     print(write_view(args.view, table, out, options, source=str(path)), end="")
     print(f"wrote {out / f'{args.view}.md'} and {out / f'{args.view}.csv'}")

@@ -51,7 +51,7 @@ def format_trials(plan: SweepPlan) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.sweep.plan import plan_sweep, replan
+    from scaling.sweep.plan import plan_sweep
 
     plan = plan_sweep(args.sweep, args.storage, args.resume, args.retry_failed, args.overrides)
     if args.dry_run:
@@ -59,23 +59,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{len(plan.trials)} trials, {len(plan.to_run)} to run; results would go to {plan.store.root}")
         return 0
 
-    from scaling.sweep.lock import SweepLock
-
-    with SweepLock(plan.store).held(log):  # one driver per sweep; the records are read again under the lock
-        return run_locked(args, replan(plan, args.resume, args.retry_failed))
-
-
-def run_locked(args: argparse.Namespace, plan: SweepPlan) -> int:
     from scaling.sweep.records import finished
-    from scaling.sweep.runner import run_sweep
+    from scaling.sweep.runner import run_sweep_exclusively
     from scaling.sweep.summary import format_summary
     from scaling.sweep.table import read_results
 
-    removed = plan.store.remove_temporaries()
-    if removed:
-        log(f"removed {removed} temporary files a killed sweep left in {plan.store.root}")
     started = time.perf_counter()
-    run_sweep(plan, log)
+    plan = run_sweep_exclusively(plan, args.resume, args.retry_failed, log)
     print(format_summary(read_results(plan.store.root)))
     log(f"sweep {plan.sweep.name}: {time.perf_counter() - started:.0f} s; table at {plan.store.root}/{RESULTS_FILE}")
     records = plan.store.read_records()

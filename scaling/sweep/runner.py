@@ -30,7 +30,8 @@ from core.configtools import to_dict
 from core.errors import UserError
 from core.results_schema import FAILED, MANIFEST
 from scaling.sweep.expand import Trial
-from scaling.sweep.plan import SweepPlan
+from scaling.sweep.lock import SweepLock
+from scaling.sweep.plan import SweepPlan, replan
 from scaling.sweep.recorder import Log, TrialBook
 from scaling.sweep.records import Manifest
 from scaling.sweep.reports import classify_failure
@@ -142,6 +143,22 @@ def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
             failure_config=tune.FailureConfig(max_failures=0),  # failures are results; retry with --retry-failed
         ),
     )
+
+
+def run_sweep_exclusively(plan: SweepPlan, resume: bool, retry_failed: bool, log: Log) -> SweepPlan:
+    """Run the sweep as its storage's only driver; returns the plan that ran.
+
+    Holds the storage lock (a second driver is refused), reads the records again under it (another
+    driver may have finished trials since ``plan`` was made) and removes the temporary files a
+    killed driver left, then runs :func:`run_sweep`.
+    """
+    with SweepLock(plan.store).held(log):
+        plan = replan(plan, resume, retry_failed)
+        removed = plan.store.remove_temporaries()
+        if removed:
+            log(f"removed {removed} temporary files a killed sweep left in {plan.store.root}")
+        run_sweep(plan, log)
+    return plan
 
 
 def run_sweep(plan: SweepPlan, log: Log) -> None:
