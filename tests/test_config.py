@@ -96,3 +96,10 @@ def test_duplicate_yaml_keys_are_refused_with_file_and_line(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_run_config(path)
     assert str(error.value) == f"{path}:4: invalid YAML (key 'lr' appears twice in one mapping; keep one)"
+
+
+def test_scaling_config_applies_the_model_and_task_checks(capsys):
+    from scaling.cli import main
+
+    assert main(["config", "--set", "model.name=dlrm", "--set", "data.task=retrieval"]) == 2
+    assert "model 'dlrm' cannot be trained on data.task 'retrieval'" in capsys.readouterr().err

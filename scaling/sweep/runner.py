@@ -14,6 +14,7 @@ so the workers need the dependencies (torch, ray, ...) but not this checkout.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -157,8 +158,25 @@ def run_sweep_exclusively(plan: SweepPlan, resume: bool, retry_failed: bool, log
         removed = plan.store.remove_temporaries()
         if removed:
             log(f"removed {removed} temporary files a killed sweep left in {plan.store.root}")
-        run_sweep(plan, log)
+        try:
+            run_sweep(plan, log)
+        except Exception as error:
+            if not _disk_full(error):
+                raise
+            raise UserError(f"sweep storage {plan.store.root} is full ({_disk_full(error)}); free space and continue "
+                            "with --resume (finished trials are kept)") from None
     return plan
+
+
+def _disk_full(error: BaseException | None) -> str | None:
+    """The message of a full-disk OSError anywhere in ``error``'s chain (Ray Tune wraps what callbacks raise)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return error.strerror or str(error)
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def run_sweep(plan: SweepPlan, log: Log) -> None:

@@ -94,3 +94,28 @@ def test_object_storage_locks_by_heartbeat_and_pid(tmp_path):
     assert is_stale(dead, now, 120, socket.gethostname(), lambda pid: False)
     assert not is_stale(dead, now, 120, socket.gethostname(), lambda pid: True)
     assert is_stale(LockOwner("ana", "elsewhere", 1, now, now - 121, "t"), now, 120, "here", lambda pid: True)
+
+
+def test_a_full_storage_during_a_sweep_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    import yaml
+
+    from scaling.sweep import runner
+    from scaling.sweep.plan import plan_sweep
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "toy", "grid": {"model.num_layers": [1]}, "config": {"model": {"name": "hstu"}}}))
+    plan = plan_sweep(sweep, str(tmp_path / "runs"), resume=False, retry_failed=False)
+
+    def full(plan, log):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as error:
+            raise RuntimeError("Tune callback failed") from error  # as Ray Tune wraps it
+
+    monkeypatch.setattr(runner, "run_sweep", full)
+    with pytest.raises(UserError, match=r"runs/toy is full \(No space left on device\); free space and continue with "
+                                        r"--resume"):
+        runner.run_sweep_exclusively(plan, resume=False, retry_failed=False, log=lambda line: None)
+    assert not (tmp_path / "runs" / "toy" / LOCK_FILE).exists()  # released on the way out
