@@ -20,6 +20,12 @@ def results_file(results: Path) -> Path:
             raise AnalysisError(f"{results} is not a folder or a .parquet file; pass the sweep's results folder")
         return results
     path = results / schema.RESULTS_FILE
+    if not path.is_file() and (results / schema.MANIFEST).is_file():
+        raise AnalysisError(
+            f"{results} holds a sweep's trial records but no {schema.RESULTS_FILE} yet (the sweep is starting or was "
+            f"killed before writing it); `scaling sweep SWEEP.yaml --resume` rebuilds it, `scaling results {results}` "
+            "shows the trials meanwhile"
+        )
     if not path.is_file():
         raise AnalysisError(
             f"{results} has no {schema.RESULTS_FILE}; is it a sweep's results folder? "

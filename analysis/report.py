@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from analysis.saturation import compare_at_common_compute
 from analysis.seeds import seed_spreads
 from analysis.study import GroupResult, Options, Study, indistinguishable, primary_metric, run_study
 from core import results_schema as schema
+from core.files import check_output_folder
 
 REPORT_FILES = ("report.md", "report.html", "fits.json")
 FIGURES_DIR = "figures"
@@ -43,9 +45,12 @@ def analyze(results: Path, out: Path | None, options: Options, baseline: str | N
     if baseline is not None and baseline not in set(table[schema.MODEL]):
         raise AnalysisError(f"--baseline '{baseline}' is not a model in the results; models: "
                             f"{', '.join(sorted(set(table[schema.MODEL])))}")
-    study = run_study(table, options)
     target = out if out is not None else default_out(results)
-    _check_replaceable(target)
+    _check_replaceable(target)  # before the fits: a bad --out is found in a second, not after minutes
+    warning = check_output_folder(target, "--out")
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
+    study = run_study(table, options)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:

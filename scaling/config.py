@@ -7,16 +7,19 @@ are turned into one by :func:`load_run_config`. Every field documents its meanin
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from core.configtools import apply_overrides, from_dict, load_yaml, option, require
+from core.configtools import SAFE_NAME, apply_overrides, from_dict, load_yaml, option, require
 from core.results_schema import Task
 from model.catalogue import check_task, model_spec
 from model.config import ModelConfig
+from scaling.metric_names import selection_metric_problem
 
+MAX_SEED = 1 << 62  # seeds offset by small stream numbers must stay within numpy's and torch's seed ranges
 DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "synthetic-industrial", "csv"]
 
 
@@ -162,6 +165,10 @@ class DataConfig:
     k_core: bool = option(
         False, "repeat the item then user filters until neither drops anything (a k-core); false: one pass"
     )
+    duplicate_events: Literal["drop", "refuse"] = option(
+        "drop", "events repeating an earlier one's user, item and timestamp exactly: drop (counted in `scaling data "
+        "stats` and result.json) or refuse the file; kept, a duplicate of a test item sits in the history and leaks it"
+    )
     seed: int = option(
         42, "seeds the synthetic generators (the data themselves); the run's own seed never changes the data, "
         "so a sweep's seeds vary initialisation, order, negatives and dropout on one dataset"
@@ -174,6 +181,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
+        require(0 <= self.seed <= MAX_SEED, "seed", f"must be an integer in [0, 2^62]; got {self.seed}")
         require(self.max_seq_len >= 2, "max_seq_len", f"must be >= 2; got {self.max_seq_len}")
         require(self.min_user_interactions >= 3, "min_user_interactions",
                 f"must be >= 3 (one training item plus the validation and test items); got {self.min_user_interactions}")
@@ -240,9 +248,9 @@ class TrainConfig:
         require(self.num_windows >= 3, "num_windows", f"must be >= 3 (train, validate, test); got {self.num_windows}")
         for key in ("epochs", "batch_size", "num_negatives", "eval_every"):
             require(getattr(self, key) >= 1, key, f"must be >= 1; got {getattr(self, key)}")
-        require(self.lr > 0, "lr", f"must be > 0; got {self.lr}")
-        require(self.weight_decay >= 0, "weight_decay", f"must be >= 0; got {self.weight_decay}")
-        require(self.temperature > 0, "temperature", f"must be > 0; got {self.temperature}")
+        require(0 < self.lr < math.inf, "lr", f"must be > 0 and finite; got {self.lr}")
+        require(0 <= self.weight_decay < math.inf, "weight_decay", f"must be >= 0 and finite; got {self.weight_decay}")
+        require(0 < self.temperature < math.inf, "temperature", f"must be > 0 and finite; got {self.temperature}")
         require(self.patience >= 0, "patience", f"must be >= 0; got {self.patience}")
         require(self.max_steps is None or self.max_steps >= 1, "max_steps", f"must be >= 1 or null; got {self.max_steps}")
         for key in ("max_flops", "max_wall_seconds"):
@@ -283,7 +291,13 @@ class RunConfig:
     eval: EvalConfig = option(EvalConfig, "evaluation")
 
     def __post_init__(self) -> None:
+        require(0 <= self.seed <= MAX_SEED, "seed", f"must be an integer in [0, 2^62]; got {self.seed}")
+        require(bool(SAFE_NAME.match(self.name)), "name", "must be letters, digits, '.', '_' or '-' (it names the "
+                f"output folder runs/NAME-TIME); got {self.name!r}")
         check_model_fits_run(self)
+        if self.eval.selection_metric is not None:
+            problem = selection_metric_problem(self.eval.selection_metric, self.data.task)
+            require(problem is None, "eval.selection_metric", str(problem))
 
 
 def check_model_fits_run(config: RunConfig) -> None:

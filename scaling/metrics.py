@@ -19,8 +19,7 @@ from torch import Tensor
 # whether a larger value is better (checkpoint selection, early stopping) is the results contract's to say
 from core.results_schema import higher_is_better  # noqa: F401
 
-HIT_RATE_CUTOFFS = (1, 10, 50, 100, 200, 500)
-NDCG_CUTOFFS = (10, 50, 200)
+from scaling.metric_names import HIT_RATE_CUTOFFS, NDCG_CUTOFFS  # noqa: E402  (the names configs may select by)
 # True probabilities are clipped into [floor, 1 - floor] before taking logits, so log(0) never occurs.
 _PROBABILITY_FLOOR = 1e-12
 

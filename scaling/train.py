@@ -56,17 +56,10 @@ from scaling.objectives import (
     ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective, base_rate_logits,
 )
 from core.files import write_json_atomic
+from scaling.divergence import DivergenceWatch, TrainingDiverged  # noqa: F401  (what a diverging run raises)
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
 STOCHASTIC_LENGTH_STREAM = 5  # names the random stream of Stochastic Length among those seeded by config.seed
-
-
-class RunFailed(UserError):
-    """A run that could not finish; the message says why in one line."""
-
-
-class TrainingDiverged(RunFailed):
-    """The training loss became NaN or infinite."""
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -105,6 +98,7 @@ class Run:
     trained_lengths: LengthTally = field(default_factory=LengthTally)  # sequences trained on (after SL), whole run
     lengths_since_record: LengthTally = field(default_factory=LengthTally)  # the same since the last history entry
     trained_targets: TargetTally = field(default_factory=TargetTally)  # supervised tokens kept by SL, whole run
+    divergence: DivergenceWatch = field(default_factory=DivergenceWatch)  # losses seen, to tell divergence
 
     flops: float = 0.0  # cumulative training FLOPs, 3 x analytic forward per step (scaling/flops.py)
 
@@ -255,8 +249,7 @@ def take_step(run: Run, batch: Any, lap: Callable[[str], None] = _no_lap) -> tup
     run.flops += training_step_flops(run.model, workload)
     value = loss.item()
     lap("optimizer")
-    if not math.isfinite(value):
-        raise TrainingDiverged(f"training diverged: loss became {value} at step {run.step}")
+    run.divergence.check_step(value, run.step)
     return value, workload
 
 
@@ -319,6 +312,7 @@ def record(run: Run, metrics: dict[str, float], train_loss: float, on_evaluation
     run.history.append(entry)
     if on_evaluation is not None:
         on_evaluation(entry)
+    run.divergence.check_validation(metrics, run.step)  # after the report: the diverged evaluation is kept
 
 
 def _selection_score(metrics: dict[str, float], metric: str) -> float:

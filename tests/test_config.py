@@ -20,6 +20,16 @@ from core.configtools import ConfigError
         ("eval.exclude_history=maybe", "config key 'eval.exclude_history': must be true or false"),
         ("train=3", "config key 'train': must be a section"),
         ("data.min_user_interactions=2", "config key 'data.min_user_interactions': must be >= 3"),
+        # accepted before although they cannot work
+        ("train.lr=.inf", "config key 'train.lr': must be > 0 and finite; got inf"),
+        ("seed=-1", "config key 'seed': must be an integer in [0, 2^62]; got -1"),
+        (f"seed={2**64}", "config key 'seed': must be an integer in [0, 2^62]"),
+        ("data.seed=-5", "config key 'data.seed': must be an integer in [0, 2^62]"),
+        ("eval.selection_metric=ndcg@7", "config key 'eval.selection_metric': retrieval reports hr@1, "),
+        ("eval.selection_metric=ne", "config key 'eval.selection_metric': retrieval reports"),
+        ("name=../../x", "config key 'name': must be letters, digits, '.', '_' or '-'"),
+        ("name=/tmp/x", "config key 'name': must be letters, digits"),
+        ("data.duplicate_events=keep", "config key 'data.duplicate_events': must be one of"),
     ],
 )
 def test_bad_values_name_the_key(override, message):
@@ -68,3 +78,28 @@ def test_every_key_is_typed_and_documented():
     assert len(keys) == len(set(keys)) and {"model.num_layers", "model.dlrm.hidden_dim", "data.max_seq_len"} <= set(keys)
     undocumented = [key for key, kind, _, help_text in rows if not kind or not help_text.strip() or "\n" in help_text]
     assert undocumented == []
+
+
+def test_selection_metrics_follow_the_task():
+    ranking = ["data.task=ranking", "data.dataset=synthetic-industrial"]
+    for metric in ("ne", "auc", "ne/click", "auc/like"):
+        assert load_run_config(None, [*ranking, f"eval.selection_metric={metric}"]).eval.selection_metric == metric
+    with pytest.raises(ConfigError, match="ranking reports ne, auc and their per-task"):
+        load_run_config(None, [*ranking, "eval.selection_metric=ndcg@10"])
+    for metric in ("hr@500", "ndcg@200", "mrr", "log_pplx"):
+        assert load_run_config(None, [f"eval.selection_metric={metric}"]).eval.selection_metric == metric
+
+
+def test_duplicate_yaml_keys_are_refused_with_file_and_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  lr: 0.001\n  epochs: 3\n  lr: 0.1\n")
+    with pytest.raises(ConfigError) as error:
+        load_run_config(path)
+    assert str(error.value) == f"{path}:4: invalid YAML (key 'lr' appears twice in one mapping; keep one)"
+
+
+def test_scaling_config_applies_the_model_and_task_checks(capsys):
+    from scaling.cli import main
+
+    assert main(["config", "--set", "model.name=dlrm", "--set", "data.task=retrieval"]) == 2
+    assert "model 'dlrm' cannot be trained on data.task 'retrieval'" in capsys.readouterr().err

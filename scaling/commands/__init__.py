@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Mapping
 
 
@@ -23,5 +24,20 @@ def add_subcommands(parser: argparse.ArgumentParser, registry: Mapping[str, str]
 
 
 def run_subcommand(args: argparse.Namespace, dest: str) -> int:
-    """Run the module :func:`add_subcommands` selected for ``dest``."""
+    """Run the module :func:`add_subcommands` selected for ``dest``, its output options checked first."""
+    check_output_options(args)
     return int(getattr(args, f"_run_{dest}")(args) or 0)
+
+
+def check_output_options(args: argparse.Namespace) -> None:
+    """``--out DIR`` and ``--csv FILE`` of any command, checked before it works (a one-line error, not lost results)."""
+    from pathlib import Path
+
+    from core.files import check_output_file, check_output_folder
+
+    for option, check in (("out", check_output_folder), ("csv", check_output_file)):
+        value = getattr(args, option, None)
+        if isinstance(value, Path):
+            warning = check(value, f"--{option}")
+            if warning is not None:
+                print(f"warning: {warning}", file=sys.stderr)

@@ -95,7 +95,7 @@ def run_view(args: argparse.Namespace) -> int:
         raise UserError(f"--baseline '{args.baseline}' is not a model in the results; models: "
                         f"{', '.join(sorted(set(table[col.MODEL])))}")
     path = results_file(args.results_dir)
-    out = args.out if args.out is not None else path.parent
+    out = args.out if args.out is not None else path.parent  # an explicit --out was checked before the command ran
     options = ViewOptions(baseline=args.baseline, compute=args.compute, unit=UNITS[args.compute])
     print(write_view(args.view, table, out, options, source=str(path)), end="")
     print(f"wrote {out / f'{args.view}.md'} and {out / f'{args.view}.csv'}")

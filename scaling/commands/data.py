@@ -106,6 +106,8 @@ def format_stats(dataset: SequenceDataset, max_seq_len: int) -> str:
     if "raw_interactions" in counts:
         raw = f"{counts['raw_users']:,} users, {counts['raw_items']:,} items"
         rows.append(("before filters", f"{raw}, {counts['raw_interactions']:,} interactions"))
+        rows.append(("duplicate events", f"{counts.get('duplicate_events', 0):,} dropped (same user, item and timestamp "
+                                         "as an earlier event)"))
     for name, digest in fingerprint.get("sources", {}).items():
         rows.append((f"source {name}", f"sha256 {digest}"))
     rows.append(("cache key", str(fingerprint.get("cache_key", "?"))))

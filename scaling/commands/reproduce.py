@@ -84,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from scaling.sweep.records import finished
-    from scaling.sweep.runner import run_sweep
+    from scaling.sweep.runner import run_sweep_exclusively
 
     out = args.out if args.out is not None else _local_folder(plan.store.root)  # checked before training
-    run_sweep(plan, log)
+    plan = run_sweep_exclusively(plan, args.resume, args.retry_failed, log)
     records = plan.store.read_records()
     unfinished = [t for t in plan.to_run if not finished(records.get(t.trial_id))]
     if unfinished:  # said before the view, which may find too little to show

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "summarise a sweep's results table (DIR/results.parquet): one line per trial"
 
@@ -15,7 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.sweep.summary import format_summary
-    from scaling.sweep.table import read_results
+    from scaling.sweep.table import read_current_results
 
-    print(format_summary(read_results(args.results), args.metric or None))
+    table, note = read_current_results(args.results)  # read-only, also while a sweep runs
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr)
+    print(format_summary(table, args.metric or None))
     return 0

@@ -60,12 +60,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from scaling.sweep.records import finished
-    from scaling.sweep.runner import run_sweep
+    from scaling.sweep.runner import run_sweep_exclusively
     from scaling.sweep.summary import format_summary
     from scaling.sweep.table import read_results
 
     started = time.perf_counter()
-    run_sweep(plan, log)
+    plan = run_sweep_exclusively(plan, args.resume, args.retry_failed, log)
     print(format_summary(read_results(plan.store.root)))
     log(f"sweep {plan.sweep.name}: {time.perf_counter() - started:.0f} s; table at {plan.store.root}/{RESULTS_FILE}")
     records = plan.store.read_records()

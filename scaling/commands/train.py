@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 import time
 from pathlib import Path
+
+_FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # writing result.json can fail so
 
 HELP = "train and evaluate one configuration; writes OUT/result.json"
 
@@ -29,12 +33,24 @@ def format_metrics_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.errors import UserError
+    from core.files import check_output_folder
     from scaling.config import load_run_config
     from scaling.train import train
 
     config = load_run_config(args.config, args.overrides)
     out_dir = args.out or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = train(config, out_dir=out_dir, progress=not args.quiet)
+    if args.out is None:  # an explicit --out was checked with every command's output options
+        warning = check_output_folder(out_dir, "the default output folder")
+        if warning is not None:
+            print(f"warning: {warning}", file=sys.stderr)
+    try:
+        result = train(config, out_dir=out_dir, progress=not args.quiet)
+    except OSError as error:
+        if error.errno not in _FULL_OR_READ_ONLY:
+            raise
+        raise UserError(f"cannot write {out_dir / 'result.json'} ({error.strerror}); free space or pass --out "
+                        "elsewhere") from None
     params = result["params"]
     progress = (f"best epoch {result['best_epoch']}" if "best_epoch" in result
                 else f"{len(result.get('window_targets', []))} time windows, best after window "

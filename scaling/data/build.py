@@ -12,12 +12,17 @@ The rules, identical for every dataset:
 * Dense item ids ``1..num_items`` follow the sorted order of the raw ids (so the synthetic
   stream's progressively released ids keep their order); 0 stays padding. Users are
   numbered ``0..num_users-1`` in sorted raw-id order.
+* Exact duplicates, events repeating an earlier event's user, item and timestamp, are dropped
+  first (the earliest in file order is kept) and counted (``duplicate_events``), or refused with
+  ``duplicates="refuse"``: kept, the duplicate of a held-out item would sit in the history and leak it.
 * Each user's interactions are ordered by timestamp with a stable sort: equal timestamps
   keep the order of the source file (51% of consecutive ML-100K timestamps are ties, so an
   unstable sort would make histories, and therefore metrics, vary run to run).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 
@@ -34,13 +39,23 @@ def build_sequences(
     min_item_interactions: int = 1,
     min_user_interactions: int = 1,
     k_core: bool = False,
+    duplicates: Literal["drop", "refuse"] = "drop",
 ) -> SequenceDataset:
     """Filter, renumber and order ``raw`` into per-user chronological sequences (see module doc)."""
     if len(raw) == 0:
         raise DataError(f"{_sources(raw)}: no interactions to build sequences from")
     user_codes, num_raw_users = dense_codes(raw.users)
     item_codes, num_raw_items = dense_codes(raw.items)
-    keep = frequency_filter(user_codes, item_codes, min_user_interactions, min_item_interactions, k_core)
+    duplicate = duplicate_rows(user_codes, item_codes, raw.timestamps)
+    num_duplicates = 0 if duplicate is None else int(duplicate.sum())
+    if num_duplicates and duplicates == "refuse":
+        first = int(np.flatnonzero(duplicate)[0])
+        raise DataError(
+            f"{_sources(raw)}: {num_duplicates:,} events repeat an earlier event's user, item and timestamp (the first "
+            f"is data row {first + 1}); remove them, or set data.duplicate_events: drop to drop them"
+        )
+    keep = frequency_filter(user_codes, item_codes, min_user_interactions, min_item_interactions, k_core,
+                            None if duplicate is None else ~duplicate)
     if keep is not None and not keep.any():
         raise DataError(
             f"{_sources(raw)}: no interactions left after filtering (min_item_interactions={min_item_interactions}, "
@@ -63,6 +78,7 @@ def build_sequences(
     timestamps = _as_seconds(timestamps)
     counts = {
         "raw_interactions": len(raw),
+        "duplicate_events": num_duplicates,  # dropped before the filters
         "raw_users": num_raw_users,
         "raw_items": num_raw_items,
         "num_users": num_users,
@@ -101,22 +117,53 @@ def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, int]:
     return codes.reshape(-1), len(distinct)
 
 
+def duplicate_rows(user_codes: np.ndarray, item_codes: np.ndarray, timestamps: np.ndarray) -> np.ndarray | None:
+    """[E] bool: rows repeating an earlier row's (user, item, timestamp); None when there are none.
+
+    Only rows tied in (user, timestamp) with another can be duplicates, so the common case (no ties,
+    or ties of different items) costs one chronological sort and a few vectorised passes.
+    """
+    order = chronological_order(user_codes, timestamps)
+    if order is None:
+        order = np.arange(len(user_codes))
+    users, times = user_codes[order], timestamps[order]
+    tied = (users[1:] == users[:-1]) & (times[1:] == times[:-1])
+    if not tied.any():
+        return None
+    run = np.concatenate([[0], np.cumsum(~tied)])  # [E] index of each row's (user, timestamp) run, in sorted order
+    in_tie = np.zeros(len(order), dtype=bool)
+    in_tie[1:] |= tied
+    in_tie[:-1] |= tied
+    rows = order[in_tie]  # original row numbers, each run's rows in file order (the sort is stable)
+    by_item = np.lexsort((item_codes[rows], run[in_tie]))  # stable: equal (run, item) rows stay in file order
+    runs, items = run[in_tie][by_item], item_codes[rows][by_item]
+    repeat = np.zeros(len(rows), dtype=bool)
+    repeat[1:] = (runs[1:] == runs[:-1]) & (items[1:] == items[:-1])
+    if not repeat.any():
+        return None
+    duplicate = np.zeros(len(user_codes), dtype=bool)
+    duplicate[rows[by_item][repeat]] = True
+    return duplicate
+
+
 def frequency_filter(
     user_codes: np.ndarray,
     item_codes: np.ndarray,
     min_user_interactions: int,
     min_item_interactions: int,
     k_core: bool,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """[E] bool rows to keep (items below their minimum out, then users; repeated if ``k_core``).
 
-    ``None`` when every row is kept, decided from the per-user and per-item counts alone.
+    ``keep``: rows already dropped (False) before the filters count. ``None`` when every row is kept,
+    decided from the per-user and per-item counts alone.
     """
     item_counts = np.bincount(item_codes)
     user_counts = np.bincount(user_codes)
-    if item_counts.min() >= min_item_interactions and user_counts.min() >= min_user_interactions:
+    if keep is None and item_counts.min() >= min_item_interactions and user_counts.min() >= min_user_interactions:
         return None
-    keep = np.ones(len(user_codes), dtype=bool)
+    keep = np.ones(len(user_codes), dtype=bool) if keep is None else keep.copy()
     while True:
         before = int(keep.sum())
         item_counts = np.bincount(item_codes, weights=keep, minlength=len(item_counts))

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -38,7 +39,7 @@ import numpy as np
 from scaling.data.sequences import ContextEvents, SequenceDataset
 
 # Bump whenever readers, filters, id assignment or ordering change what a cache entry holds.
-FORMAT_VERSION = 2  # 2: actions, labels, categories and contexts are stored too
+FORMAT_VERSION = 3  # 2: actions, labels, categories and contexts are stored too; 3: exact duplicate events dropped
 
 _HASH_CHUNK_BYTES = 1 << 22
 
@@ -73,7 +74,10 @@ def file_sha256(path: Path, memo_dir: Path | None = None) -> str:
             digest.update(chunk)
     result = digest.hexdigest()
     if memo is not None:
-        atomic_write_bytes(memo, json.dumps({"identity": identity, "sha256": result}).encode())
+        try:
+            atomic_write_bytes(memo, json.dumps({"identity": identity, "sha256": result}).encode())
+        except OSError:
+            pass  # a memo that cannot be written (full or read-only cache) only costs a re-hash next time
     return result
 
 
@@ -112,12 +116,36 @@ def load_entry(path: Path, key: str) -> SequenceDataset | None:
 
 
 def save_entry(path: Path, dataset: SequenceDataset, key: str) -> None:
-    """Write ``dataset`` to ``path`` atomically (temporary file, then rename)."""
+    """Write ``dataset`` to ``path`` atomically (temporary file, then rename); a cache that cannot be
+    written (full disk, read-only folder) is warned about and skipped: the run goes on uncached."""
     arrays, meta = _archive_of(dataset)
     arrays["meta"] = np.array(json.dumps({"key": key, **meta}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as file:
-        np.savez(file, **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        with atomic_file(path) as file:
+            np.savez(file, **arrays)
+    except OSError as error:
+        warnings.warn(f"could not write cache entry {path} ({error.strerror or error}); continuing without caching "
+                      "it (free space or set data.cache_dir)", CacheWarning, stacklevel=3)
+
+
+def remove_stale_temporaries(folder: Path, older_than_seconds: float = 600.0) -> int:
+    """Delete temporary files of :func:`atomic_file` in ``folder`` that no writer touched for a while.
+
+    A writer killed mid-write (a 23 MB ``.<entry>.npz.*.tmp``) would otherwise stay forever; a live
+    writer keeps its file's modification time fresh, so it is never removed under it.
+    """
+    removed = 0
+    now = time.time()
+    for candidate in folder.glob(".*.tmp"):
+        try:
+            if now - candidate.stat().st_mtime > older_than_seconds:
+                candidate.unlink()
+                removed += 1
+        except OSError:
+            pass  # another process removed or is replacing it
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -127,10 +155,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         file.write(data)
 
 
+def _shared_mode() -> int:
+    """The mode a plain ``open`` would give a new file (0o666 less the umask; 0o644 if unknown):
+    ``mkstemp`` makes files owner-only, which breaks a cache shared by a team."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o644
+
+
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """A temporary file next to ``path``, renamed onto it only if the block succeeds."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(descriptor, _shared_mode())
     try:
         with os.fdopen(descriptor, "wb") as file:
             yield file

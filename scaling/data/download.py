@@ -126,9 +126,10 @@ KNOWN_DATASETS: Mapping[str, KnownDataset] = MappingProxyType(
             remotes=(
                 # No checksum is published for this file (SNAP / McAuley's 2014 Amazon page list
                 # none, nor does the HSTU reference preprocessor that downloads it); the download
-                # is used unverified with a warning that prints its sha256.
+                # is used unverified with a warning that prints its sha256. SNAP serves it over
+                # https as well (the reference preprocessor's plain-http address is not used).
                 RemoteFile(
-                    "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/ratings_Books.csv",
+                    "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/ratings_Books.csv",
                     None,
                     name="ratings_Books.csv",
                 ),
@@ -175,6 +176,8 @@ def download_dataset(dataset: KnownDataset, directory: Path) -> tuple[Path, ...]
 
 def fetch(url: str, destination: Path, checksum: Checksum | None) -> Path:
     """Stream ``url`` to ``destination`` through a temporary file, verified before it is renamed into place."""
+    if url.startswith("http://"):  # anyone on the path could swap the file (file:// mirrors are fine)
+        raise DataError(f"{url}: refusing a plain-http download; use https")
     destination.parent.mkdir(parents=True, exist_ok=True)
     with urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response, atomic_file(destination) as file:
         digest = hashlib.new(checksum.algorithm if checksum else "sha256")

@@ -65,7 +65,7 @@ def _load_sequences(config: DataConfig, seed: int) -> SequenceDataset:
     if config.dataset == "synthetic-industrial":
         return _load_synthetic_industrial(config, seed, root)
     sources = resolve_sources(config, root)
-    hashes = [file_sha256(path, root / "file-hashes") for path in sources]
+    hashes = [_source_sha256(path, root) for path in sources]
     parts = {"dataset": config.dataset, "sources_sha256": hashes, "filters": _filters(config)}
     key = cache_key(parts)
     path = entry_path(root, config.dataset, key)
@@ -82,6 +82,16 @@ def _load_sequences(config: DataConfig, seed: int) -> SequenceDataset:
         **dataset.fingerprint,
     }
     return _store(dataclasses.replace(dataset, fingerprint=fingerprint), path, key)
+
+
+def _source_sha256(path: Path, root: Path) -> str:
+    """The content hash of a source file; an unreadable file is a one-line DataError, not a traceback."""
+    try:
+        return file_sha256(path, root / "file-hashes")
+    except PermissionError:
+        raise DataError(f"{path}: cannot be read (permission denied); check the file's permissions") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
 
 
 def resolve_sources(config: DataConfig, root: Path, environ: Mapping[str, str] = os.environ) -> tuple[Path, ...]:
@@ -179,7 +189,8 @@ def _load_synthetic_industrial(config: DataConfig, seed: int, root: Path) -> Seq
 
 
 def _build(raw: RawInteractions, config: DataConfig) -> SequenceDataset:
-    return build_sequences(raw, config.min_item_interactions, config.min_user_interactions, config.k_core)
+    return build_sequences(raw, config.min_item_interactions, config.min_user_interactions, config.k_core,
+                           config.duplicate_events)
 
 
 def _filters(config: DataConfig) -> dict[str, Any]:
@@ -187,6 +198,7 @@ def _filters(config: DataConfig) -> dict[str, Any]:
         "min_item_interactions": config.min_item_interactions,
         "min_user_interactions": config.min_user_interactions,
         "k_core": config.k_core,
+        "duplicate_events": config.duplicate_events,
     }
 
 

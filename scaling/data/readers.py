@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ _INTEGER = re.compile(rb"\s*[+-]?\d+\s*")
 # A byte that never occurs in MovieLens files, substituted for the two-byte '::' separator
 # because pyarrow only splits on a single byte.
 _UNIT_SEPARATOR = b"\x1f"
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+# Floats at or beyond 2^63 in magnitude have no int64 value: numpy would cast them to INT64_MIN silently.
+_FLOAT_INT64_LIMIT = float(1 << 63)
 _UTF8_BOM = b"\xef\xbb\xbf"  # tolerated at the start of a header line (spreadsheet exports add it)
 
 
@@ -209,6 +213,8 @@ _ARROW_TYPES: dict[str, pa.DataType] = {"int": pa.int64(), "number": pa.float64(
 def _check_readable(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: cannot be read (permission denied); check the file's permissions")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
 
@@ -286,7 +292,7 @@ def _line_pattern(fmt: LineFormat) -> str:
         text, anything = ".+?", ".*?"
     # spaces only around numbers: a wider class could swallow a tab separator
     fields = {
-        "int": r" *[+-]?\d+ *",
+        "int": r" *[+-]?\d{1,18} *",  # 19 digits or more may overflow int64: checked exactly
         "number": r" *[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)? *",
         "text": text,
         "ignored": anything,
@@ -330,6 +336,8 @@ def _field_problem(name: str, kind: FieldKind, value: bytes) -> str | None:
     if kind == "int" and not _INTEGER.fullmatch(value):
         what = "an integer id" if name in ("user", "item") else "an integer (unix seconds)"
         return f"{name} must be {what}, got {shown!r}"
+    if kind == "int" and not _INT64_MIN <= int(value) <= _INT64_MAX:
+        return f"{name} {shown.strip()} is out of range (a 64-bit integer is at most {_INT64_MAX:,} in magnitude)"
     if kind == "number":
         try:
             number = float(value)
@@ -395,6 +403,11 @@ def _read_id_lists(path: Path, what: str) -> list[tuple[int, int, list[int]]]:
                 bad = next(f for f in fields if not _INTEGER.fullmatch(f)).decode("latin-1")
                 role = "user id" if not _INTEGER.fullmatch(fields[0]) else what
                 raise DataError(f"{path}:{line_number}: {role} must be an integer, got {bad!r}") from None
+            out_of_range = [v for v in values if not _INT64_MIN <= v <= _INT64_MAX]
+            if out_of_range:
+                role = "user id" if out_of_range[0] == values[0] else what
+                raise DataError(f"{path}:{line_number}: {role} {out_of_range[0]} is out of range (a 64-bit integer "
+                                f"is at most {_INT64_MAX:,} in magnitude)")
             rows.append((line_number, values[0], values[1:]))
     if not rows:
         raise DataError(f"{path}: no interactions (the file has only blank lines)")
@@ -420,10 +433,18 @@ def _read_generic_csv(path: Path) -> RawInteractions:
     table = _parse_delimited(path, LineFormat(",", columns, header=tuple(header), quoted=True))
     # every line-level problem was caught by the parser and its line scanner; what is left
     # (a column of an unexpected type) has no single line to point at
-    return _table_interactions(table, path, rating_column, lambda row: f"{path}: data row {row + 1}")
+    return _table_interactions(table, path, rating_column, lambda row: f"{path}:{_line_of_data_row(path, row)}")
 
 
 _CSV_PROBE = LineFormat(",", (), quoted=True)
+
+
+def _line_of_data_row(path: Path, row: int) -> int:
+    """1-based line of the 0-based data ``row`` of a CSV with a header (blank lines skipped, as the parser does)."""
+    for number, (line_number, _) in enumerate(_numbered_lines(path, first=2)):
+        if number == row:
+            return line_number
+    return row + 2
 
 
 def _read_parquet(path: Path) -> RawInteractions:
@@ -468,6 +489,8 @@ def _table_interactions(
     users = _flexible_ids(table.column("user"), "user", locate_row)
     items = _flexible_ids(table.column("item"), "item", locate_row)
     timestamps = _numeric_column(table.column("timestamp"), "timestamp", locate_row)
+    if np.issubdtype(timestamps.dtype, np.floating):
+        _require_int64_range(timestamps, "timestamp", locate_row)
     if np.issubdtype(timestamps.dtype, np.floating) and np.array_equal(timestamps, np.floor(timestamps)):
         timestamps = timestamps.astype(np.int64)
     ratings = None
@@ -489,6 +512,7 @@ def _flexible_ids(column: pa.ChunkedArray, name: str, locate_row: Callable[[int]
         if len(bad):
             shown = float(values[bad[0]])
             raise DataError(f"{locate_row(int(bad[0]))}: {name} id must be an integer or a string, got {shown!r}")
+        _require_int64_range(values, f"{name} id", locate_row)
         return values.astype(np.int64)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
         try:
@@ -496,6 +520,14 @@ def _flexible_ids(column: pa.ChunkedArray, name: str, locate_row: Callable[[int]
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return rank_strings(column)
     raise DataError(f"{locate_row(0)}: {name} column has type {kind}; expected integer or string ids")
+
+
+def _require_int64_range(values: np.ndarray, name: str, locate_row: Callable[[int], str]) -> None:
+    """Refuse floats a cast to int64 would wrap (1e19 becomes INT64_MIN), naming the first one's row."""
+    bad = np.flatnonzero(np.abs(values) >= _FLOAT_INT64_LIMIT)
+    if len(bad):
+        raise DataError(f"{locate_row(int(bad[0]))}: {name} {float(values[bad[0]])!r} is out of range "
+                        f"(at most {_FLOAT_INT64_LIMIT:.3g} in magnitude; unix seconds are about 1.7e9)")
 
 
 def _numeric_column(column: pa.ChunkedArray, name: str, locate_row: Callable[[int], str]) -> np.ndarray:

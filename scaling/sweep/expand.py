@@ -10,16 +10,14 @@ resumed sweep recognise the trials it has already run.
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from model.catalogue import model_spec
 from scaling.config import RunConfig, run_config_from_dict
-from core.configtools import ConfigError, load_yaml, set_path, to_dict
+from core.configtools import ConfigError, content_digest, load_yaml, set_path, to_dict
 from scaling.sweep.spec import Axes, Group, Resources, SweepConfig
 
 
@@ -62,8 +60,7 @@ def axis_points(grid: Axes, zips: list[Axes]) -> list[dict[str, Any]]:
 
 def config_digest(config: RunConfig) -> str:
     """8 hex digits identifying a run config (canonical JSON, keys sorted)."""
-    canonical = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+    return content_digest(to_dict(config))
 
 
 def expand_sweep(sweep: SweepConfig, sweep_file: Path) -> list[Trial]:

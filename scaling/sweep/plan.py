@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,19 @@ def plan_sweep(sweep_file: Path, storage: str | None, resume: bool, retry_failed
     sweep = load_sweep(sweep_file, overrides)
     trials = expand_sweep(sweep, sweep_file)
     store = SweepStore(storage if storage is not None else sweep.storage, sweep.name)
+    warning = store.check_writable_location()
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     records = store.read_records()
     to_run = select_trials(trials, records, resume, retry_failed, store.root)
     return SweepPlan(sweep, trials, to_run, store, records)
+
+
+def replan(plan: SweepPlan, resume: bool, retry_failed: bool) -> SweepPlan:
+    """``plan`` with the records on disk read again (once this driver holds the sweep's lock)."""
+    records = plan.store.read_records()
+    to_run = select_trials(plan.trials, records, resume, retry_failed, plan.store.root)
+    return SweepPlan(plan.sweep, plan.trials, to_run, plan.store, records)
 
 
 def select_trials(

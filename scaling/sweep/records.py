@@ -25,13 +25,15 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from core.configtools import to_dict
+from core.configtools import content_digest, to_dict
 from core.errors import UserError
-from core.files import json_safe
-from core.results_schema import FINISHED_STATUSES, RUNNING, TRIALS_DIR
+from core.files import free_space_warning, json_safe
+from core.results_schema import FINISHED_STATUSES, RUNNING, STATUSES, TRIALS_DIR
 from scaling.sweep.expand import Trial
 
 TUNE_DIR = "tune"
+TEMPORARY_SUFFIX = ".tmp"  # what write_bytes writes before its rename
+RECORD_KEYS = ("trial_id", "group", "model", "family", "seed", "config", "status", "evaluations")
 
 
 def storage_uri(storage: str) -> str:
@@ -54,14 +56,52 @@ class SweepStore:
     def _file(self, relative: str) -> str:
         return f"{self.path}/{relative}"
 
+    def check_writable_location(self) -> str | None:
+        """Refuse storage whose sweep folder (or a folder above it) is a file, before anything runs; a warning
+        when a local folder's disk is nearly full."""
+        path = self.path
+        while path and path != "/":
+            info = self.filesystem.get_file_info(path)
+            if info.type == pafs.FileType.File:
+                raise UserError(f"sweep storage {self.root}: {path} is a file, not a folder; pass --storage DIR")
+            if info.type == pafs.FileType.Directory:
+                break
+            path = path.rsplit("/", 1)[0] if "/" in path.strip("/") else ""
+        if not path or not isinstance(self.filesystem, pafs.LocalFileSystem):
+            return None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UserError(f"sweep storage {self.root}: cannot write in {path} (permission denied); pass --storage DIR")
+        return free_space_warning(Path(path), "sweep storage")
+
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Write via a temporary sibling and a rename: readers see the old file or the new one, never half."""
         target = self._file(relative)
         self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        temporary = f"{target}.{uuid.uuid4().hex[:8]}.tmp"
-        with self.filesystem.open_output_stream(temporary) as stream:
-            stream.write(data)
-        self.filesystem.move(temporary, target)
+        temporary = f"{target}.{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}"
+        try:
+            with self.filesystem.open_output_stream(temporary) as stream:
+                stream.write(data)
+            self.filesystem.move(temporary, target)
+        except BaseException:
+            self._delete_quietly(temporary)  # a full disk or a kill between the two must not leave litter
+            raise
+
+    def remove_temporaries(self) -> int:
+        """Delete the temporary files a killed writer left (call only while holding the sweep's lock)."""
+        removed = 0
+        for folder in (self.path, self._file(TRIALS_DIR)):
+            selector = pafs.FileSelector(folder, allow_not_found=True)
+            for info in self.filesystem.get_file_info(selector):
+                if info.type == pafs.FileType.File and info.base_name.endswith(TEMPORARY_SUFFIX):
+                    removed += self._delete_quietly(info.path)
+        return removed
+
+    def _delete_quietly(self, path: str) -> bool:
+        try:
+            self.filesystem.delete_file(path)
+            return True
+        except (FileNotFoundError, OSError):
+            return False
 
     def read_bytes(self, relative: str) -> bytes | None:
         try:
@@ -90,6 +130,7 @@ class SweepStore:
             name = info.base_name
             if info.type == pafs.FileType.File and name.endswith(".json"):
                 record = self.read_json(f"{TRIALS_DIR}/{name}")
+                check_record(record, name.removesuffix(".json"), f"{self.root}/{TRIALS_DIR}/{name}")
                 records[record["trial_id"]] = record
         return records
 
@@ -141,6 +182,20 @@ def new_record(trial: Trial, attempt: int) -> dict[str, Any]:
         "evaluations": [],
         "final": None,
     }
+
+
+def check_record(record: Any, trial_id: str, where: str) -> None:
+    """Refuse a file in trials/ that is not the record of the trial its name says (one-line UserError)."""
+    fix = "delete it to rerun that trial (scaling sweep ... --resume)"
+    if not isinstance(record, dict) or any(key not in record for key in RECORD_KEYS):
+        missing = [key for key in RECORD_KEYS if not isinstance(record, dict) or key not in record]
+        raise UserError(f"{where} is not a trial record (missing {', '.join(missing)}); {fix}")
+    if record["trial_id"] != trial_id:
+        raise UserError(f"{where} claims trial id {record['trial_id']!r} but is named for {trial_id!r}; {fix}")
+    if not isinstance(record["config"], dict) or not trial_id.endswith(f"-{content_digest(record['config'])}"):
+        raise UserError(f"{where}: its config is not the one trial {trial_id!r} names (the id ends with its digest); {fix}")
+    if not isinstance(record["evaluations"], list) or record["status"] not in STATUSES:
+        raise UserError(f"{where}: status {record['status']!r} or its evaluations are not a trial record's; {fix}")
 
 
 def finished(record: dict[str, Any] | None) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from core.results_schema import COMPLETED, DIVERGED, FAILED
-from scaling.train import TrainingDiverged
+from scaling.divergence import TrainingDiverged
 
 EVALUATION = "evaluation"
 FINAL = "final"

@@ -14,6 +14,7 @@ so the workers need the dependencies (torch, ray, ...) but not this checkout.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -30,7 +31,8 @@ from core.configtools import to_dict
 from core.errors import UserError
 from core.results_schema import FAILED, MANIFEST
 from scaling.sweep.expand import Trial
-from scaling.sweep.plan import SweepPlan
+from scaling.sweep.lock import SweepLock
+from scaling.sweep.plan import SweepPlan, replan
 from scaling.sweep.recorder import Log, TrialBook
 from scaling.sweep.records import Manifest
 from scaling.sweep.reports import classify_failure
@@ -142,6 +144,39 @@ def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
             failure_config=tune.FailureConfig(max_failures=0),  # failures are results; retry with --retry-failed
         ),
     )
+
+
+def run_sweep_exclusively(plan: SweepPlan, resume: bool, retry_failed: bool, log: Log) -> SweepPlan:
+    """Run the sweep as its storage's only driver; returns the plan that ran.
+
+    Holds the storage lock (a second driver is refused), reads the records again under it (another
+    driver may have finished trials since ``plan`` was made) and removes the temporary files a
+    killed driver left, then runs :func:`run_sweep`.
+    """
+    with SweepLock(plan.store).held(log):
+        plan = replan(plan, resume, retry_failed)
+        removed = plan.store.remove_temporaries()
+        if removed:
+            log(f"removed {removed} temporary files a killed sweep left in {plan.store.root}")
+        try:
+            run_sweep(plan, log)
+        except Exception as error:
+            if not _disk_full(error):
+                raise
+            raise UserError(f"sweep storage {plan.store.root} is full ({_disk_full(error)}); free space and continue "
+                            "with --resume (finished trials are kept)") from None
+    return plan
+
+
+def _disk_full(error: BaseException | None) -> str | None:
+    """The message of a full-disk OSError anywhere in ``error``'s chain (Ray Tune wraps what callbacks raise)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return error.strerror or str(error)
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def run_sweep(plan: SweepPlan, log: Log) -> None:

@@ -10,15 +10,13 @@ by the run config's own validation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.configtools import ConfigError, apply_overrides, from_dict, load_yaml, option, require
+from core.configtools import SAFE_NAME, ConfigError, apply_overrides, from_dict, load_yaml, option, require
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # used in folder names and trial ids
 
 # budget field -> the run-config key it sets
 BUDGET_KEYS: dict[str, str] = {

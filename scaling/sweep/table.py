@@ -121,8 +121,49 @@ def read_results(location: str) -> pd.DataFrame:
     try:
         filesystem, path = pafs.FileSystem.from_uri(uri)
         with filesystem.open_input_file(path) as stream:
-            return pd.read_parquet(stream)
+            table = pd.read_parquet(stream)
     except FileNotFoundError:
         raise UserError(f"no results table at {uri}; pass a sweep's folder (STORAGE/NAME) or its results.parquet") from None
     except (OSError, ValueError) as error:
         raise UserError(f"cannot read {uri}: {str(error).strip().splitlines()[0]}") from None
+    missing = [column for column in schema.REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise UserError(f"{uri} is not a sweep's results table: it lacks the columns {', '.join(missing[:4])}"
+                        f"{' ...' if len(missing) > 4 else ''}; pass the folder a sweep wrote")
+    return table
+
+
+def read_current_results(location: str) -> tuple[pd.DataFrame, str | None]:
+    """The results table at ``location``, read-only; with a note when it is behind the trial records.
+
+    A sweep that is running, or was killed, has records newer than its table (or no table yet):
+    the table is then built in memory from the manifest and the records (nothing is written; the
+    sweep driver is their only writer) and the note says how to rewrite results.parquet.
+    """
+    uri = storage_uri(location)
+    if uri.endswith(".parquet") or "/" not in uri:
+        return read_results(location), None
+    storage, name = uri.rsplit("/", 1)
+    store = SweepStore(storage, name)
+    manifest = store.read_json(schema.MANIFEST)
+    if manifest is None:
+        return read_results(location), None
+    written = _modified(store, schema.RESULTS_FILE)
+    newest_record = max((info.mtime_ns or 0 for info in _record_files(store)), default=0)
+    if written is not None and written >= newest_record:
+        return read_results(location), None
+    table = results_table(Manifest.from_json(manifest), store.read_records())
+    state = "is older than the trial records" if written is not None else "does not exist yet"
+    return table, (f"{uri}/{schema.RESULTS_FILE} {state} (a sweep is running or was killed): shown as rebuilt from the "
+                   f"records; `scaling sweep SWEEP.yaml --resume` rewrites it")
+
+
+def _modified(store: SweepStore, relative: str) -> int | None:
+    info = store.filesystem.get_file_info(f"{store.path}/{relative}")
+    return info.mtime_ns if info.type == pafs.FileType.File else None
+
+
+def _record_files(store: SweepStore) -> list[pafs.FileInfo]:
+    selector = pafs.FileSelector(f"{store.path}/{schema.TRIALS_DIR}", allow_not_found=True)
+    return [info for info in store.filesystem.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.base_name.endswith(".json")]

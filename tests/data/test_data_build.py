@@ -95,13 +95,16 @@ def test_already_ordered_input_is_kept_as_is() -> None:
     )
 )
 def test_matches_a_plain_python_stable_sort(rows: list[tuple[int, int, int]]) -> None:
+    """Exact duplicates (user, item, timestamp) dropped, the first kept; then a stable sort by (user, timestamp)."""
     users, items, times = (list(column) for column in zip(*rows))
     dataset = build_sequences(raw(users, items, times))
+    kept = [i for i in range(len(rows)) if rows[i] not in rows[:i]]
     item_rank = {item: rank + 1 for rank, item in enumerate(sorted(set(items)))}
     expected = [
-        [item_rank[items[i]] for i in sorted((i for i in range(len(rows)) if users[i] == user), key=lambda i: times[i])]
+        [item_rank[items[i]] for i in sorted((i for i in kept if users[i] == user), key=lambda i: times[i])]
         for user in sorted(set(users))
     ]
     assert sequences(dataset) == expected
     assert dataset.num_items == len(item_rank)
-    assert dataset.fingerprint["counts"]["num_interactions"] == len(rows)
+    assert dataset.fingerprint["counts"]["num_interactions"] == len(kept)
+    assert dataset.fingerprint["counts"]["duplicate_events"] == len(rows) - len(kept)

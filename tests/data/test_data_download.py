@@ -136,8 +136,9 @@ def test_registry_uses_official_addresses_and_checksums() -> None:
     assert urls["ml-1m"] == ["https://files.grouplens.org/datasets/movielens/ml-1m.zip"]
     assert urls["ml-20m"] == ["https://files.grouplens.org/datasets/movielens/ml-20m.zip"]
     assert urls["ml-100k"] == ["https://files.grouplens.org/datasets/movielens/ml-100k.zip"]
-    assert urls["amazon-books"] == ["http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/ratings_Books.csv"]
+    assert urls["amazon-books"] == ["https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/ratings_Books.csv"]
     assert all("KingGugu/TiCoSeRec/302b2959f27bb16bb77acae5a471de82819bd1bd" in url for url in urls["amazon-beauty"])
+    assert all(url.startswith("https://") for remotes in urls.values() for url in remotes)
     for name, known in KNOWN_DATASETS.items():
         for remote in known.remotes:
             if remote.checksum is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -216,3 +218,100 @@ def test_the_analysis_reads_the_table_the_sweep_writes(store, trials, tmp_path):
     out = analyze(folder, tmp_path / "report", Options(bootstrap=0, per_model="none"))
     report = (out / "report.md").read_text()
     assert "3 trials (1 completed, 1 failed, 1 diverged)" in report and "loss became nan at step 13" in report
+
+
+# --- what a sweep folder may hold that is not what it should ---------------------------------------
+
+
+def test_a_trial_failing_before_its_first_evaluation_is_listed_with_its_reason(store, trials, tmp_path, capsys):
+    """Results and analyze list a trial with zero evaluations (failed, diverged or still running) by its reason."""
+    run_trials(store, trials)  # the third trial fails (out of memory) before any evaluation
+    book = TrialBook(store, trials, store.read_records(), lambda line: None)
+    book.started(trials[1].trial_id)  # rerun, killed before its first evaluation: running, zero evaluations
+    rebuild_results(store)
+    folder = tmp_path / "runs" / "toy"
+    assert main(["results", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "1 running" in out and "out of memory (MemoryError): cannot allocate 80 GiB" in out
+    out_dir = analyze(folder, tmp_path / "report", Options(bootstrap=0, per_model="none", jobs=1))
+    report = (out_dir / "report.md").read_text()
+    assert "cannot allocate 80 GiB" in report and "before its first evaluation" in report
+
+
+def test_records_that_are_not_this_trials_are_refused_in_one_line(store, trials, tmp_path):
+    run_trials(store, trials)
+    folder = tmp_path / "runs" / "toy" / "trials"
+    first = trials[0].trial_id
+    (folder / "stray.json").write_text("{}")
+    with pytest.raises(UserError, match=r"stray\.json is not a trial record \(missing trial_id, .*\); delete it"):
+        store.read_records()
+    claimed = json.loads((folder / f"{first}.json").read_text())
+    (folder / "stray.json").write_text(json.dumps(claimed))
+    with pytest.raises(UserError, match=f"stray\\.json claims trial id '{first}' but is named for 'stray'"):
+        store.read_records()
+    forged = {**claimed, "trial_id": "main-00000000"}
+    (folder / "stray.json").unlink()
+    (folder / "main-00000000.json").write_text(json.dumps(forged))
+    with pytest.raises(UserError, match="its config is not the one trial 'main-00000000' names"):
+        store.read_records()
+
+
+def test_results_on_a_foreign_parquet_is_one_line(tmp_path, capsys):
+    pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "other.parquet")
+    assert main(["results", str(tmp_path / "other.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a sweep's results table: it lacks the columns sweep, trial_id" in err
+
+
+def test_a_stale_or_missing_table_is_shown_from_the_records_without_writing(store, trials, tmp_path, capsys):
+    folder = tmp_path / "runs" / "toy"
+    run_trials(store, trials)
+    assert main(["results", str(folder)]) == 0  # no table yet: built in memory, nothing written
+    captured = capsys.readouterr()
+    assert "does not exist yet" in captured.err and "--resume` rewrites it" in captured.err
+    assert "1 completed" in captured.out and not (folder / "results.parquet").exists()
+    with pytest.raises(UserError, match="no results.parquet yet .*`scaling sweep SWEEP.yaml --resume` rebuilds it"):
+        load_results(folder)
+    rebuild_results(store)
+    written = (folder / "results.parquet").stat().st_mtime_ns
+    assert main(["results", str(folder)]) == 0 and "note:" not in capsys.readouterr().err
+    time.sleep(0.01)
+    TrialBook(store, trials, store.read_records(), lambda line: None).started(trials[0].trial_id)  # a rerun begins
+    assert main(["results", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert "is older than the trial records" in captured.err and "1 running" in captured.out
+    assert (folder / "results.parquet").stat().st_mtime_ns == written
+
+
+def test_temporary_files_are_removed_on_failure_and_at_the_start_of_a_run(store, tmp_path):
+    folder = tmp_path / "runs" / "toy"
+    (folder / "trials").mkdir(exist_ok=True)
+    (folder / "results.parquet.0123abcd.tmp").write_bytes(b"")  # a kill during the table rebuild
+    (folder / "trials" / "main-x.json.89abcdef.tmp").write_bytes(b"{")
+    assert store.remove_temporaries() == 2 and not list(folder.rglob("*.tmp"))
+
+    class FullDisk:
+        """The store's filesystem, failing the rename as a full disk would."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def move(self, *args):
+            raise OSError(28, "No space left on device")
+
+    store.filesystem = FullDisk(store.filesystem)
+    with pytest.raises(OSError, match="No space left"):
+        store.write_json("sweep.json", {"name": "toy"})
+    assert not list(folder.rglob("*.tmp"))
+
+
+def test_storage_that_is_a_file_fails_at_dry_run(tmp_path, capsys):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "toy", "grid": {"model.num_layers": [1]}, "config": {"model": {"name": "hstu"}}}))
+    (tmp_path / "taken").write_text("a file")
+    assert main(["sweep", str(sweep), "--dry-run", "--storage", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "taken is a file, not a folder; pass --storage DIR" in err
