@@ -17,6 +17,7 @@ recomputation and padding do not count as useful work):
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -35,10 +36,11 @@ GPU_PEAKS: dict[str, dict[str, float]] = {
     "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},  # SXM and PCIe alike
     "L4": {"bf16": 121.0, "fp16": 121.0, "fp32": 30.3},
 }
-# (substring of the CUDA device name, GPU_PEAKS key); "H100 80GB HBM3" is the SXM part's name
+# (pattern searched in the CUDA device name, GPU_PEAKS key); "H100 80GB HBM3" is the SXM part's name, and
+# word boundaries keep an L40S from reading as an L4 or an H100 NVL from reading as either H100 entry
 GPU_NAMES: tuple[tuple[str, str], ...] = (
-    ("H100 PCIe", "H100 PCIe"), ("H100 SXM", "H100 SXM"), ("H100 80GB HBM3", "H100 SXM"), ("H200", "H200"),
-    ("A100", "A100"), ("L4", "L4"),
+    (r"\bH100 PCIe\b", "H100 PCIe"), (r"\bH100 (SXM|80GB HBM3)\b", "H100 SXM"), (r"\bH200\b", "H200"),
+    (r"\bA100\b", "A100"), (r"\bL4\b", "L4"),
 )
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -53,8 +55,8 @@ class Peak:
 
 def gpu_table_entry(device_name: str) -> str | None:
     """The :data:`GPU_PEAKS` key of a CUDA device name, or None for a GPU not in the table."""
-    for fragment, key in GPU_NAMES:
-        if fragment.lower() in device_name.lower():
+    for pattern, key in GPU_NAMES:
+        if re.search(pattern, device_name, flags=re.IGNORECASE):
             return key
     return None
 
