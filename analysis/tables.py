@@ -125,6 +125,8 @@ def trial_summary(study: Study) -> pd.DataFrame:
                     schema.DATASET, schema.STEP, schema.PF_DAYS, schema.FLOPS, schema.PARAMS_EMBEDDING,
                     schema.PARAMS_NON_EMBEDDING, schema.WALL_SECONDS] + col.varying_axes(study.table)].copy()
     summary["evaluations"] = study.table.groupby(schema.TRIAL_ID, sort=True).size()
+    # a completed trial's MFU sits on its final row; tables written before trials measured it have no column
+    summary[schema.MFU] = last[schema.MFU] if schema.MFU in last.columns else np.nan
     return summary
 
 
@@ -132,7 +134,7 @@ def trials_table(study: Study, headline: dict[tuple[str, str], col.Metric | None
     summary = trial_summary(study)
     axes = col.varying_axes(study.table)
     header = ("Trial", "Model", "Family", "Status", "Dataset", *[a.split(".")[-1] for a in axes], "Seed", "Evals",
-              "Steps", study.options.unit, "Params (emb / non-emb)", "Wall", "Best valid")
+              "Steps", study.options.unit, "Params (emb / non-emb)", "Wall", "MFU", "Best valid")
     best_values = {metric.column: best_per_trial(study.table, metric.column)
                    for metric in headline.values() if metric is not None}
     rows = []
@@ -144,8 +146,10 @@ def trials_table(study: Study, headline: dict[tuple[str, str], col.Metric | None
                      *[_cell(row[a]) for a in axes], str(row[schema.SEED]), str(row["evaluations"]),
                      _steps(row[schema.STEP]), number(row[study.options.compute]),
                      f"{number(row[schema.PARAMS_EMBEDDING])} / {number(row[schema.PARAMS_NON_EMBEDDING])}",
-                     _duration(row[schema.WALL_SECONDS]), best))
-    caption = "Every trial at its last evaluation; 'Best valid' is the dataset's headline metric."
+                     _duration(row[schema.WALL_SECONDS]), _percent(row[schema.MFU]), best))
+    caption = ("Every trial at its last evaluation; 'MFU': a completed trial's training FLOP/s over its device's peak "
+               "at its precision (a datasheet figure on GPUs, a measured matmul peak on CPUs); 'Best valid' is the "
+               "dataset's headline metric.")
     return Table(header, tuple(rows), caption)
 
 
@@ -161,6 +165,11 @@ def _cell(value: object) -> str:
 def _steps(value: object) -> str:
     """A step count as written, or a dash for a trial that failed before its first evaluation (no step)."""
     return "—" if pd.isna(value) else str(value)
+
+
+def _percent(fraction: float) -> str:
+    """A fraction as a percentage with two significant digits, or a dash when unknown."""
+    return "—" if pd.isna(fraction) else f"{100 * fraction:.2g}%"
 
 
 def _duration(seconds: float) -> str:

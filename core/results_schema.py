@@ -20,7 +20,8 @@ evaluation), with these columns in this order:
   different identifiers were measured on different data and never share a frontier;
 - data: ``data.task`` (see TASKS) and ``data.dataset``;
 - a completed trial's totals, on its final row only: ``best_epoch``, ``passes``, ``train_wall_seconds``,
-  ``train_cpu_seconds``, ``sparsity``, ``s2``, ``targets_trained_fraction`` (see TOTAL_COLUMNS);
+  ``train_cpu_seconds``, ``sparsity``, ``s2``, ``targets_trained_fraction``, ``train_flops_per_s`` and ``mfu``
+  (see TOTAL_COLUMNS);
 - one column per sweep axis, named by its dotted config key (``model.num_layers``); every trial gets
   its own config's value, swept or not;
 - one column per metric, ``split/name[@k][/task]`` (``valid/hr@100``, ``valid/ne/click``,
@@ -73,11 +74,14 @@ TRAIN_CPU_SECONDS = "train_cpu_seconds"  # the same, process CPU time of all thr
 SPARSITY = "sparsity"  # Table 3 sparsity of the attention over the sequences trained on
 S2 = "s2"  # and their s2
 TARGETS_TRAINED_FRACTION = "targets_trained_fraction"  # supervised tokens Stochastic Length kept (NaN with SL off)
+TRAIN_FLOPS_PER_S = "train_flops_per_s"  # achieved training FLOP/s: training FLOPs / train_wall_seconds
+MFU = "mfu"  # model FLOPs utilisation: train_flops_per_s / the device's peak at the trial's precision (0..1)
 
 IDENTITY_COLUMNS = (SWEEP, TRIAL_ID, GROUP, MODEL, FAMILY, STATUS, FAILURE_REASON, SEED)
 PROGRESS_COLUMNS = (STEP, EPOCH, FLOPS, PF_DAYS, PARAMS_EMBEDDING, PARAMS_NON_EMBEDDING, WALL_SECONDS, EVAL_SET)
 DATA_COLUMNS = (TASK, DATASET)
-TOTAL_COLUMNS = (BEST_EPOCH, PASSES, TRAIN_WALL_SECONDS, TRAIN_CPU_SECONDS, SPARSITY, S2, TARGETS_TRAINED_FRACTION)
+TOTAL_COLUMNS = (BEST_EPOCH, PASSES, TRAIN_WALL_SECONDS, TRAIN_CPU_SECONDS, SPARSITY, S2, TARGETS_TRAINED_FRACTION,
+                 TRAIN_FLOPS_PER_S, MFU)
 # every table starts with these, in this order; the axes, then the metrics, follow
 FIXED_COLUMNS = IDENTITY_COLUMNS + PROGRESS_COLUMNS + DATA_COLUMNS + TOTAL_COLUMNS
 # nullable integers; the other numbers are floats

@@ -38,6 +38,7 @@ from kernels.layout import AttentionLayout, bias_table
 
 MASKED_SILU_SCORE = -1e30  # SiLU and its derivative are exactly 0 here (see the module docstring)
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
+HALF_DTYPES = (torch.bfloat16, torch.float16)  # computed in float32 (autocast training on a CPU hands them over)
 # block_bounds entries per block: batch, query length, keys, group length, query offset, key offset, bias offset
 BLOCK_FIELDS = 7
 
@@ -270,10 +271,20 @@ def cpu_jagged_attention(
     scale: float,
     bias: RelativeAttentionBias | None,
 ) -> Tensor:
-    """[T, H, Dv]; arguments as kernels.attention.jagged_attention, which checked that ``layout`` fits them."""
+    """[T, H, Dv]; arguments as kernels.attention.jagged_attention, which checked that ``layout`` fits them.
+
+    bf16 and fp16 inputs (from a bf16/fp16 autocast forward, ``train.precision``) are computed in
+    float32, outside autocast, and the output returned in their dtype: the backend has no
+    half-precision kernels, and on a CPU the saving would be in the matmuls it batches anyway.
+    """
+    if q.dtype in HALF_DTYPES:
+        with torch.autocast("cpu", enabled=False):
+            out = cpu_jagged_attention(q.float(), k.float(), v.float(), layout, activation=activation, scale=scale,
+                                       bias=bias)
+        return out.to(q.dtype)
     if q.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"the cpu attention backend supports float32 and float64; got {q.dtype} "
-                         "(use backend='reference')")
+        raise ValueError(f"the cpu attention backend supports float32 and float64 (bf16 and fp16 computed in "
+                         f"float32); got {q.dtype} (use backend='reference')")
     table = bias_table(bias, masked_score(activation), q.dtype, q.device)
     bounds = [field for block in layout.blocks for field in (
         block.batch, block.stop - block.start, block.num_keys, block.group_length, block.query_offset,

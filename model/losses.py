@@ -1,4 +1,8 @@
-"""Retrieval losses: sampled softmax over uniform negatives, alone or mixed with in-batch negatives."""
+"""Retrieval losses: sampled softmax over uniform negatives, alone or mixed with in-batch negatives.
+
+Logits are taken to fp32 (``.float()``, a no-op on fp32 tensors) before the temperature and the
+softmax, so a bf16 or fp16 autocast forward still reduces its loss in fp32.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ def sampled_softmax_loss(
     negative_ids: [N, R]. A negative that happens to be the positive item is masked out
     (it is not a negative), as in the reference implementation.
     """
-    positive_logits = (query * positive).sum(-1) / temperature  # [N]
-    negative_logits = torch.einsum("nd,nrd->nr", query, negatives) / temperature  # [N, R]
+    positive_logits = (query * positive).sum(-1).float() / temperature  # [N]
+    negative_logits = torch.einsum("nd,nrd->nr", query, negatives).float() / temperature  # [N, R]
     return sampled_softmax_from_logits(positive_logits, negative_logits, positive_ids, negative_ids)
 
 
@@ -51,7 +55,7 @@ def sampled_softmax_over_table(
     """
     num_negatives, dim = negative_ids.shape[1], table.shape[1]
     if table.shape[0] <= num_negatives * dim:
-        all_logits = (query @ table.T) / temperature  # [N, I + 1]
+        all_logits = (query @ table.T).float() / temperature  # [N, I + 1]
         positive_logits = all_logits.gather(1, positive_ids.unsqueeze(1)).squeeze(1)
         negative_logits = all_logits.gather(1, negative_ids)
         return sampled_softmax_from_logits(positive_logits, negative_logits, positive_ids, negative_ids)
@@ -113,7 +117,7 @@ def mixed_negatives_softmax_loss(
             raise ValueError("negative_ids are needed with negatives (to mask accidental hits and correct logQ)")
         logits.append(torch.einsum("nd,nrd->nr", query, negatives))  # [N, R]
         candidate_ids.append(negative_ids)
-    scores = torch.cat(logits, dim=1) / temperature  # [N, 1 + B' + R]; column 0 is the positive
+    scores = torch.cat(logits, dim=1).float() / temperature  # [N, 1 + B' + R]; column 0 is the positive
     ids = torch.cat(candidate_ids, dim=1)
     if item_frequencies is not None:
         num_sampled = 0 if negatives is None else negatives.shape[1]

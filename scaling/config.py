@@ -231,6 +231,15 @@ class TrainConfig:
         None, "stop once this many seconds have passed since the run started, data loading included (null: no time budget)"
     )
     device: Literal["auto", "cpu", "cuda"] = option("auto", "auto picks cuda when available")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+        "auto", "training arithmetic (scaling/precision.py): fp32; bf16 or fp16 autocast of forward and loss over fp32 "
+        "master weights (fp16 with dynamic loss scaling); auto: bf16 on a CUDA device that supports it, else fp32"
+    )
+    compile: bool = option(
+        False, "torch.compile each model's forward (the dense layers; jagged attention and data-dependent shapes run "
+        "eagerly between compiled graphs); off by default: compiling costs seconds to minutes per run and pays only "
+        "on long GPU runs"
+    )
     regime: Literal["multi_epoch", "streaming"] = option(
         "multi_epoch",
         "multi_epoch: leave-one-out split, shuffled epochs (Table 4); streaming: one pass over time windows, "

@@ -118,7 +118,8 @@ class RankingObjective:
         return None  # ranking scores labels, not sampled items
 
     def loss(self, model: nn.Module, batch: SequenceBatch, negatives: Tensor | None) -> Tensor:
-        return F.binary_cross_entropy_with_logits(self.logits(model, batch), batch.labels)
+        # fp32 logits (a no-op in fp32): a bf16/fp16 autocast forward still reduces its loss in fp32
+        return F.binary_cross_entropy_with_logits(self.logits(model, batch).float(), batch.labels)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[SequenceBatch], device: torch.device) -> dict[str, float]:

@@ -39,6 +39,7 @@ from model.inputs import Vocabulary
 from model.params import parameter_counts
 from model.catalogue import model_spec
 from model.registry import ModelInputs, build_model
+from scaling.compilation import compile_dense_layers
 from scaling.config import RunConfig
 from core.configtools import to_dict
 from scaling.data.batching import SequenceBatch, SequenceBatcher
@@ -52,11 +53,13 @@ from scaling.data.tokens import build_token_stream
 from core.errors import DataError, UserError
 from scaling.flops import Workload, pf_days, training_step_flops, training_workload
 from scaling.metrics import higher_is_better, oracle_ranking_metrics
+from scaling.mfu import device_peak, utilisation
 from scaling.objectives import (
     ImpressionRankingObjective, Objective, RankingObjective, RetrievalObjective, base_rate_logits,
 )
 from core.files import write_json_atomic
 from scaling.divergence import DivergenceWatch, TrainingDiverged  # noqa: F401  (what a diverging run raises)
+from scaling.precision import MixedPrecision
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
 STOCHASTIC_LENGTH_STREAM = 5  # names the random stream of Stochastic Length among those seeded by config.seed
@@ -89,6 +92,7 @@ class Run:
     negatives_generator: torch.Generator
     shuffle_rng: np.random.Generator
     selection_metric: str
+    precision: MixedPrecision  # autocast dtype of forward and loss, fp16's loss scaler (train.precision)
     started: float = field(default_factory=time.perf_counter)
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -133,6 +137,8 @@ def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
     objective = _objective(config, dataset, batcher, first_training, impressions)
     model = build_model(config.model, task, inputs).to(device)
     optimizer = build_optimizer(model, config)
+    if config.train.compile:
+        compile_dense_layers(model)  # in place: parameters, state_dict keys and the optimizer stay the module's
     return Run(
         config=config,
         device=device,
@@ -145,6 +151,7 @@ def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
         negatives_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
         shuffle_rng=shuffle_rng,
         selection_metric=config.eval.selection_metric or default_selection_metric(task),
+        precision=MixedPrecision(config.train.precision, device),
         started=started,
     )
 
@@ -239,12 +246,13 @@ def take_step(run: Run, batch: Any, lap: Callable[[str], None] = _no_lap) -> tup
     workload = training_workload(batch, run.config, negatives)
     batch = batch.to(run.device)
     lap("data")
-    loss = run.objective.loss(run.model, batch, negatives)
+    with run.precision.autocast():
+        loss = run.objective.loss(run.model, batch, negatives)
     lap("forward")
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    run.precision.backward(loss)
     lap("backward")
-    run.optimizer.step()
+    run.precision.step(run.optimizer)
     run.step += 1
     run.flops += training_step_flops(run.model, workload)
     value = loss.item()
@@ -423,6 +431,7 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
         },
         "params": parameter_counts(run.model),
         "device": str(run.device),
+        "precision": run.precision.name,
         "environment": {"torch": torch.__version__, "python": platform.python_version()},
         "steps": run.step,
         "flops": run.flops,
@@ -439,6 +448,8 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
             "wall_seconds_per_pass": run.train_wall_seconds / max(run.passes, 1),
             "cpu_seconds_per_pass": run.train_cpu_seconds / max(run.passes, 1),
         },
+        # measured after training, so the peak's matmul never competes with the run it rates
+        "mfu": utilisation(run.flops, run.train_wall_seconds, device_peak(run.device, run.precision.name)),
         "training_sparsity": {**run.trained_lengths.sparsity(config.data.max_seq_len).as_dict(),
                               # supervised tokens SL kept (the rest were not trained on); NaN with SL off
                               "targets_trained_fraction": run.trained_targets.fraction_trained()},

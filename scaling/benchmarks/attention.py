@@ -105,9 +105,13 @@ class AttentionBenchConfig:
     seed: int  # seeds the jagged lengths and the random inputs
 
 
-def run_attention_benchmark(config: AttentionBenchConfig,
-                            progress: Callable[[dict[str, object]], None] | None = None) -> list[dict[str, object]]:
-    """Time every (n, batch kind, implementation) and return one row per combination."""
+def run_attention_benchmark(config: AttentionBenchConfig, progress: Callable[[dict[str, object]], None] | None = None,
+                            timer: Callable[[Callable[[], None]], float | None] | None = None) -> list[dict[str, object]]:
+    """Time every (n, batch kind, implementation) and return one row per combination.
+
+    ``timer`` runs a closure and returns its milliseconds (default: :func:`median_milliseconds`);
+    a dry run passes one that runs it once and returns None (no time, no TFLOP/s).
+    """
     import torch
 
     torch.manual_seed(config.seed)
@@ -116,28 +120,30 @@ def run_attention_benchmark(config: AttentionBenchConfig,
         for kind in ("full", "jagged"):
             lengths = batch_lengths(n, config.tokens, kind, config.seed)
             for impl in (f"hstu-{config.backend}", "sdpa-flash"):
-                row = _time_case(config, n, kind, lengths, impl)
+                row = _time_case(config, n, kind, lengths, impl, timer or _milliseconds)
                 rows.append(row)
                 if progress is not None:
                     progress(row)
     return rows
 
 
-def _time_case(config: AttentionBenchConfig, n: int, kind: str, lengths: list[int], impl: str) -> dict[str, object]:
+def _time_case(config: AttentionBenchConfig, n: int, kind: str, lengths: list[int], impl: str,
+               timer: Callable[[Callable[[], None]], float | None]) -> dict[str, object]:
     import torch
 
     row: dict[str, object] = {"n": n, "batch": kind, "sequences": len(lengths), "tokens": sum(lengths),
                               "impl": impl, "dtype": config.dtype, "note": ""}
     try:
         forward, forward_backward = (_sdpa_closures if impl == "sdpa-flash" else _hstu_closures)(config, lengths)
-        row["fwd_ms"] = _milliseconds(forward)
-        row["fwd_bwd_ms"] = _milliseconds(forward_backward)
+        row["fwd_ms"] = timer(forward)
+        row["fwd_bwd_ms"] = timer(forward_backward)
     except torch.cuda.OutOfMemoryError:
         row["note"] = "out of memory"
     except RuntimeError as error:  # e.g. no flash kernel for this dtype/device
         row["note"] = str(error).splitlines()[0][:80]
     finally:
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     flops = attention_flops(lengths, config.heads, config.head_dim, config.head_dim, backward=False)
     row["fwd_tflops"] = tflops_per_second(flops, row.get("fwd_ms"))
     row["fwd_bwd_tflops"] = tflops_per_second(flops * FORWARD_BACKWARD_FACTOR, row.get("fwd_bwd_ms"))

@@ -137,6 +137,23 @@ def bench_rows(
     return rows
 
 
+def device_rows(setup: BenchSetup, device: torch.device, candidates: list[int], microbatches: list[int],
+                naive_sample: int, repeats: int, progress: Callable[[str], None] = lambda line: None) -> list[dict]:
+    """Every row of one device: naive, then batched-mask and cached at each (m, b_m), m and b_m ascending."""
+    model = build_bench_model(setup, device)
+    request = synthetic_request(setup.history_len, max(candidates), device)
+    progress(f"timing naive scoring on {min(naive_sample, max(candidates))} candidates")
+    naive = time_naive(model, request, naive_sample, device)
+    rows = []
+    for m in sorted(candidates):
+        subset = first_candidates(request, m)
+        rows.append(naive_row(model, setup, naive, m, device))
+        for microbatch_size in sorted(microbatches):
+            rows.extend(bench_rows(model, setup, subset, naive, microbatch_size, device, repeats))
+            progress(f"m={m} b_m={microbatch_size}: {rows[-1]['candidates_per_s']:,.0f} candidates/s cached")
+    return rows
+
+
 def naive_row(model: torch.nn.Module, setup: BenchSetup, naive: NaiveTiming, m: int, device: torch.device) -> dict:
     seconds = naive.seconds_per_candidate * m
     how = "measured" if naive.sampled >= m else f"extrapolated from {naive.sampled}"

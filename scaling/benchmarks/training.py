@@ -11,7 +11,8 @@ size). Then, on that run:
   bookkeeping: the analytic FLOPs count and reading the loss). The first ``warmup_steps`` are
   not timed. The steps' wall time is also taken by an outer clock, independently of the phases;
 * one evaluation of the run's validation events is timed (``scaling.train.evaluate``);
-* a large fp32 matmul at the same thread count gives the machine's peak FLOP/s (best of a few).
+* a large fp32 matmul at the same thread count gives the machine's peak FLOP/s (best of a few;
+  :func:`scaling.mfu.matmul_peak_flops`, the peak every CPU trial's MFU is measured against).
 
 Achieved GFLOP/s is the analytic training FLOPs of the timed steps (``scaling/flops.py``:
 3 x the model's forward formula) over their outer-clock wall time. The phase split is that of
@@ -40,11 +41,10 @@ from model.flops import SequenceWorkload
 from model.params import parameter_counts
 from scaling.config import RunConfig, run_config_from_dict
 from scaling.data.splits import LeaveOneOutEvents
+from scaling.mfu import MATMUL_SIZE, matmul_peak_flops
 from scaling.train import Run, build_run, evaluate, take_step
 
 PHASES = ("data", "forward", "backward", "optimizer")
-MATMUL_SIZE = 1024  # n of the n x n x n fp32 matmul that measures the peak
-MATMUL_REPEATS = 10  # the peak is the best of these (after one untimed warm-up)
 
 RESULT_COLUMNS = (
     "model", "threads", "params", "steps", "units", "gflop", "throughput", "unit", "gflop_per_s", "peak_gflop_per_s",
@@ -134,19 +134,6 @@ def select_cases(sweep_file: Path, names: Sequence[str], overrides: Sequence[str
 
 
 # --- measurements -----------------------------------------------------------------------------
-
-
-def matmul_peak_gflops(size: int = MATMUL_SIZE, repeats: int = MATMUL_REPEATS) -> float:
-    """Best fp32 GFLOP/s of an ``size``^3 matmul at torch's current thread count (one untimed warm-up)."""
-    generator = torch.Generator().manual_seed(0)
-    left, right = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
-    torch.mm(left, right)
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.mm(left, right)
-        best = min(best, time.perf_counter() - started)
-    return 2.0 * size**3 / best / 1e9
 
 
 def training_batches(run: Run) -> Iterator[Any]:
@@ -302,7 +289,7 @@ def run_training_benchmark(config: TrainBenchConfig, progress: Progress) -> tupl
     previous = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        peak = matmul_peak_gflops()
+        peak = matmul_peak_flops() / 1e9  # fp32, best of MATMUL_REPEATS, as trials measure their CPU peak
         progress(f"fp32 matmul peak ({MATMUL_SIZE}^3, {config.threads} thread(s)): {peak:.1f} GFLOP/s")
         rows = []
         for case in config.cases:

@@ -15,12 +15,13 @@ from core.errors import UserError
 
 HELP = ("benchmarks (tables + CSV): train: CPU training throughput, GFLOP/s and phase split; on a CUDA GPU, "
         "attention: HSTU jagged attention vs FlashAttention SDPA; encoder: an HSTU layer vs a FlashAttention-2 "
-        "Transformer layer")
+        "Transformer layer; gpu: the prepared GPU check (--dry-run on CPU)")
 
 # benchmark name -> module implementing it
 BENCHMARKS: dict[str, str] = {
     "attention": "scaling.commands.bench_attention",
     "encoder": "scaling.commands.bench_encoder",
+    "gpu": "scaling.commands.bench_gpu",
     "train": "scaling.commands.bench_train",
 }
 

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from core.errors import UserError
     from scaling.benchmarks.serving import (
-        BenchSetup, bench_rows, build_bench_model, first_candidates, markdown_table, naive_row, synthetic_request, time_naive,
+        BenchSetup, device_rows, markdown_table,
     )
 
     args = _with_size_defaults(args)
@@ -76,16 +76,8 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device(name)
         where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} torch threads"
         print(f"== {name} ({where})", flush=True)
-        model = build_bench_model(setup, device)
-        request = synthetic_request(args.history_len, max(args.candidates), device)
-        print(f"   timing naive scoring on {min(args.naive_sample, max(args.candidates))} candidates", flush=True)
-        naive = time_naive(model, request, args.naive_sample, device)
-        for m in sorted(args.candidates):
-            subset = first_candidates(request, m)
-            rows.append(naive_row(model, setup, naive, m, device))
-            for microbatch_size in sorted(args.microbatch):
-                rows.extend(bench_rows(model, setup, subset, naive, microbatch_size, device, args.repeats))
-                print(f"   m={m} b_m={microbatch_size}: {rows[-1]['candidates_per_s']:,.0f} candidates/s cached", flush=True)
+        rows.extend(device_rows(setup, device, args.candidates, args.microbatch, args.naive_sample, args.repeats,
+                                progress=lambda line: print(f"   {line}", flush=True)))
     table = markdown_table(rows)
     print(table)
     print(f"max |diff|: largest logit difference between batched-mask, cached and naive (on naive's "

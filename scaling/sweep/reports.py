@@ -67,10 +67,11 @@ def completed_report(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _training_totals(result: dict[str, Any]) -> dict[str, Any]:
-    """Passes, training time without evaluation, and the Table 3 sparsity of the sequences trained on."""
-    timing = result["timing"]
+    """Passes, training time without evaluation, the Table 3 sparsity of the sequences trained on, and MFU."""
+    timing, utilisation = result["timing"], result["mfu"]
     return {"passes": timing["passes"], "train_wall_seconds": timing["train_wall_seconds"],
-            "train_cpu_seconds": timing["train_cpu_seconds"], **result["training_sparsity"]}
+            "train_cpu_seconds": timing["train_cpu_seconds"], **result["training_sparsity"],
+            "train_flops_per_s": utilisation["train_flops_per_s"], "mfu": utilisation["mfu"]}
 
 
 def failure_report(error: BaseException, wall_seconds: float) -> dict[str, Any]:

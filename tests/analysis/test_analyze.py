@@ -67,6 +67,8 @@ def test_ranking_sweep_produces_every_contracted_file(ranking_report: tuple[Path
     headline = report.split("## Headline", 1)[1].split("##", 1)[0]
     assert "GR keeps improving" in headline and "DLRM saturates:" in headline
     assert "CUDA out of memory" in report and "loss became NaN" in report  # failures with reasons
+    trials = report.split("| Trial |", 1)[1].split("\n\n", 1)[0]
+    assert "| MFU |" in trials and trials.count("| 25% |") == 16 and "| dlrm-nan |" in trials  # completed trials only
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "figures/compute.svg" in html
 

@@ -178,10 +178,19 @@ def test_a_layout_of_another_batch_or_configuration_is_refused() -> None:
         call(other_batch)
 
 
-def test_half_precision_is_refused_with_the_alternative() -> None:
-    q = torch.randn(5, 1, 8, dtype=torch.float16)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32_and_returned_in_its_dtype(dtype) -> None:
+    q = torch.randn(5, 1, 8).to(dtype).requires_grad_()
+    offsets = torch.tensor([0, 2, 5])
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as a bf16 training forward calls it
+        out = jagged_attention(q, q, q, offsets, max_seq_len=8, backend="cpu")
+    want = jagged_attention(q.float(), q.float(), q.float(), offsets, max_seq_len=8, backend="cpu")
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, want.to(dtype), rtol=0, atol=0)
+    out.sum().backward()
+    assert q.grad.dtype == dtype and torch.isfinite(q.grad.float()).all()
     with pytest.raises(ValueError, match="float32 and float64.*reference"):
-        jagged_attention(q, q, q, torch.tensor([0, 5]), max_seq_len=8, backend="cpu")
+        jagged_attention(q.to(torch.int32), q.to(torch.int32), q.to(torch.int32), offsets, max_seq_len=8, backend="cpu")
 
 
 def test_flop_counter_counts_the_allowed_pairs_not_the_padded_blocks() -> None:

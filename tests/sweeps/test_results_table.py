@@ -59,7 +59,8 @@ def result(steps: int) -> dict:
     return {"steps": steps, "flops": steps * 1e12, "pf_days": steps * 1e12 / 8.64e19, "wall_seconds": 9.5,
             "best_epoch": 2, "params": {"embedding": 500, "non_embedding": 80}, "test": {"ndcg@10": 0.2, "hr@10": 0.4},
             "timing": {"passes": 3, "train_wall_seconds": 7.5, "train_cpu_seconds": 6.0},
-            "training_sparsity": {"sparsity": 0.25, "s2": 0.4, "targets_trained_fraction": float("nan")}}
+            "training_sparsity": {"sparsity": 0.25, "s2": 0.4, "targets_trained_fraction": float("nan")},
+            "mfu": {"train_flops_per_s": 20e12 / 7.5, "peak_flops_per_s": 1e14, "peak_source": "measured", "mfu": 0.0267}}
 
 
 def run_trials(store, trials, previous=None) -> list[str]:
@@ -97,6 +98,8 @@ def test_one_row_per_evaluation_with_test_metrics_on_the_final_row(store, trials
     totals = first[["best_epoch", "passes", "train_wall_seconds", "train_cpu_seconds", "sparsity", "s2"]]
     assert totals.iloc[0].isna().all() and totals.iloc[1].tolist() == [2, 3, 7.5, 6.0, 0.25, 0.4]
     assert first["targets_trained_fraction"].isna().all()  # SL off: NaN, stored as null
+    assert first["mfu"].isna().tolist() == [True, False] and first["mfu"].iloc[1] == 0.0267
+    assert first["train_flops_per_s"].iloc[1] == pytest.approx(20e12 / 7.5)
 
 
 def test_failed_and_diverged_trials_are_rows_with_their_reason(store, trials):

@@ -82,7 +82,7 @@ def finished_sweep(cluster, sweep_file, tmp_path_factory) -> Path:
 
 def comparable(table: pd.DataFrame) -> pd.DataFrame:
     """The table without what legitimately differs between runs (timings), in a fixed order."""
-    timings = ["wall_seconds", "train_wall_seconds", "train_cpu_seconds"]
+    timings = ["wall_seconds", "train_wall_seconds", "train_cpu_seconds", "train_flops_per_s", "mfu"]
     return table.drop(columns=timings).sort_values(["trial_id", "step"]).reset_index(drop=True)
 
 
