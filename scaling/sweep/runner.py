@@ -15,6 +15,7 @@ so the workers need the dependencies (torch, ray, ...) but not this checkout.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import time
@@ -37,13 +38,25 @@ from scaling.sweep.reports import classify_failure
 from scaling.sweep.table import rebuild_results
 from scaling.sweep.trainable import run_trial
 
-PROJECT_PACKAGES = ("scaling", "model", "kernels")  # what trials import; analysis/ never runs in a trial
+PROJECT_PACKAGES = ("core", "scaling", "model", "kernels")  # what trials import; analysis/ never runs in a trial
 
 
-def project_runtime_env() -> dict[str, Any]:
-    """The Ray runtime_env that ships this project's packages to every worker."""
+JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a submitted entrypoint
+
+
+def project_runtime_env(job_config_json: str | None = None) -> dict[str, Any]:
+    """The Ray runtime_env that ships this project's packages to every worker.
+
+    Under ``ray job submit`` (``job_config_json`` is the job's config) the job's own runtime_env
+    already reaches every worker, and Ray refuses a driver that sets one of its fields again:
+    only the fields the job left unset are added (a job that ships ``py_modules`` ships the project).
+    """
     directories = [str(Path(importlib.import_module(name).__file__).parent) for name in PROJECT_PACKAGES]
-    return {"py_modules": directories, "excludes": ["__pycache__", "*.pyc"]}
+    ours = {"py_modules": directories, "excludes": ["__pycache__", "*.pyc"]}
+    if not job_config_json:
+        return ours
+    submitted = json.loads(job_config_json).get("runtime_env") or {}
+    return {} if "py_modules" in submitted else {key: value for key, value in ours.items() if key not in submitted}
 
 
 def connect_ray() -> bool:
@@ -51,7 +64,7 @@ def connect_ray() -> bool:
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS")
-    common = {"runtime_env": project_runtime_env(), "logging_level": logging.WARNING, "log_to_driver": True}
+    common = {"runtime_env": project_runtime_env(os.environ.get(JOB_CONFIG_VARIABLE)), "logging_level": logging.WARNING, "log_to_driver": True}
     if address:
         ray.init(address=address, **common)
     else:
