@@ -23,17 +23,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 from ray import tune
 from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
 
 from core.configtools import to_dict
 from core.errors import UserError
-from core.results_schema import FAILED, MANIFEST
+from core.results_schema import FAILED, MANIFEST, RUNNING
 from scaling.sweep.expand import Trial
 from scaling.sweep.plan import SweepPlan
 from scaling.sweep.recorder import Log, TrialBook
-from scaling.sweep.records import Manifest
+from scaling.sweep.records import TUNE_DIR, Manifest, SweepStore
 from scaling.sweep.reports import classify_failure
 from scaling.sweep.table import rebuild_results
 from scaling.sweep.trainable import run_trial
@@ -134,8 +135,36 @@ def crash_reason(trial: Any) -> tuple[str, str]:
     return classify_failure(cause if isinstance(cause, BaseException) else error)
 
 
+def last_checkpoint(store: SweepStore, trial_id: str) -> str | None:
+    """The newest checkpoint Ray Tune kept for ``trial_id`` in this sweep's experiments, or None."""
+    experiments = store.filesystem.get_file_info(pafs.FileSelector(f"{store.path}/{TUNE_DIR}", allow_not_found=True))
+    for experiment in sorted((info.base_name for info in experiments if info.type == pafs.FileType.Directory), reverse=True):
+        trial_folder = f"{store.path}/{TUNE_DIR}/{experiment}/{trial_id}"
+        found = store.filesystem.get_file_info(pafs.FileSelector(trial_folder, allow_not_found=True))
+        checkpoints = sorted(info.base_name for info in found
+                             if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"))
+        if checkpoints:  # experiment names start with their time: the newest run that saved one
+            return f"{store.root}/{TUNE_DIR}/{experiment}/{trial_id}/{checkpoints[-1]}"
+    return None
+
+
+def trial_payload(plan: SweepPlan) -> dict[str, dict[str, Any]]:
+    """What each trial's worker needs: its config, cores, checkpoint interval and where to resume from.
+
+    A trial a killed driver left running resumes from its last checkpoint (when checkpoints are on);
+    failed and diverged ones (``--retry-failed``) start over.
+    """
+    every = plan.sweep.checkpoint.every
+    payload = {}
+    for trial in plan.to_run:
+        interrupted = plan.records.get(trial.trial_id, {}).get("status") == RUNNING
+        payload[trial.trial_id] = {"config": to_dict(trial.config), "cpu": trial.resources.cpu, "checkpoint_every": every,
+                                   "resume_from": last_checkpoint(plan.store, trial.trial_id) if every and interrupted else None}
+    return payload
+
+
 def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
-    payload = {t.trial_id: {"config": to_dict(t.config), "cpu": t.resources.cpu} for t in plan.to_run}
+    payload = trial_payload(plan)
     trainable = tune.with_resources(tune.with_parameters(run_trial, trials=payload), TrialResources(plan.to_run))
     return tune.Tuner(
         trainable,
@@ -152,7 +181,9 @@ def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
             storage_path=plan.store.tune_storage,
             callbacks=[TuneRecorder(book)],
             verbose=0,  # progress comes from the TrialBook's concise lines
-            failure_config=tune.FailureConfig(max_failures=0),  # failures are results; retry with --retry-failed
+            # A trial's own failures are results (retry with --retry-failed); only a dead worker is restarted.
+            failure_config=tune.FailureConfig(max_failures=plan.sweep.checkpoint.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the latest state is all a restart needs
         ),
     )
 

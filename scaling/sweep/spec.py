@@ -62,6 +62,20 @@ class Budget:
         return {key: getattr(self, name) for name, key in BUDGET_KEYS.items() if getattr(self, name) is not None}
 
 
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """Checkpoints of each trial through Ray Tune, and how often a trial whose worker died is restarted."""
+
+    every: int = option(0, "save the trial's state (model, optimizer, data position, random streams, FLOPs, "
+                           "history) every this many evaluations; 0: never (a restarted trial starts from step 0)")
+    max_failures: int = option(0, "times Ray restarts a trial whose worker died (preemption, a lost node, a kill), "
+                                  "from its last checkpoint; failures the trial itself reports are results, never retried")
+
+    def __post_init__(self) -> None:
+        require(self.every >= 0, "every", f"must be >= 0 (0: no checkpoints); got {self.every}")
+        require(self.max_failures >= 0, "max_failures", f"must be >= 0; got {self.max_failures}")
+
+
 Axes = dict[str, list[Any]]  # dotted run-config key -> the values it takes
 
 
@@ -114,6 +128,7 @@ class SweepConfig:
     budget: Budget = option(Budget, "per-trial training budget (epochs, steps, FLOPs or wall time)")
     storage: str = option("runs/sweeps", "results root: a local folder or a URI Ray Tune accepts (s3://, gs://)")
     max_concurrent_trials: int = option(0, "trials running at once (0: as many as the cluster's resources allow)")
+    checkpoint: CheckpointSettings = option(CheckpointSettings, "per-trial checkpoints and restarts after a worker dies")
 
     def __post_init__(self) -> None:
         require(bool(SAFE_NAME.match(self.name)), "name",
