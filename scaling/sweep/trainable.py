@@ -25,6 +25,17 @@ from scaling.sweep.reports import EVALUATIONS_DONE, completed_report, evaluation
 from scaling.train import BestCheckpoint, Run, train
 
 
+def tune_checkpoint_class() -> type:
+    """Ray Tune's Checkpoint (``ray.tune`` since Ray 2.4x; ``ray.train`` before)."""
+    from ray import tune
+
+    if hasattr(tune, "Checkpoint"):
+        return tune.Checkpoint
+    from ray.train import Checkpoint
+
+    return Checkpoint
+
+
 class TuneCheckpoints:
     """Reports each evaluation to Ray Tune, with the run's state attached every ``every`` evaluations.
 
@@ -40,9 +51,8 @@ class TuneCheckpoints:
 
     def restore(self, run: Run, best: BestCheckpoint) -> None:
         from ray import tune
-        from ray.train import Checkpoint
 
-        saved = tune.get_checkpoint() or (Checkpoint(self.resume_from) if self.resume_from else None)
+        saved = tune.get_checkpoint() or (tune_checkpoint_class()(self.resume_from) if self.resume_from else None)
         if saved is not None:
             with saved.as_directory() as folder:
                 training_state.restore(run, best, training_state.load(Path(folder)))
@@ -55,7 +65,6 @@ class TuneCheckpoints:
 
     def evaluated(self, run: Run, best: BestCheckpoint, final: bool) -> None:
         from ray import tune
-        from ray.train import Checkpoint
 
         report = {**evaluation_report(self.pending), EVALUATIONS_DONE: len(run.history)}
         self.pending = None
@@ -65,7 +74,7 @@ class TuneCheckpoints:
             return
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
             training_state.save(Path(folder), run, best)
-            tune.report(report, checkpoint=Checkpoint.from_directory(folder))  # Tune copies it to the trial's storage
+            tune.report(report, checkpoint=tune_checkpoint_class().from_directory(folder))  # Tune copies it to the trial's storage
 
 
 def run_trial(tune_config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:
