@@ -37,6 +37,7 @@ from scaling.sweep.recorder import Log, TrialBook
 from scaling.sweep.records import TUNE_DIR, Manifest, SweepStore
 from scaling.sweep.reports import classify_failure
 from scaling.sweep.table import rebuild_results
+from scaling.sweep.tracking import file_store_allowed, mlflow_uri, tracking_callbacks
 from scaling.sweep.trainable import run_trial
 
 PROJECT_PACKAGES = ("core", "scaling", "model", "kernels")  # what trials import; analysis/ never runs in a trial
@@ -179,7 +180,7 @@ def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
         run_config=tune.RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}",  # one Tune experiment per invocation
             storage_path=plan.store.tune_storage,
-            callbacks=[TuneRecorder(book)],
+            callbacks=[TuneRecorder(book), *tracking_callbacks(plan.sweep.tracking, plan.store, plan.sweep.name, plan.to_run)],
             verbose=0,  # progress comes from the TrialBook's concise lines
             # A trial's own failures are results (retry with --retry-failed); only a dead worker is restarted.
             failure_config=tune.FailureConfig(max_failures=plan.sweep.checkpoint.max_failures),
@@ -204,7 +205,8 @@ def run_sweep(plan: SweepPlan, log: Log) -> None:
         log(f"running {len(plan.to_run)} of {len(plan.trials)} trials; results in {plan.store.root}")
         book = TrialBook(plan.store, plan.to_run, plan.records, log)
         try:
-            build_tuner(plan, book).fit()
+            with file_store_allowed(mlflow_uri(plan.sweep.tracking, plan.store)):
+                build_tuner(plan, book).fit()
             book.heartbeat(force=True)
         finally:
             rebuild_results(plan.store)

@@ -76,6 +76,19 @@ class CheckpointSettings:
         require(self.max_failures >= 0, "max_failures", f"must be >= 0; got {self.max_failures}")
 
 
+@dataclass(frozen=True)
+class Tracking:
+    """Where every trial is also logged, through Ray Tune's logger callbacks (scaling.sweep.tracking)."""
+
+    mlflow: str | None = option(None, "log each trial to MLflow: 'local' (a file store in STORAGE/NAME/mlflow) or a "
+                                      "tracking URI (http://..., sqlite:///...); null: off. Needs .[tracking]")
+    tensorboard: bool = option(False, "write TensorBoard event files for each trial (Ray Tune's TBXLoggerCallback) "
+                                      "under STORAGE/NAME/tune; Tune also writes them unasked when tensorboardX is installed")
+
+    def __post_init__(self) -> None:
+        require(self.mlflow is None or bool(self.mlflow.strip()), "mlflow", "must be 'local', a tracking URI or null")
+
+
 Axes = dict[str, list[Any]]  # dotted run-config key -> the values it takes
 
 
@@ -129,6 +142,7 @@ class SweepConfig:
     storage: str = option("runs/sweeps", "results root: a local folder or a URI Ray Tune accepts (s3://, gs://)")
     max_concurrent_trials: int = option(0, "trials running at once (0: as many as the cluster's resources allow)")
     checkpoint: CheckpointSettings = option(CheckpointSettings, "per-trial checkpoints and restarts after a worker dies")
+    tracking: Tracking = option(Tracking, "experiment tracking of every trial (MLflow, TensorBoard)")
 
     def __post_init__(self) -> None:
         require(bool(SAFE_NAME.match(self.name)), "name",

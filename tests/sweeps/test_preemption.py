@@ -1,6 +1,6 @@
 """A trial whose worker is killed mid-run resumes from its last checkpoint to the rows of an uninterrupted run.
 
-One embedded Ray session serves the module. The sweep is one trial of six epochs, checkpointed
+The embedded Ray session of tests/sweeps/conftest.py runs it. The sweep is one trial of six epochs, checkpointed
 every two evaluations and allowed two restarts. While it runs, a thread waits for its third
 evaluation (after the checkpoint of the second) and SIGKILLs the trial's worker process (its pid is
 in Tune's own result.json), as preemption would; Ray restarts the trial from that checkpoint.
@@ -21,22 +21,11 @@ import yaml
 
 pytest.importorskip("ray")
 
-import ray  # noqa: E402
 
 from scaling.cli import main  # noqa: E402
 
 EPOCHS = 6
 KILL_AFTER = 3  # evaluations recorded when the worker is killed: one after the checkpoint of the second
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    from scaling.sweep.runner import connect_ray
-
-    started = connect_ray()
-    yield
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
