@@ -35,7 +35,7 @@ class TrialBook:
         self.store = store
         self.trials = {trial.trial_id: trial for trial in trials}
         self.previous_attempts = {trial_id: record.get("attempt", 0) for trial_id, record in previous.items()}
-        # Kept until the trial says where it starts: a restored checkpoint's evaluations stay recorded.
+        # Kept aside until the trial says where it starts: a restored checkpoint's evaluations are recorded again.
         self.previous_evaluations = {trial_id: record.get("evaluations", []) for trial_id, record in previous.items()}
         self.records: dict[str, dict[str, Any]] = {}
         self.log = log
@@ -48,8 +48,9 @@ class TrialBook:
         trial = self.trials[trial_id]
         attempt = self.previous_attempts.get(trial_id, 0) + 1
         self.previous_attempts[trial_id] = attempt
-        earlier = self.records[trial_id]["evaluations"] if trial_id in self.records else self.previous_evaluations.get(trial_id, [])
-        self.records[trial_id] = {**new_record(trial, attempt), "evaluations": list(earlier)}
+        self.previous_evaluations[trial_id] = (self.records[trial_id]["evaluations"] if trial_id in self.records
+                                               else self.previous_evaluations.get(trial_id, []))
+        self.records[trial_id] = new_record(trial, attempt)
         self.started_at[trial_id] = self.clock()
         self.store.write_record(self.records[trial_id])
         again = f" (attempt {attempt})" if attempt > 1 else ""
@@ -57,8 +58,8 @@ class TrialBook:
 
     def reported(self, trial_id: str, report: dict[str, Any]) -> None:
         record = self.records[trial_id]
-        if report.get(REPORT_KIND) == START:
-            del record["evaluations"][report[EVALUATIONS_DONE]:]  # those after its checkpoint are run again
+        if report.get(REPORT_KIND) == START:  # those after its checkpoint are run again
+            record["evaluations"] = list(self.previous_evaluations.get(trial_id, [])[:report[EVALUATIONS_DONE]])
         elif report.get(REPORT_KIND) == EVALUATION:
             number = report.get(EVALUATIONS_DONE, len(record["evaluations"]) + 1)
             record["evaluations"][number - 1:] = [measures(report)]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ pytest.importorskip("ray")
 
 from scaling.cli import main  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 6
 KILL_AFTER = 3  # evaluations recorded when the worker is killed: one after the checkpoint of the second
 
@@ -52,6 +55,16 @@ def comparable(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=timings).sort_values(["trial_id", "step"]).reset_index(drop=True)
 
 
+def recorded_evaluations(sweep_folder: Path) -> int:
+    """The evaluations the (one) trial record of the sweep holds so far."""
+    for path in (sweep_folder / "trials").glob("*.json"):
+        try:
+            return len(json.loads(path.read_text())["evaluations"])
+        except (json.JSONDecodeError, KeyError):
+            return 0
+    return 0
+
+
 class WorkerKiller(threading.Thread):
     """SIGKILLs the trial's worker once its record holds ``after`` evaluations; remembers what it saw."""
 
@@ -72,12 +85,7 @@ class WorkerKiller(threading.Thread):
             time.sleep(0.05)
 
     def _recorded_evaluations(self) -> int:
-        for path in (self.sweep_folder / "trials").glob("*.json"):
-            try:
-                return len(json.loads(path.read_text())["evaluations"])
-            except (json.JSONDecodeError, KeyError):
-                return 0
-        return 0
+        return recorded_evaluations(self.sweep_folder)
 
     def _worker_pid(self) -> int | None:
         """The pid Tune stamps on every result of the trial (its own result.json, one JSON per line)."""
@@ -91,9 +99,14 @@ class WorkerKiller(threading.Thread):
         return None
 
 
-def test_a_killed_worker_resumes_from_its_checkpoint_to_the_uninterrupted_rows(cluster, sweep_file, tmp_path):
-    assert main(["sweep", str(sweep_file), "--storage", str(tmp_path / "uninterrupted")]) == 0
-    uninterrupted = pd.read_parquet(tmp_path / "uninterrupted" / "preempted" / "results.parquet")
+@pytest.fixture(scope="module")
+def uninterrupted(cluster, sweep_file, tmp_path_factory) -> pd.DataFrame:
+    storage = tmp_path_factory.mktemp("uninterrupted")
+    assert main(["sweep", str(sweep_file), "--storage", str(storage)]) == 0
+    return pd.read_parquet(storage / "preempted" / "results.parquet")
+
+
+def test_a_killed_worker_resumes_from_its_checkpoint_to_the_uninterrupted_rows(cluster, sweep_file, uninterrupted, tmp_path):
 
     killer = WorkerKiller(tmp_path / "killed" / "preempted", after=KILL_AFTER)
     killer.start()
@@ -111,3 +124,31 @@ def test_a_killed_worker_resumes_from_its_checkpoint_to_the_uninterrupted_rows(c
     print(f"\nkilled worker {killer.killed_pid} after {killer.evaluations_at_kill} evaluations; "
           f"final valid/ndcg@10 {resumed['valid/ndcg@10'].iloc[-1]:.6f} vs {uninterrupted['valid/ndcg@10'].iloc[-1]:.6f}, "
           f"test/ndcg@10 {resumed['test/ndcg@10'].iloc[-1]:.6f} vs {uninterrupted['test/ndcg@10'].iloc[-1]:.6f}")
+
+
+def test_a_killed_driver_resumes_its_trial_from_the_last_checkpoint(cluster, sweep_file, uninterrupted, tmp_path):
+    """``--resume`` after the driver was SIGKILLed: the trial left running continues from its checkpoint."""
+    sweep_folder = tmp_path / "preempted"
+    env = {**os.environ, "RAY_ADDRESS": cluster, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen([sys.executable, "-m", "scaling.cli", "sweep", str(sweep_file), "--storage", str(tmp_path)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while recorded_evaluations(sweep_folder) < KILL_AFTER and time.monotonic() < deadline:
+            assert driver.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the trial's worker it started
+        driver.wait()
+    record = json.loads(next((sweep_folder / "trials").glob("*.json")).read_text())
+    assert record["status"] == "running" and KILL_AFTER <= len(record["evaluations"]) < EPOCHS
+
+    assert main(["sweep", str(sweep_file), "--storage", str(tmp_path), "--resume"]) == 0
+    resumed = pd.read_parquet(sweep_folder / "results.parquet")
+    record = json.loads(next((sweep_folder / "trials").glob("*.json")).read_text())
+    assert record["attempt"] == 2
+    starts = [json.loads(line)["evaluations_done"] for path in (sweep_folder / "tune").glob(f"*/{record['trial_id']}/result.json")
+              for line in path.read_text().splitlines() if '"report": "start"' in line]
+    assert sorted(starts) == [0, 2]  # the first run started fresh; the resumed one after the checkpoint of evaluation 2
+    pd.testing.assert_frame_equal(comparable(resumed), comparable(uninterrupted), check_exact=True)
