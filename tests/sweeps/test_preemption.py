@@ -150,5 +150,6 @@ def test_a_killed_driver_resumes_its_trial_from_the_last_checkpoint(cluster, swe
     assert record["attempt"] == 2
     starts = [json.loads(line)["evaluations_done"] for path in (sweep_folder / "tune").glob(f"*/{record['trial_id']}/result.json")
               for line in path.read_text().splitlines() if '"report": "start"' in line]
-    assert sorted(starts) == [0, 2]  # the first run started fresh; the resumed one after the checkpoint of evaluation 2
+    # the first run started fresh; the resumed one after a checkpoint (every second evaluation), not from step 0
+    assert sorted(starts)[0] == 0 and sorted(starts)[1] in (2, 4) and len(starts) == 2
     pd.testing.assert_frame_equal(comparable(resumed), comparable(uninterrupted), check_exact=True)
