@@ -3,8 +3,9 @@
 With ``tracking.mlflow`` every trial is one MLflow run (named by its trial id, in an experiment
 named by the sweep) holding its full run config as parameters (dotted keys), its group, model and
 seed as tags, and every report as metrics: each evaluation's ``valid/...`` metrics, ``flops`` and
-``pf_days``, then the test metrics and totals (MLflow names hold no '@': ``valid/ndcg_at_10``). ``local`` is a file store in ``STORAGE/NAME/mlflow``
-(no server; ``mlflow ui --backend-store-uri`` reads it); any other value is a tracking URI.
+``pf_days``, then the test metrics and totals (MLflow names hold no '@': ``valid/ndcg_at_10``).
+``local`` is a file store in ``STORAGE/NAME/mlflow`` (no server; ``mlflow ui --backend-store-uri``
+reads it); any other value is a tracking URI.
 ``tracking.tensorboard`` adds Tune's TensorBoardX callback (event files in each trial's folder
 under ``STORAGE/NAME/tune``; ``tensorboard --logdir STORAGE/NAME/tune``).
 """

@@ -63,6 +63,14 @@ class TuneCheckpoints:
         """Hold the evaluation until ``evaluated``: its report carries the state saved after it."""
         self.pending = entry
 
+    def flush(self) -> None:
+        """Report an evaluation still held when the run failed (as it was reported before checkpoints)."""
+        from ray import tune
+
+        if self.pending is not None:
+            tune.report(evaluation_report(self.pending))
+            self.pending = None
+
     def evaluated(self, run: Run, best: BestCheckpoint, final: bool) -> None:
         from ray import tune
 
@@ -74,7 +82,8 @@ class TuneCheckpoints:
             return
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
             training_state.save(Path(folder), run, best)
-            tune.report(report, checkpoint=tune_checkpoint_class().from_directory(folder))  # Tune copies it to the trial's storage
+            # Tune copies the folder to the trial's storage before report returns.
+            tune.report(report, checkpoint=tune_checkpoint_class().from_directory(folder))
 
 
 def run_trial(tune_config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:
@@ -86,9 +95,9 @@ def run_trial(tune_config: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
     # Ray reserves ``cpu`` cores for the trial; torch would otherwise use every core of the node.
     torch.set_num_threads(max(1, int(spec["cpu"])))
     started = time.perf_counter()
+    checkpoints = TuneCheckpoints(spec.get("checkpoint_every", 0), spec.get("resume_from"))
     try:
         config = run_config_from_dict(spec["config"])
-        checkpoints = TuneCheckpoints(spec.get("checkpoint_every", 0), spec.get("resume_from"))
         result = train(
             config,
             # Not the trial folder itself: Tune keeps its own result.json there.
@@ -99,6 +108,7 @@ def run_trial(tune_config: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
         )
     except Exception as error:  # every failure is recorded; KeyboardInterrupt and SystemExit still stop the trial
         _release_memory()
+        checkpoints.flush()
         tune.report(failure_report(error, time.perf_counter() - started))
         return
     tune.report(completed_report(result))
