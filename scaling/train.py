@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -60,6 +60,9 @@ from scaling.objectives import (
 from core.files import write_json_atomic
 from scaling.divergence import DivergenceWatch, TrainingDiverged  # noqa: F401  (what a diverging run raises)
 from scaling.precision import MixedPrecision
+
+if TYPE_CHECKING:
+    from scaling.checkpoint import Checkpoints
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
 STOCHASTIC_LENGTH_STREAM = 5  # names the random stream of Stochastic Length among those seeded by config.seed
@@ -352,14 +355,16 @@ class BestCheckpoint:
             run.model.load_state_dict(self.state)
 
 
-def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress: bool) -> tuple[dict, dict, dict[str, Any]]:
-    """Leave-one-out with shuffled epochs, early stopping and best-checkpoint test metrics."""
+def run_multi_epoch(run: Run, best: BestCheckpoint, on_evaluation: EvaluationCallback | None, progress: bool,
+                    checkpoints: Checkpoints | None = None) -> tuple[dict, dict, dict[str, Any]]:
+    """Leave-one-out with shuffled epochs, early stopping and best-checkpoint test metrics.
+
+    Epochs start after ``run.passes`` (those of a restored checkpoint are done)."""
     config = run.config
     split = run.split
     train_chunks, test_chunks = run.batcher.chunks(split.train), run.batcher.chunks(split.test)
     validation = evaluation_set(run, split.valid, "leave-one-out-valid")
-    best = BestCheckpoint(run.selection_metric)
-    bar = tqdm(range(1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
+    bar = tqdm(range(run.passes + 1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
     for epoch in bar:
         loss = train_pass(run, train_chunks, "shuffle", bar)
         if epoch % config.train.eval_every and epoch != config.train.epochs and not run.out_of_budget():
@@ -368,7 +373,10 @@ def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress
         record(run, valid, loss, on_evaluation, validation, epoch=epoch)
         best.offer(run, valid, epoch)
         bar.set_postfix(loss=f"{loss:.4f}", **{run.selection_metric: f"{valid[run.selection_metric]:.4f}"})
-        if (config.train.patience and best.stale >= config.train.patience) or run.out_of_budget():
+        stop = bool(config.train.patience and best.stale >= config.train.patience) or run.out_of_budget()
+        if checkpoints is not None:
+            checkpoints.evaluated(run, best, final=stop or epoch == config.train.epochs)
+        if stop:
             break
     bar.close()
     best.restore(run)
@@ -378,15 +386,17 @@ def run_multi_epoch(run: Run, on_evaluation: EvaluationCallback | None, progress
     return best.valid, test, details
 
 
-def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: bool) -> tuple[dict, dict, dict[str, Any]]:
-    """One pass over windows 0 .. W - 3, each evaluation on held-out window W - 2, the best checkpoint tested on W - 1."""
+def run_streaming(run: Run, best: BestCheckpoint, on_evaluation: EvaluationCallback | None, progress: bool,
+                  checkpoints: Checkpoints | None = None) -> tuple[dict, dict, dict[str, Any]]:
+    """One pass over windows 0 .. W - 3, each evaluation on held-out window W - 2, the best checkpoint tested on W - 1.
+
+    Windows start at ``run.passes`` (those of a restored checkpoint are trained on)."""
     config = run.config
     windows = run.split
     holdout, test_window = len(windows) - 2, len(windows) - 1
     validation = evaluation_set(run, windows[holdout], f"holdout-window-{holdout + 1}-of-{len(windows)}")
     upcoming = None  # the next window's chunks when progressive validation built them: trained on as they are
-    best = BestCheckpoint(run.selection_metric)
-    bar = tqdm(range(holdout), desc=config.name, unit="window", disable=not progress)
+    bar = tqdm(range(run.passes, holdout), desc=config.name, unit="window", disable=not progress)
     for window in bar:
         chunks = upcoming if upcoming is not None else run.batcher.chunks(windows[window])
         upcoming = None
@@ -402,6 +412,8 @@ def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: 
             best.offer(run, valid, window)
             if run.selection_metric in valid:
                 bar.set_postfix(loss=f"{loss:.4f}", **{run.selection_metric: f"{valid[run.selection_metric]:.4f}"})
+            if checkpoints is not None:
+                checkpoints.evaluated(run, best, final=stop or window == holdout - 1)
         if stop:
             break
     bar.close()
@@ -413,11 +425,17 @@ def run_streaming(run: Run, on_evaluation: EvaluationCallback | None, progress: 
 
 
 def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: EvaluationCallback | None = None,
-          progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate ``config``; return (and write to ``out_dir/result.json``) the results record."""
+          progress: bool = True, checkpoints: Checkpoints | None = None) -> dict[str, Any]:
+    """Train and evaluate ``config``; return (and write to ``out_dir/result.json``) the results record.
+
+    With ``checkpoints`` the run continues from the last state saved there, and offers a state after
+    every evaluation (:mod:`scaling.checkpoint`)."""
     run = build_run(config)
+    best = BestCheckpoint(run.selection_metric)
+    if checkpoints is not None:
+        checkpoints.restore(run, best)
     regime = run_streaming if config.train.regime == "streaming" else run_multi_epoch
-    valid, test, details = regime(run, on_evaluation, progress)
+    valid, test, details = regime(run, best, on_evaluation, progress, checkpoints)
     dataset = run.dataset
     result = {
         "config": to_dict(config),

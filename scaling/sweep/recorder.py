@@ -3,7 +3,9 @@
 Ray Tune calls back on the driver when a trial starts, reports, ends or errors; the runner
 forwards those events here (no Ray in this module, so it is tested with plain dicts). The
 driver is the only writer of trial records, whether the workers are local or remote, and
-each record is rewritten whole after every event.
+each record is rewritten whole after every event. Evaluations are numbered by the trial: a trial
+restarted from a checkpoint says how many it has done, and an evaluation it reports again
+replaces the one with its number, so none is lost or repeated.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from core import results_schema as schema
 from scaling.sweep.expand import Trial
 from scaling.sweep.records import SweepStore, new_record
-from scaling.sweep.reports import EVALUATION, FINAL, REPORT_KIND
+from scaling.sweep.reports import EVALUATION, EVALUATIONS_DONE, FINAL, REPORT_KIND, START
 from scaling.sweep.table import measures
 from scaling.train import default_selection_metric
 
@@ -33,6 +35,8 @@ class TrialBook:
         self.store = store
         self.trials = {trial.trial_id: trial for trial in trials}
         self.previous_attempts = {trial_id: record.get("attempt", 0) for trial_id, record in previous.items()}
+        # Kept aside until the trial says where it starts: a restored checkpoint's evaluations are recorded again.
+        self.previous_evaluations = {trial_id: record.get("evaluations", []) for trial_id, record in previous.items()}
         self.records: dict[str, dict[str, Any]] = {}
         self.log = log
         self.heartbeat_seconds = heartbeat_seconds
@@ -44,6 +48,8 @@ class TrialBook:
         trial = self.trials[trial_id]
         attempt = self.previous_attempts.get(trial_id, 0) + 1
         self.previous_attempts[trial_id] = attempt
+        self.previous_evaluations[trial_id] = (self.records[trial_id]["evaluations"] if trial_id in self.records
+                                               else self.previous_evaluations.get(trial_id, []))
         self.records[trial_id] = new_record(trial, attempt)
         self.started_at[trial_id] = self.clock()
         self.store.write_record(self.records[trial_id])
@@ -52,8 +58,11 @@ class TrialBook:
 
     def reported(self, trial_id: str, report: dict[str, Any]) -> None:
         record = self.records[trial_id]
-        if report.get(REPORT_KIND) == EVALUATION:
-            record["evaluations"].append(measures(report))
+        if report.get(REPORT_KIND) == START:  # those after its checkpoint are run again
+            record["evaluations"] = list(self.previous_evaluations.get(trial_id, [])[:report[EVALUATIONS_DONE]])
+        elif report.get(REPORT_KIND) == EVALUATION:
+            number = report.get(EVALUATIONS_DONE, len(record["evaluations"]) + 1)
+            record["evaluations"][number - 1:] = [measures(report)]
         elif report.get(REPORT_KIND) == FINAL:
             record["final"] = measures(report, FINAL_KEYS)
             record["status"] = report["status"]

@@ -1,4 +1,4 @@
-"""The flat reports a trial sends to Ray Tune: one per evaluation, then one final report.
+"""The flat reports a trial sends to Ray Tune: where it starts, one per evaluation, then one final report.
 
 Names are the results table's columns: ``step``, ``epoch``, ``flops``, ``pf_days``,
 ``wall_seconds``, ``params_embedding``, ``params_non_embedding``, ``eval_set`` (which events the
@@ -18,9 +18,16 @@ import torch
 from core.results_schema import COMPLETED, DIVERGED, FAILED
 from scaling.divergence import TrainingDiverged
 
+START = "start"
 EVALUATION = "evaluation"
 FINAL = "final"
 REPORT_KIND = "report"  # key naming the kind of a report
+EVALUATIONS_DONE = "evaluations_done"  # the trial's evaluations so far, this one included (1, 2, ...)
+
+
+def start_report(evaluations_done: int) -> dict[str, Any]:
+    """A trial (re)starts after ``evaluations_done`` evaluations: 0, or those of the checkpoint it resumes."""
+    return {REPORT_KIND: START, EVALUATIONS_DONE: evaluations_done}
 
 
 def _params(params: dict[str, int]) -> dict[str, int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import json
 import logging
 import os
 import time
@@ -23,29 +24,43 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 from ray import tune
 from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
 
 from core.configtools import to_dict
 from core.errors import UserError
-from core.results_schema import FAILED, MANIFEST
+from core.results_schema import FAILED, MANIFEST, RUNNING
 from scaling.sweep.expand import Trial
 from scaling.sweep.lock import SweepLock
 from scaling.sweep.plan import SweepPlan, replan
 from scaling.sweep.recorder import Log, TrialBook
-from scaling.sweep.records import Manifest
+from scaling.sweep.records import TUNE_DIR, Manifest, SweepStore
 from scaling.sweep.reports import classify_failure
 from scaling.sweep.table import rebuild_results
+from scaling.sweep.tracking import file_store_allowed, mlflow_uri, tracking_callbacks
 from scaling.sweep.trainable import run_trial
 
-PROJECT_PACKAGES = ("scaling", "model", "kernels")  # what trials import; analysis/ never runs in a trial
+PROJECT_PACKAGES = ("core", "scaling", "model", "kernels")  # what trials import; analysis/ never runs in a trial
 
 
-def project_runtime_env() -> dict[str, Any]:
-    """The Ray runtime_env that ships this project's packages to every worker."""
+JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a submitted entrypoint
+
+
+def project_runtime_env(job_config_json: str | None = None) -> dict[str, Any]:
+    """The Ray runtime_env that ships this project's packages to every worker.
+
+    Under ``ray job submit`` (``job_config_json`` is the job's config) the job's own runtime_env
+    already reaches every worker, and Ray refuses a driver that sets one of its fields again:
+    only the fields the job left unset are added (a job that ships ``py_modules`` ships the project).
+    """
     directories = [str(Path(importlib.import_module(name).__file__).parent) for name in PROJECT_PACKAGES]
-    return {"py_modules": directories, "excludes": ["__pycache__", "*.pyc"]}
+    ours = {"py_modules": directories, "excludes": ["__pycache__", "*.pyc"]}
+    if not job_config_json:
+        return ours
+    submitted = json.loads(job_config_json).get("runtime_env") or {}
+    return {} if "py_modules" in submitted else {key: value for key, value in ours.items() if key not in submitted}
 
 
 def connect_ray() -> bool:
@@ -53,7 +68,7 @@ def connect_ray() -> bool:
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS")
-    common = {"runtime_env": project_runtime_env(), "logging_level": logging.WARNING, "log_to_driver": True}
+    common = {"runtime_env": project_runtime_env(os.environ.get(JOB_CONFIG_VARIABLE)), "logging_level": logging.WARNING, "log_to_driver": True}
     if address:
         ray.init(address=address, **common)
     else:
@@ -123,8 +138,36 @@ def crash_reason(trial: Any) -> tuple[str, str]:
     return classify_failure(cause if isinstance(cause, BaseException) else error)
 
 
+def last_checkpoint(store: SweepStore, trial_id: str) -> str | None:
+    """The newest checkpoint Ray Tune kept for ``trial_id`` in this sweep's experiments, or None."""
+    experiments = store.filesystem.get_file_info(pafs.FileSelector(f"{store.path}/{TUNE_DIR}", allow_not_found=True))
+    for experiment in sorted((info.base_name for info in experiments if info.type == pafs.FileType.Directory), reverse=True):
+        trial_folder = f"{store.path}/{TUNE_DIR}/{experiment}/{trial_id}"
+        found = store.filesystem.get_file_info(pafs.FileSelector(trial_folder, allow_not_found=True))
+        checkpoints = sorted(info.base_name for info in found
+                             if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"))
+        if checkpoints:  # experiment names start with their time: the newest run that saved one
+            return f"{store.root}/{TUNE_DIR}/{experiment}/{trial_id}/{checkpoints[-1]}"
+    return None
+
+
+def trial_payload(plan: SweepPlan) -> dict[str, dict[str, Any]]:
+    """What each trial's worker needs: its config, cores, checkpoint interval and where to resume from.
+
+    A trial a killed driver left running resumes from its last checkpoint (when checkpoints are on);
+    failed and diverged ones (``--retry-failed``) start over.
+    """
+    every = plan.sweep.checkpoint.every
+    payload = {}
+    for trial in plan.to_run:
+        interrupted = plan.records.get(trial.trial_id, {}).get("status") == RUNNING
+        payload[trial.trial_id] = {"config": to_dict(trial.config), "cpu": trial.resources.cpu, "checkpoint_every": every,
+                                   "resume_from": last_checkpoint(plan.store, trial.trial_id) if every and interrupted else None}
+    return payload
+
+
 def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
-    payload = {t.trial_id: {"config": to_dict(t.config), "cpu": t.resources.cpu} for t in plan.to_run}
+    payload = trial_payload(plan)
     trainable = tune.with_resources(tune.with_parameters(run_trial, trials=payload), TrialResources(plan.to_run))
     return tune.Tuner(
         trainable,
@@ -139,9 +182,11 @@ def build_tuner(plan: SweepPlan, book: TrialBook) -> tune.Tuner:
         run_config=tune.RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}",  # one Tune experiment per invocation
             storage_path=plan.store.tune_storage,
-            callbacks=[TuneRecorder(book)],
+            callbacks=[TuneRecorder(book), *tracking_callbacks(plan.sweep.tracking, plan.store, plan.sweep.name, plan.to_run)],
             verbose=0,  # progress comes from the TrialBook's concise lines
-            failure_config=tune.FailureConfig(max_failures=0),  # failures are results; retry with --retry-failed
+            # A trial's own failures are results (retry with --retry-failed); only a dead worker is restarted.
+            failure_config=tune.FailureConfig(max_failures=plan.sweep.checkpoint.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the latest state is all a restart needs
         ),
     )
 
@@ -195,7 +240,8 @@ def run_sweep(plan: SweepPlan, log: Log) -> None:
         log(f"running {len(plan.to_run)} of {len(plan.trials)} trials; results in {plan.store.root}")
         book = TrialBook(plan.store, plan.to_run, plan.records, log)
         try:
-            build_tuner(plan, book).fit()
+            with file_store_allowed(mlflow_uri(plan.sweep.tracking, plan.store)):
+                build_tuner(plan, book).fit()
             book.heartbeat(force=True)
         finally:
             rebuild_results(plan.store)

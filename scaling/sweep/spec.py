@@ -60,6 +60,33 @@ class Budget:
         return {key: getattr(self, name) for name, key in BUDGET_KEYS.items() if getattr(self, name) is not None}
 
 
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """Checkpoints of each trial through Ray Tune, and how often a trial whose worker died is restarted."""
+
+    every: int = option(0, "save the trial's state (model, optimizer, data position, random streams, FLOPs, "
+                           "history) every this many evaluations; 0: never (a restarted trial starts from step 0)")
+    max_failures: int = option(0, "times Ray restarts a trial whose worker died (preemption, a lost node, a kill), "
+                                  "from its last checkpoint; failures the trial itself reports are results, never retried")
+
+    def __post_init__(self) -> None:
+        require(self.every >= 0, "every", f"must be >= 0 (0: no checkpoints); got {self.every}")
+        require(self.max_failures >= 0, "max_failures", f"must be >= 0; got {self.max_failures}")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where every trial is also logged, through Ray Tune's logger callbacks (scaling.sweep.tracking)."""
+
+    mlflow: str | None = option(None, "log each trial to MLflow: 'local' (a file store in STORAGE/NAME/mlflow) or a "
+                                      "tracking URI (http://..., sqlite:///...); null: off. Needs .[tracking]")
+    tensorboard: bool = option(False, "write TensorBoard event files for each trial (Ray Tune's TBXLoggerCallback) "
+                                      "under STORAGE/NAME/tune; Tune also writes them unasked when tensorboardX is installed")
+
+    def __post_init__(self) -> None:
+        require(self.mlflow is None or bool(self.mlflow.strip()), "mlflow", "must be 'local', a tracking URI or null")
+
+
 Axes = dict[str, list[Any]]  # dotted run-config key -> the values it takes
 
 
@@ -112,6 +139,8 @@ class SweepConfig:
     budget: Budget = option(Budget, "per-trial training budget (epochs, steps, FLOPs or wall time)")
     storage: str = option("runs/sweeps", "results root: a local folder or a URI Ray Tune accepts (s3://, gs://)")
     max_concurrent_trials: int = option(0, "trials running at once (0: as many as the cluster's resources allow)")
+    checkpoint: CheckpointSettings = option(CheckpointSettings, "per-trial checkpoints and restarts after a worker dies")
+    tracking: Tracking = option(Tracking, "experiment tracking of every trial (MLflow, TensorBoard)")
 
     def __post_init__(self) -> None:
         require(bool(SAFE_NAME.match(self.name)), "name",

@@ -1,44 +1,114 @@
 """The Ray Tune function trainable: a thin adapter that runs ``scaling.train.train`` for one trial.
 
-It reports every evaluation with ``tune.report`` as it happens, then one final report (test
-metrics, or the failure status and reason). A trial that raises, runs out of memory or
-diverges does not raise out of the trainable: its failure is a result of the sweep, recorded
-like any other, and the sweep goes on.
+It reports where the trial starts (0 evaluations done, or those of the checkpoint it resumes),
+every evaluation with ``tune.report`` as it happens (numbered, with the trial's state attached
+every ``checkpoint.every`` evaluations), then one final report (test metrics, or the failure
+status and reason). A trial that raises, runs out of memory or diverges does not raise out of the
+trainable: its failure is a result of the sweep, recorded like any other, and the sweep goes on.
+A trial whose worker dies is restarted by Ray (``checkpoint.max_failures``) from its last
+checkpoint; the numbering lets the driver replace, never repeat, evaluations it sees twice.
 """
 
 from __future__ import annotations
 
 import gc
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from scaling import checkpoint as training_state
 from scaling.config import run_config_from_dict
-from scaling.sweep.reports import completed_report, evaluation_report, failure_report
-from scaling.train import train
+from scaling.sweep.reports import EVALUATIONS_DONE, completed_report, evaluation_report, failure_report, start_report
+from scaling.train import BestCheckpoint, Run, train
+
+
+def tune_checkpoint_class() -> type:
+    """Ray Tune's Checkpoint (``ray.tune`` since Ray 2.4x; ``ray.train`` before)."""
+    from ray import tune
+
+    if hasattr(tune, "Checkpoint"):
+        return tune.Checkpoint
+    from ray.train import Checkpoint
+
+    return Checkpoint
+
+
+class TuneCheckpoints:
+    """Reports each evaluation to Ray Tune, with the run's state attached every ``every`` evaluations.
+
+    ``resume_from`` is a checkpoint to start from when Tune has none of its own for this trial
+    (the last one of a killed driver's run, found by ``scaling.sweep.runner``).
+    """
+
+    def __init__(self, every: int, resume_from: str | None = None) -> None:
+        self.every = every
+        self.resume_from = resume_from
+        self.pending: dict[str, Any] | None = None
+        self.resumed_evaluations = 0
+
+    def restore(self, run: Run, best: BestCheckpoint) -> None:
+        from ray import tune
+
+        saved = tune.get_checkpoint() or (tune_checkpoint_class()(self.resume_from) if self.resume_from else None)
+        if saved is not None:
+            with saved.as_directory() as folder:
+                training_state.restore(run, best, training_state.load(Path(folder)))
+            self.resumed_evaluations = len(run.history)
+        tune.report(start_report(self.resumed_evaluations))
+
+    def on_evaluation(self, entry: dict[str, Any]) -> None:
+        """Hold the evaluation until ``evaluated``: its report carries the state saved after it."""
+        self.pending = entry
+
+    def flush(self) -> None:
+        """Report an evaluation still held when the run failed (as it was reported before checkpoints)."""
+        from ray import tune
+
+        if self.pending is not None:
+            tune.report(evaluation_report(self.pending))
+            self.pending = None
+
+    def evaluated(self, run: Run, best: BestCheckpoint, final: bool) -> None:
+        from ray import tune
+
+        report = {**evaluation_report(self.pending), EVALUATIONS_DONE: len(run.history)}
+        self.pending = None
+        # The last evaluation needs none: the test metrics follow at once.
+        if not self.every or final or len(run.history) % self.every:
+            tune.report(report)
+            return
+        with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
+            training_state.save(Path(folder), run, best)
+            # Tune copies the folder to the trial's storage before report returns.
+            tune.report(report, checkpoint=tune_checkpoint_class().from_directory(folder))
 
 
 def run_trial(tune_config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:
-    """Train the trial named by ``tune_config['trial_id']``; ``trials`` maps ids to {config, cpu}."""
+    """Train the trial named by ``tune_config['trial_id']``; ``trials`` maps ids to
+    {config, cpu, checkpoint_every, resume_from}."""
     from ray import tune
 
     spec = trials[tune_config["trial_id"]]
     # Ray reserves ``cpu`` cores for the trial; torch would otherwise use every core of the node.
     torch.set_num_threads(max(1, int(spec["cpu"])))
     started = time.perf_counter()
+    checkpoints = TuneCheckpoints(spec.get("checkpoint_every", 0), spec.get("resume_from"))
     try:
         config = run_config_from_dict(spec["config"])
         result = train(
             config,
             # Not the trial folder itself: Tune keeps its own result.json there.
             out_dir=Path(tune.get_context().get_trial_dir()) / "train",
-            on_evaluation=lambda entry: tune.report(evaluation_report(entry)),
+            on_evaluation=checkpoints.on_evaluation,
             progress=False,
+            checkpoints=checkpoints,
         )
     except Exception as error:  # every failure is recorded; KeyboardInterrupt and SystemExit still stop the trial
         _release_memory()
+        checkpoints.flush()
         tune.report(failure_report(error, time.perf_counter() - started))
         return
     tune.report(completed_report(result))

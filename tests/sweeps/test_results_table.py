@@ -318,3 +318,27 @@ def test_storage_that_is_a_file_fails_at_dry_run(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--dry-run", "--storage", str(tmp_path / "taken")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "taken is a file, not a folder; pass --storage DIR" in err
+
+
+def test_a_trial_restarted_from_its_checkpoint_neither_loses_nor_repeats_evaluations(store, trials):
+    from scaling.sweep.reports import EVALUATIONS_DONE, start_report
+
+    def numbered(step: int, ndcg: float, number: int) -> dict:
+        return {**evaluation_report(entry(step, ndcg)), EVALUATIONS_DONE: number}
+
+    book = TrialBook(store, trials, {}, lambda line: None)
+    first = trials[0].trial_id
+    book.started(first)
+    book.reported(first, start_report(0))
+    for number, step in enumerate((10, 20, 30), start=1):  # checkpointed at the second
+        book.reported(first, numbered(step, 0.1, number))
+    book.started(first)  # the worker died; Ray restarts the trial from the checkpoint of evaluation 2
+    book.reported(first, start_report(2))
+    book.reported(first, numbered(30, 0.3, 3))  # evaluation 3 again, now the one that counts
+    book.reported(first, numbered(40, 0.4, 4))
+    book.reported(first, completed_report(result(40)))
+    book.ended(first)
+    rows = rebuild_results(store)
+    rows = rows[rows.trial_id == first]
+    assert rows["step"].tolist() == [10, 20, 30, 40] and rows["valid/ndcg@10"].tolist() == [0.1, 0.1, 0.3, 0.4]
+    assert store.read_records()[first]["attempt"] == 2

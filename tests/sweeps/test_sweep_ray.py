@@ -1,6 +1,6 @@
 """Sweeps end to end on embedded Ray: tiny trials, a diverging one, kill-and-resume, retry.
 
-One Ray session serves the whole module (starting Ray costs ~15 s on two cores); the killed
+One Ray session (tests/sweeps/conftest.py) serves every sweep test; the killed
 sweep runs in a subprocess that joins that session through RAY_ADDRESS, as a driver under
 ``ray job submit`` would, and is SIGKILLed once its first trial has a final record.
 """
@@ -31,16 +31,6 @@ from scaling.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 UNSTABLE_LR = 1.0e6  # AdamW at this learning rate turns the loss NaN within two steps
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    from scaling.sweep.runner import connect_ray
-
-    started = connect_ray()
-    yield ray.get_runtime_context().gcs_address
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
