@@ -82,6 +82,8 @@ PROGRESS_COLUMNS = (STEP, EPOCH, FLOPS, PF_DAYS, PARAMS_EMBEDDING, PARAMS_NON_EM
 DATA_COLUMNS = (TASK, DATASET)
 TOTAL_COLUMNS = (BEST_EPOCH, PASSES, TRAIN_WALL_SECONDS, TRAIN_CPU_SECONDS, SPARSITY, S2, TARGETS_TRAINED_FRACTION,
                  TRAIN_FLOPS_PER_S, MFU)
+# measured with a clock: the only columns that differ between two runs of one config and seed
+TIMING_COLUMNS = (WALL_SECONDS, TRAIN_WALL_SECONDS, TRAIN_CPU_SECONDS, TRAIN_FLOPS_PER_S, MFU)
 # every table starts with these, in this order; the axes, then the metrics, follow
 FIXED_COLUMNS = IDENTITY_COLUMNS + PROGRESS_COLUMNS + DATA_COLUMNS + TOTAL_COLUMNS
 # nullable integers; the other numbers are floats

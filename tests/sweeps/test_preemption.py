@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from core.results_schema import TIMING_COLUMNS
+
 pytest.importorskip("ray")
 
 
@@ -51,7 +53,7 @@ def sweep_file(tmp_path_factory) -> Path:
 
 
 def comparable(table: pd.DataFrame) -> pd.DataFrame:
-    timings = ["wall_seconds", "train_wall_seconds", "train_cpu_seconds"]
+    timings = list(TIMING_COLUMNS)
     return table.drop(columns=timings).sort_values(["trial_id", "step"]).reset_index(drop=True)
 
 

@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from core.results_schema import TIMING_COLUMNS
+
 pytest.importorskip("ray")
 if importlib.util.find_spec("scaling.data.loading") is None:
     pytest.skip("needs the data loaders (scaling.data.loading), which are not merged into this branch yet",
@@ -72,7 +74,7 @@ def finished_sweep(cluster, sweep_file, tmp_path_factory) -> Path:
 
 def comparable(table: pd.DataFrame) -> pd.DataFrame:
     """The table without what legitimately differs between runs (timings), in a fixed order."""
-    timings = ["wall_seconds", "train_wall_seconds", "train_cpu_seconds", "train_flops_per_s", "mfu"]
+    timings = list(TIMING_COLUMNS)
     return table.drop(columns=timings).sort_values(["trial_id", "step"]).reset_index(drop=True)
 
 
