@@ -294,6 +294,50 @@ class EvaluationSet:
     chunks: Any
     identifier: str  # label:digest (scaling.data.splits.evaluation_set_id)
     oracle: dict[str, float]  # the true probabilities' metrics on these events (synthetic data), else empty
+    num_targets: int  # events scored
+
+
+@dataclass(frozen=True)
+class TrainingPass:
+    """One pass of a trial's schedule: what it trains on, in which order, and what follows it."""
+
+    events: np.ndarray  # target events trained on
+    order: str  # batch order: "time" (streaming) or "shuffle" (epochs)
+    validates: bool  # a validation follows (every train.eval_every-th pass and the last; also where a budget ends)
+    progressive: np.ndarray | None  # the next window, scored after this pass's validation (eval.progressive)
+
+
+def training_passes(run: Run) -> list[TrainingPass]:
+    """The trial's passes in order: windows 0 .. W - 3 in time order (streaming), or the training split
+    shuffled once per epoch (multi_epoch). Early stopping and budgets may end a trial sooner."""
+    config, split = run.config, run.split
+    if isinstance(split, LeaveOneOutEvents):
+        epochs = config.train.epochs
+        return [TrainingPass(split.train, "shuffle", _validates_after(config, epoch, epochs), None)
+                for epoch in range(1, epochs + 1)]
+    holdout = len(split) - 2
+    progressive = config.eval.progressive
+    return [TrainingPass(split[window], "time", _validates_after(config, window + 1, holdout),
+                         split[window + 1] if progressive and window + 1 < holdout else None)
+            for window in range(holdout)]
+
+
+def _validates_after(config: RunConfig, passes_done: int, total: int) -> bool:
+    return passes_done % config.train.eval_every == 0 or passes_done == total
+
+
+def validation_set(run: Run) -> EvaluationSet:
+    """The fixed set every validation of the run scores: leave-one-out validation targets, or held-out window W - 2."""
+    split = run.split
+    if isinstance(split, LeaveOneOutEvents):
+        return evaluation_set(run, split.valid, "leave-one-out-valid")
+    holdout = len(split) - 2
+    return evaluation_set(run, split[holdout], f"holdout-window-{holdout + 1}-of-{len(split)}")
+
+
+def testing_events(run: Run) -> np.ndarray:
+    """The events the best checkpoint is tested on: leave-one-out test targets, or the last window."""
+    return run.split.test if isinstance(run.split, LeaveOneOutEvents) else run.split[-1]
 
 
 def evaluation_set(run: Run, events: np.ndarray, label: str) -> EvaluationSet:
@@ -308,7 +352,7 @@ def evaluation_set(run: Run, events: np.ndarray, label: str) -> EvaluationSet:
     if run.config.data.task == "ranking" and dataset.oracle_probabilities is not None:
         oracle = oracle_ranking_metrics(dataset.oracle_probabilities[events], dataset.labels[events], dataset.task_names)
     identifier = evaluation_set_id(dataset, run.config.data.task, events, label)
-    return EvaluationSet(run.batcher.chunks(events), identifier, oracle)
+    return EvaluationSet(run.batcher.chunks(events), identifier, oracle, len(events))
 
 
 def record(run: Run, metrics: dict[str, float], train_loss: float, on_evaluation: EvaluationCallback | None,
@@ -362,12 +406,14 @@ def run_multi_epoch(run: Run, best: BestCheckpoint, on_evaluation: EvaluationCal
     Epochs start after ``run.passes`` (those of a restored checkpoint are done)."""
     config = run.config
     split = run.split
-    train_chunks, test_chunks = run.batcher.chunks(split.train), run.batcher.chunks(split.test)
-    validation = evaluation_set(run, split.valid, "leave-one-out-valid")
+    passes = training_passes(run)
+    train_chunks = run.batcher.chunks(split.train)  # every epoch trains on the same events
+    validation = validation_set(run)
     bar = tqdm(range(run.passes + 1, config.train.epochs + 1), desc=config.name, unit="epoch", disable=not progress)
     for epoch in bar:
-        loss = train_pass(run, train_chunks, "shuffle", bar)
-        if epoch % config.train.eval_every and epoch != config.train.epochs and not run.out_of_budget():
+        this_pass = passes[epoch - 1]
+        loss = train_pass(run, train_chunks, this_pass.order, bar)
+        if not this_pass.validates and not run.out_of_budget():
             continue
         valid = evaluate(run, validation.chunks)
         record(run, valid, loss, on_evaluation, validation, epoch=epoch)
@@ -380,7 +426,7 @@ def run_multi_epoch(run: Run, best: BestCheckpoint, on_evaluation: EvaluationCal
             break
     bar.close()
     best.restore(run)
-    test = evaluate(run, test_chunks)
+    test = evaluate(run, run.batcher.chunks(testing_events(run)))
     details = {"best_epoch": best.where, "eval_set": validation.identifier,
                "split_targets": {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}}
     return best.valid, test, details
@@ -391,22 +437,23 @@ def run_streaming(run: Run, best: BestCheckpoint, on_evaluation: EvaluationCallb
     """One pass over windows 0 .. W - 3, each evaluation on held-out window W - 2, the best checkpoint tested on W - 1.
 
     Windows start at ``run.passes`` (those of a restored checkpoint are trained on)."""
-    config = run.config
     windows = run.split
-    holdout, test_window = len(windows) - 2, len(windows) - 1
-    validation = evaluation_set(run, windows[holdout], f"holdout-window-{holdout + 1}-of-{len(windows)}")
+    passes = training_passes(run)
+    holdout = len(passes)
+    validation = validation_set(run)
     upcoming = None  # the next window's chunks when progressive validation built them: trained on as they are
-    bar = tqdm(range(run.passes, holdout), desc=config.name, unit="window", disable=not progress)
+    bar = tqdm(range(run.passes, holdout), desc=run.config.name, unit="window", disable=not progress)
     for window in bar:
-        chunks = upcoming if upcoming is not None else run.batcher.chunks(windows[window])
+        this_pass = passes[window]
+        chunks = upcoming if upcoming is not None else run.batcher.chunks(this_pass.events)
         upcoming = None
-        loss = train_pass(run, chunks, "time", bar)
+        loss = train_pass(run, chunks, this_pass.order, bar)
         stop = run.out_of_budget()
-        if (window + 1) % config.train.eval_every == 0 or stop or window == holdout - 1:
+        if this_pass.validates or stop:
             valid = evaluate(run, validation.chunks)
             extra = {}
-            if config.eval.progressive and window + 1 < holdout:
-                upcoming = run.batcher.chunks(windows[window + 1])
+            if this_pass.progressive is not None:
+                upcoming = run.batcher.chunks(this_pass.progressive)
                 extra["progressive"] = evaluate(run, upcoming)
             record(run, valid, loss, on_evaluation, validation, window=window, epoch=(window + 1) / holdout, **extra)
             best.offer(run, valid, window)
@@ -418,7 +465,7 @@ def run_streaming(run: Run, best: BestCheckpoint, on_evaluation: EvaluationCallb
             break
     bar.close()
     best.restore(run)
-    test = evaluate(run, run.batcher.chunks(windows[test_window]))
+    test = evaluate(run, run.batcher.chunks(testing_events(run)))
     details = {"best_window": best.where, "eval_set": validation.identifier,
                "window_targets": [len(w) for w in windows]}
     return best.valid, test, details

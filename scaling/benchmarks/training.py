@@ -17,9 +17,10 @@ size). Then, on that run:
 Achieved GFLOP/s is the analytic training FLOPs of the timed steps (``scaling/flops.py``:
 3 x the model's forward formula) over their outer-clock wall time. The phase split is that of
 one whole trial of the config, projected from the measured per-step phases and evaluation time
-per target onto the trial's schedule (:func:`trial_schedule`: how many steps its passes take,
-how many targets its evaluations score), so evaluation weighs what it weighs in a real trial.
-``scaling/train.py`` has no seam to time its phases, so nothing here changes its behaviour.
+per target onto the trial's schedule (:func:`trial_schedule`: how many steps the passes of
+``scaling.train.training_passes`` take, how many targets its evaluations score), so evaluation
+weighs what it weighs in a real trial. The batches, the step and the evaluation set are
+``scaling/train.py``'s own, so the benchmark times what a trial runs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from core.configtools import apply_overrides, to_dict
@@ -40,9 +40,8 @@ from model.catalogue import model_spec
 from model.flops import SequenceWorkload
 from model.params import parameter_counts
 from scaling.config import RunConfig, run_config_from_dict
-from scaling.data.splits import LeaveOneOutEvents
 from scaling.mfu import MATMUL_SIZE, matmul_peak_flops
-from scaling.train import Run, build_run, evaluate, take_step
+from scaling.train import Run, build_run, evaluate, take_step, testing_events, training_passes, validation_set
 
 PHASES = ("data", "forward", "backward", "optimizer")
 
@@ -137,15 +136,10 @@ def select_cases(sweep_file: Path, names: Sequence[str], overrides: Sequence[str
 
 
 def training_batches(run: Run) -> Iterator[Any]:
-    """The batches the run's training passes visit, in their order (``run_streaming`` / ``run_multi_epoch``)."""
-    config = run.config
-    if config.train.regime == "streaming":
-        for events in run.split[: len(run.split) - 2]:
-            yield from run.batcher.batches(run.batcher.chunks(events), config.train.batch_size, "time", run.shuffle_rng)
-        return
-    chunks = run.batcher.chunks(run.split.train)
-    for _ in range(config.train.epochs):
-        yield from run.batcher.batches(chunks, config.train.batch_size, "shuffle", run.shuffle_rng)
+    """The batches the run's training passes visit, in their order (:func:`scaling.train.training_passes`)."""
+    for training_pass in training_passes(run):
+        chunks = run.batcher.chunks(training_pass.events)
+        yield from run.batcher.batches(chunks, run.config.train.batch_size, training_pass.order, run.shuffle_rng)
 
 
 def time_training_steps(run: Run, steps: int, warmup_steps: int) -> StepTimes:
@@ -190,44 +184,25 @@ def _now(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def validation_events(run: Run) -> np.ndarray:
-    """The events every evaluation of the run scores (the held-out window, or leave-one-out validation)."""
-    return run.split.valid if isinstance(run.split, LeaveOneOutEvents) else run.split[len(run.split) - 2]
-
-
 def time_evaluation(run: Run) -> tuple[float, int]:
-    """(seconds, targets) of one evaluation of the run's validation events by ``scaling.train.evaluate``."""
-    events = validation_events(run)
-    chunks = run.batcher.chunks(events)
+    """(seconds, targets) of one evaluation of the run's validation set by ``scaling.train.evaluate``."""
+    validation = validation_set(run)
     started = _now(run.device)
-    evaluate(run, chunks)
-    return _now(run.device) - started, len(events)
+    evaluate(run, validation.chunks)
+    return _now(run.device) - started, validation.num_targets
 
 
 def trial_schedule(run: Run) -> TrialSchedule:
     """Steps and evaluated targets of one whole trial of ``run.config`` (no FLOPs or wall-time budget)."""
     config = run.config
-    batch_size = config.train.batch_size
-
-    def steps_of(events: np.ndarray) -> int:
-        return math.ceil(_num_chunks(run.batcher.chunks(events)) / batch_size)
-
-    if isinstance(run.split, LeaveOneOutEvents):
-        epochs = config.train.epochs
-        steps = epochs * steps_of(run.split.train)
-        validations = sum(1 for epoch in range(1, epochs + 1) if epoch % config.train.eval_every == 0 or epoch == epochs)
-        targets = validations * len(run.split.valid) + len(run.split.test)
-    else:
-        windows = run.split
-        holdout = len(windows) - 2
-        steps = sum(steps_of(events) for events in windows[:holdout])
-        evaluated = [w for w in range(holdout) if (w + 1) % config.train.eval_every == 0 or w == holdout - 1]
-        progressive = sum(len(windows[w + 1]) for w in evaluated if config.eval.progressive and w + 1 < holdout)
-        validations = len(evaluated)
-        targets = validations * len(windows[holdout]) + progressive + len(windows[-1])
+    passes = training_passes(run)
+    steps = sum(math.ceil(_num_chunks(run.batcher.chunks(p.events)) / config.train.batch_size) for p in passes)
+    validating = [p for p in passes if p.validates]
+    progressive = sum(len(p.progressive) for p in validating if p.progressive is not None)
+    targets = len(validating) * validation_set(run).num_targets + progressive + len(testing_events(run))
     if config.train.max_steps is not None:
         steps = min(steps, config.train.max_steps)
-    return TrialSchedule(steps, validations, targets)
+    return TrialSchedule(steps, len(validating), targets)
 
 
 def _num_chunks(chunks: Any) -> int:
