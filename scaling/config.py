@@ -17,7 +17,7 @@ from core.results_schema import Task
 from model.catalogue import check_task, model_spec
 from model.config import ModelConfig
 
-DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "synthetic-industrial", "csv"]
+DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "synthetic-industrial", "csv", "yambda", "kuairand"]
 
 
 @dataclass(frozen=True)
