@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
@@ -95,6 +96,7 @@ def profiles_figure(study: IsoflopStudy, title: str) -> MplFigure:
             allocation = next(a for a in study.allocations if a.axis == axis)
             exponent = "refused" if allocation.exponent is None else f"e = {allocation.exponent:.2f}"
             axes.set_xscale("log")
+            axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on short ranges
             axes.set_xlabel(AXIS_LABELS.get(axis, axis))
             axes.set_ylabel(study.metric)
             axes.set_title(f"{AXIS_LABELS.get(axis, axis)}: {exponent}", fontsize=8)

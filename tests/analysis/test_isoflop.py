@@ -132,3 +132,18 @@ def test_joint_law_refuses_when_n_and_d_cannot_be_separated() -> None:
     tied = pd.concat([tied, tied.assign(**{schema.TRIAL_ID: tied[schema.TRIAL_ID] + "b"})])
     refused = fit_joint(tied, METRIC, replicates=5)
     assert refused.params is None and "move together" in refused.refusal.reason
+
+
+def test_report_section_draws_the_profiles_figure_and_the_allocation_table(tmp_path) -> None:
+    from analysis.isoflop_report import isoflop_blocks
+    from analysis.render import Figure, Table
+
+    table = isoflop_table().assign(**{schema.TASK: "ranking", schema.DATASET: "synthetic-industrial"})
+    blocks = isoflop_blocks(table, {("ranking", "synthetic-industrial"): METRIC}, tmp_path, 20, 0, 0.95)
+    figure = next(block for block in blocks if isinstance(block, Figure))
+    assert (tmp_path / figure.png).is_file() and (tmp_path / figure.svg).is_file()
+    allocation_rows = next(block for block in blocks if isinstance(block, Table)).rows
+    assert [row[0] for row in allocation_rows][0] == "sequence length (tokens)"
+    assert allocation_rows[0][-2] == f"{allocation(analyse_isoflop(table, METRIC, 20), SEQ).exponent:.3f}"
+    assert isoflop_blocks(table.drop(columns=[BUDGET_AXIS]), {("ranking", "synthetic-industrial"): METRIC},
+                          tmp_path, 20, 0, 0.95) == []  # not an IsoFLOP sweep: no section
