@@ -21,6 +21,7 @@ from analysis import figures, tables
 from analysis.errors import AnalysisError
 from analysis.formatting import number
 from analysis.forms import FORMS, equation, forms_sentence, methods_sentence
+from analysis.isoflop_report import headline_columns, isoflop_blocks
 from analysis.load import load_results
 from analysis.render import Block, Bullets, Figure, Heading, Paragraph, to_html, to_markdown
 from analysis.saturation import compare_at_common_compute
@@ -84,7 +85,9 @@ def _replace(staging: Path, target: Path) -> None:
 def write_report(study: Study, folder: Path, source: str, baseline: str | None = None) -> None:
     """Write every report file of ``study`` into ``folder`` (which exists)."""
     figure_blocks = draw_figures(study, folder)
-    blocks = report_blocks(study, figure_blocks, source, baseline)
+    o = study.options
+    compute_optimal = isoflop_blocks(study.table, headline_columns(headlines(study)), folder, o.bootstrap, o.seed, o.level)
+    blocks = report_blocks(study, figure_blocks, source, baseline, compute_optimal)
     title = f"Scaling report: {', '.join(sorted(set(study.table[schema.SWEEP].astype(str))))}"
     (folder / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
     (folder / "report.html").write_text(to_html(blocks, title, folder), encoding="utf-8")
@@ -124,7 +127,8 @@ def _evidence(group: GroupResult) -> str:
 
 
 def report_blocks(study: Study, figure_blocks: dict[str, list[Figure]], source: str,
-                  baseline: str | None) -> list[Block]:
+                  baseline: str | None, compute_optimal: list[Block] | None = None) -> list[Block]:
+    """The report, top to bottom; ``compute_optimal``: the IsoFLOP section of an IsoFLOP sweep (after the figures)."""
     sweeps = ", ".join(sorted(set(study.table[schema.SWEEP].astype(str))))
     blocks: list[Block] = [Heading(f"Scaling report: {sweeps}", 1), Paragraph(_overview(study, source)),
                            Heading("Headline"), Bullets(tuple(verdict_lines(study)))]
@@ -132,6 +136,7 @@ def report_blocks(study: Study, figure_blocks: dict[str, list[Figure]], source: 
     blocks += [Heading("Figures")]
     for key in ("scaling", "curves", "compute"):
         blocks += figure_blocks.get(key, [])
+    blocks += compute_optimal or []
     blocks += _table4_section(study, baseline)
     blocks += _seed_section(study)
     blocks += _fit_sections(study, "model", "Fits per model")

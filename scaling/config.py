@@ -20,7 +20,7 @@ from model.config import ModelConfig
 from scaling.metric_names import selection_metric_problem
 
 MAX_SEED = 1 << 62  # seeds offset by small stream numbers must stay within numpy's and torch's seed ranges
-DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "synthetic-industrial", "csv"]
+DatasetName = Literal["ml-1m", "ml-20m", "ml-100k", "amazon-beauty", "amazon-books", "synthetic-dp", "synthetic-industrial", "csv", "yambda", "kuairand"]
 
 
 @dataclass(frozen=True)

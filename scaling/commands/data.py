@@ -103,6 +103,10 @@ def format_stats(dataset: SequenceDataset, max_seq_len: int) -> str:
         ("timestamp ties", f"{counts.get('timestamp_tie_fraction', 0.0):.1%} of consecutive pairs within a user"),
         ("ratings", "yes" if dataset.ratings is not None else "no"),
     ]
+    if dataset.labels is not None and dataset.task_names:
+        rates = dataset.labels.mean(axis=0)
+        rows.append(("tasks (positive rate)", ", ".join(f"{t} {r:.1%}" for t, r in zip(dataset.task_names, rates))))
+        rows.append(("action tokens", f"{len(np.unique(dataset.action_tokens)):,} seen of {dataset.num_action_tokens:,}"))
     if "raw_interactions" in counts:
         raw = f"{counts['raw_users']:,} users, {counts['raw_items']:,} items"
         rows.append(("before filters", f"{raw}, {counts['raw_interactions']:,} interactions"))

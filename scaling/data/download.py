@@ -9,16 +9,18 @@ nothing here touches the network: :func:`missing_dataset_message` says which fil
 from __future__ import annotations
 
 import hashlib
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import IO, Literal
 
 from tqdm import tqdm
 
@@ -44,7 +46,7 @@ class Checksum:
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file to fetch: a plain file saved as ``name``, or a zip whose ``members`` are extracted."""
+    """One file to fetch: a plain file saved as ``name``, or a zip or .tar.gz whose ``members`` are extracted."""
 
     url: str
     checksum: Checksum | None  # None: nothing published to verify against (warned at download)
@@ -67,6 +69,8 @@ class KnownDataset:
     archive_folder: str | None = None  # folder a manual unzip creates (``<dir>/ml-1m/ratings.dat`` is accepted)
 
 
+_YAMBDA = "https://huggingface.co/datasets/yandex/yambda/resolve/main"
+_KUAIRAND_LOGS = ("log_standard_4_08_to_4_21_pure.csv", "log_standard_4_22_to_5_08_pure.csv")
 _GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 _TICOSEREC = "https://raw.githubusercontent.com/KingGugu/TiCoSeRec/302b2959f27bb16bb77acae5a471de82819bd1bd/data/Beauty"
 # MovieLens archive md5s: the values GroupLens publishes next to each zip (<zip>.md5), as
@@ -135,6 +139,26 @@ KNOWN_DATASETS: Mapping[str, KnownDataset] = MappingProxyType(
                 ),
             ),
         ),
+        # The 50M-event flat release (the 500m and 5b folders hold the same layout). Hugging Face
+        # publishes LFS sha256s only in its commit pages, and none for this file could be found:
+        # the download is used unverified with a warning that prints its sha256.
+        "yambda": KnownDataset(
+            name="yambda",
+            files=("multi_event.parquet",),
+            remotes=(RemoteFile(f"{_YAMBDA}/flat/50m/multi_event.parquet", None, name="multi_event.parquet"),),
+        ),
+        # KuaiRand-Pure (the 27K and 1K releases hold the same log layout) from its Zenodo record;
+        # no checksum of the archive could be found, so it is used unverified with a warning.
+        "kuairand": KnownDataset(
+            name="kuairand",
+            files=_KUAIRAND_LOGS,
+            remotes=(RemoteFile(
+                "https://zenodo.org/records/10439422/files/KuaiRand-Pure.tar.gz?download=1", None,
+                name="KuaiRand-Pure.tar.gz",
+                members={f"KuaiRand-Pure/data/{log}": log for log in _KUAIRAND_LOGS},
+            ),),
+            archive_folder="KuaiRand-Pure/data",
+        ),
     }
 )
 
@@ -151,7 +175,8 @@ def missing_dataset_message(dataset: KnownDataset, directory: Path) -> str:
     """One line saying which file(s) to put where, and where to download them."""
     files = " and ".join(dataset.files)
     urls = " and ".join(remote.url for remote in dataset.remotes)
-    unpack = " and unzip it there" if any(remote.is_archive for remote in dataset.remotes) else ""
+    archives = [remote.name for remote in dataset.remotes if remote.is_archive]
+    unpack = "" if not archives else " and untar it there" if archives[0].endswith(".tar.gz") else " and unzip it there"
     return f"{dataset.name} not found: put {files} in {directory}/ (download {urls}{unpack}), or set data.path"
 
 
@@ -192,23 +217,38 @@ def fetch(url: str, destination: Path, checksum: Checksum | None) -> Path:
 
 
 def _fetch_archive(remote: RemoteFile, directory: Path, file_checksums: Mapping[str, Checksum]) -> None:
-    """Download a zip into a scratch folder, verify it, then extract its members (each verified if known)."""
+    """Download a zip or .tar.gz into a scratch folder, verify it, then extract its members (each verified if known)."""
     with tempfile.TemporaryDirectory(dir=directory, prefix=".download-") as scratch:
         archive_path = fetch(remote.url, Path(scratch) / remote.name, remote.checksum)
         try:
-            with zipfile.ZipFile(archive_path) as archive:
-                for member, local_name in remote.members.items():
-                    destination = directory / local_name
-                    with archive.open(member) as source, atomic_file(destination) as target:
-                        checksum = file_checksums.get(local_name)
-                        digest = hashlib.new(checksum.algorithm if checksum else "sha256")
-                        while chunk := source.read(_CHUNK_BYTES):
-                            target.write(chunk)
-                            digest.update(chunk)
-                        if checksum is not None:
-                            _verify(destination, digest.hexdigest(), checksum, what=f"{remote.url}!{member}")
-        except (zipfile.BadZipFile, KeyError) as error:
-            raise DataError(f"{remote.url}: not the expected zip archive ({error})") from None
+            for member, local_name in remote.members.items():
+                destination = directory / local_name
+                with _archive_member(archive_path, member) as source, atomic_file(destination) as target:
+                    checksum = file_checksums.get(local_name)
+                    digest = hashlib.new(checksum.algorithm if checksum else "sha256")
+                    while chunk := source.read(_CHUNK_BYTES):
+                        target.write(chunk)
+                        digest.update(chunk)
+                    if checksum is not None:
+                        _verify(destination, digest.hexdigest(), checksum, what=f"{remote.url}!{member}")
+        except (zipfile.BadZipFile, tarfile.TarError, KeyError) as error:
+            kind = "tar.gz" if remote.name.endswith(".tar.gz") else "zip"
+            raise DataError(f"{remote.url}: not the expected {kind} archive ({error})") from None
+
+
+@contextmanager
+def _archive_member(archive_path: Path, member: str) -> Iterator[IO[bytes]]:
+    """``member`` of a zip or (by its name) .tar.gz archive, opened for reading."""
+    if archive_path.name.endswith(".tar.gz"):
+        with tarfile.open(archive_path, "r:gz") as archive:
+            source = archive.extractfile(member)
+            if source is None:
+                raise KeyError(f"{member} is not a regular file in the archive")
+            with source:
+                yield source
+        return
+    with zipfile.ZipFile(archive_path) as archive, archive.open(member) as source:
+        yield source
 
 
 def _verify(path: Path, hexdigest: str, checksum: Checksum | None, what: str) -> None:

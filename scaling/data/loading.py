@@ -21,6 +21,7 @@ from scaling.config import DataConfig
 from scaling.data import download
 from scaling.data.actions import with_rating_actions
 from scaling.data.build import build_sequences
+from scaling.data.event_logs import read_kuairand, read_yambda, with_logged_actions
 from scaling.data.cache import FORMAT_VERSION, cache_key, cache_root, entry_path, file_sha256, load_entry, save_entry
 from scaling.data.readers import (
     RawInteractions,
@@ -44,6 +45,8 @@ _READERS: Mapping[str, Callable[..., RawInteractions]] = MappingProxyType({
     "amazon-beauty": read_amazon_rank_pair,
     "amazon-books": read_amazon_ratings_csv,
     "csv": read_interaction_table,
+    "yambda": read_yambda,
+    "kuairand": read_kuairand,
 })
 
 _ITEM_RANK_SUFFIX = "_item_org_rank.txt"
@@ -53,9 +56,10 @@ _TIME_RANK_SUFFIX = "_time_org_rank.txt"
 def load_dataset(config: DataConfig) -> SequenceDataset:
     """The preprocessed dataset ``config`` describes (``config.seed`` matters only for synthetic data).
 
-    Explicit ratings (MovieLens) become action tokens and the ``like`` / ``five_star`` tasks.
+    Explicit ratings (MovieLens) become action tokens and the ``like`` / ``five_star`` tasks;
+    logged multi-action events (Yambda, KuaiRand) become multi-hot action tokens and one task each.
     """
-    return with_rating_actions(_load_sequences(config, config.seed))
+    return with_rating_actions(with_logged_actions(_load_sequences(config, config.seed), config.dataset))
 
 
 def _load_sequences(config: DataConfig, seed: int) -> SequenceDataset:

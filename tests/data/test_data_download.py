@@ -145,7 +145,8 @@ def test_registry_uses_official_addresses_and_checksums() -> None:
                 length = {"md5": 32, "sha256": 64}[remote.checksum.algorithm]
                 assert len(remote.checksum.hexdigest) == length and int(remote.checksum.hexdigest, 16) >= 0
             else:
-                assert name == "amazon-books"  # the one file with no published checksum
+                # files with no published checksum we could find (used unverified, with a warning)
+                assert name in ("amazon-books", "yambda", "kuairand")
 
 
 def test_registered_checksums_match_the_local_copies(shared_datasets: Path) -> None:
