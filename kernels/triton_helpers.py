@@ -85,8 +85,8 @@ def gather_table(pointers, PTX: tl.constexpr):
     tile's layout. PTX=False (the CPU interpreter, which cannot run PTX) uses tl.load: the same
     values. The read-only path (.nc) is safe: the tables do not change during a kernel.
     """
+    tl.static_assert(pointers.dtype.element_ty == tl.float32, "bias tables must be fp32")
     if PTX:
-        tl.static_assert(pointers.dtype.element_ty == tl.float32, "bias tables must be fp32")
         return tl.inline_asm_elementwise("ld.global.nc.f32 $0, [$1];", "=f,l", [pointers],
                                          dtype=tl.float32, is_pure=True, pack=1)
     else:
