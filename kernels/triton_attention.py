@@ -62,12 +62,20 @@ class _JaggedHstuAttention(torch.autograd.Function):
         )
         with _on_device(q):
             grads = attention_backward(
-                problem, ctx.tables, grad_out.contiguous(),
+                problem, ctx.tables, aligned_contiguous(grad_out),
                 position_grad=ctx.needs_input_grad[3], time_grad=ctx.needs_input_grad[4],
                 out=out, log_sum_exp=log_sum_exp,
             )
         return (grads.q, grads.k, grads.v, grads.position_weights, grads.time_weights,
                 None, None, None, None, None)
+
+
+def aligned_contiguous(tensor: Tensor) -> Tensor:
+    """``tensor`` contiguous and 16-byte aligned: the JIT compiles aligned pointers into the kernel
+    variant whose K/V tiles are copied asynchronously, the one ``scaling bench kernels`` checks for
+    spills; a view starting mid-allocation would get an unaligned variant (a copy is cheaper)."""
+    tensor = tensor.contiguous()
+    return tensor.clone() if tensor.data_ptr() % 16 else tensor
 
 
 def _on_device(tensor: Tensor) -> contextlib.AbstractContextManager:
@@ -96,13 +104,16 @@ def triton_jagged_attention(
     if activation not in ("silu", "softmax"):
         raise ValueError(f"activation must be 'silu' or 'softmax'; got {activation!r}")
     _check_kernel_inputs(q, v, offsets, bias, num_targets)
-    q, k, v = (tensor.contiguous() for tensor in (q, k, v))
+    q, k, v = (aligned_contiguous(tensor) for tensor in (q, k, v))
     position_weights = time_weights = query_timestamps = key_timestamps = None
     bucket_fn = "log"
     if bias is not None:
-        position_weights = None if bias.position_weights is None else bias.position_weights.contiguous()
+        # The kernels read fp32 tables (kernels/triton_helpers.py gather_table): the same values
+        # they converted to fp32 before; autograd casts the fp32 gradient back to the table's dtype.
+        if bias.position_weights is not None:
+            position_weights = bias.position_weights.to(torch.float32).contiguous()
         if bias.time_weights is not None:
-            time_weights = bias.time_weights.contiguous()
+            time_weights = bias.time_weights.to(torch.float32).contiguous()
             query_timestamps = bias.query_timestamps.contiguous()
             key_timestamps = bias.key_timestamps.contiguous()
         bucket_fn = bias.time_bucket_fn

@@ -33,16 +33,23 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.triton_helpers import add_relative_bias, load_rows, sequence_of_program, sigmoid, visibility_mask
+from kernels.triton_helpers import (
+    add_relative_bias,
+    load_rows,
+    scatter_add,
+    sequence_of_program,
+    sigmoid,
+    visibility_mask,
+)
 from kernels.triton_launch import (
     INTERPRETER_BLOCK,
     AttentionProblem,
     WorkTables,
     backward_configs,
+    config_pruner,
     kernel_flags,
     length_bucket,
     placeholder,
-    prune_configs,
 )
 
 PARTIAL_SUM_BUDGET = 2**22  # fp32 entries (16 MiB) per bias-gradient partial-sum buffer
@@ -70,7 +77,7 @@ def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_b
                    HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr, HAS_POSITION: tl.constexpr,
                    HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr, POSITION_GRAD: tl.constexpr,
                    TIME_GRAD: tl.constexpr, DOT_PRECISION: tl.constexpr, NEWTON_STEPS: tl.constexpr,
-                   SOFTMAX: tl.constexpr):
+                   SOFTMAX: tl.constexpr, PTX: tl.constexpr):
     """Accumulate one query tile's contribution into (dk, dv), dq and the bias partial sums.
 
     Tiles are computed transposed, [BN keys, BM queries], so that P^T and dS^T come out of the
@@ -91,7 +98,7 @@ def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_b
     scores = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * scale  # S^T [BN, BM]
     scores, relative, bucket = add_relative_bias(
         scores, query, key, history_end, query_time, key_time, POSITION_WEIGHTS, TIME_WEIGHTS,
-        max_seq_len, num_buckets, HAS_POSITION, HAS_TIME, BUCKET_FN)
+        max_seq_len, num_buckets, HAS_POSITION, HAS_TIME, BUCKET_FN, PTX)
     grad_weights = tl.dot(v, tl.trans(grad_out), input_precision=DOT_PRECISION)  # dP^T [BN, BM]
     if SOFTMAX:
         # Rows past the sequence get LSE = +inf, hence P = 0.
@@ -103,7 +110,6 @@ def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_b
         gate = sigmoid(scores, NEWTON_STEPS)
         weights = scores * gate * inv_max_seq_len  # P^T
         grad_scores = grad_weights * (gate * (1.0 + scores * (1.0 - gate))) * inv_max_seq_len  # dS^T
-    allowed = query < seq_len  # placeholder; only read when MASKED
     if MASKED:
         allowed = visibility_mask(query, key, seq_len, history_end, contextual_len, HAS_TARGETS, HAS_CONTEXT)
         weights = tl.where(allowed, weights, 0.0)
@@ -116,16 +122,12 @@ def _backward_tile(dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_b
     # Relaxed: these are pure accumulations, nothing reads them before the kernel ends.
     tl.atomic_add(dq_pointers, dq, mask=(offs_m[:, None] < seq_len) & (offs_dqk[None, :] < HEAD_DIM_QK),
                   sem="relaxed")
+    # Disallowed pairs carry dS = 0 and in-range indices (both are clamped): adding them
+    # changes no sum and needs no mask.
     if POSITION_GRAD:
-        if MASKED:
-            tl.atomic_add(position_grad_slot + relative, grad_scores, mask=allowed, sem="relaxed")
-        else:
-            tl.atomic_add(position_grad_slot + relative, grad_scores, sem="relaxed")
+        scatter_add(position_grad_slot + relative, grad_scores, PTX)
     if TIME_GRAD:
-        if MASKED:
-            tl.atomic_add(time_grad_slot + bucket, grad_scores, mask=allowed, sem="relaxed")
-        else:
-            tl.atomic_add(time_grad_slot + bucket, grad_scores, sem="relaxed")
+        scatter_add(time_grad_slot + bucket, grad_scores, PTX)
     return dk, dv
 
 
@@ -163,8 +165,8 @@ def hstu_attention_backward_kernel(
     BLOCK_D_V: tl.constexpr, HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr,
     HAS_POSITION: tl.constexpr, HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr,
     POSITION_GRAD: tl.constexpr, TIME_GRAD: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    NEWTON_STEPS: tl.constexpr, SOFTMAX: tl.constexpr, CHUNK: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
+    NEWTON_STEPS: tl.constexpr, SOFTMAX: tl.constexpr, PTX: tl.constexpr, CHUNK: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One (key block, head) of the jagged batch; length_bucket only keys the autotuner.
 
@@ -208,7 +210,7 @@ def hstu_attention_backward_kernel(
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, True, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX, PTX)
         for start_m in range(full_start, full_end, BLOCK_M):
             dk, dv = _backward_tile(
                 dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_base, key_time,
@@ -217,7 +219,7 @@ def hstu_attention_backward_kernel(
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, False, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX, PTX)
         for start_m in range(full_end, query_end, BLOCK_M):
             dk, dv = _backward_tile(
                 dk, dv, k, v, start_m, q_base, do_base, dq_base, query_time_base, key_time,
@@ -226,7 +228,7 @@ def hstu_attention_backward_kernel(
                 POSITION_WEIGHTS, TIME_WEIGHTS, position_grad_slot, time_grad_slot,
                 scale, inv_max_seq_len, max_seq_len, num_buckets, HEAD_DIM_QK, HEAD_DIM_V,
                 BLOCK_D_QK, BLOCK_D_V, BLOCK_M, True, HAS_TARGETS, HAS_CONTEXT, HAS_POSITION,
-                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
+                HAS_TIME, BUCKET_FN, POSITION_GRAD, TIME_GRAD, DOT_PRECISION, NEWTON_STEPS, SOFTMAX, PTX)
         row_mask = offs_n[:, None] < seq_len
         dk_pointers = DK + seq_start * stride_dkt + head * stride_dkh + offs_n[:, None] * stride_dkt + offs_dqk[None, :]
         tl.store(dk_pointers, (dk * scale).to(DK.dtype.element_ty),
@@ -237,7 +239,7 @@ def hstu_attention_backward_kernel(
 
 _tuned_backward_kernel = triton.autotune(
     configs=backward_configs(),
-    prune_configs_by={"early_config_prune": prune_configs},
+    prune_configs_by={"early_config_prune": config_pruner(backward_configs)},
     key=["HEAD_DIM_QK", "HEAD_DIM_V", "length_bucket", "HAS_TARGETS", "HAS_CONTEXT", "HAS_POSITION",
          "HAS_TIME", "BUCKET_FN", "POSITION_GRAD", "TIME_GRAD", "SOFTMAX"],
     # Atomic accumulators must start from zero for every timed candidate and the final run.

@@ -40,11 +40,11 @@ from kernels.triton_launch import (
     INTERPRETER_BLOCK,
     AttentionProblem,
     WorkTables,
+    config_pruner,
     forward_configs,
     kernel_flags,
     length_bucket,
     placeholder,
-    prune_configs,
 )
 
 
@@ -56,7 +56,7 @@ def _forward_tile(acc, row_max, row_sum, q, start_n, k_base, v_base, key_time_ba
                   BLOCK_D_V: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr,
                   HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr, HAS_POSITION: tl.constexpr,
                   HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                  NEWTON_STEPS: tl.constexpr, SOFTMAX: tl.constexpr):
+                  NEWTON_STEPS: tl.constexpr, SOFTMAX: tl.constexpr, PTX: tl.constexpr):
     """Fold one key tile into (acc [BM, Dv], row_max [BM], row_sum [BM]).
 
     SiLU: acc += (SiLU(S) masked) v, the row statistics pass through. Softmax: the online
@@ -71,7 +71,7 @@ def _forward_tile(acc, row_max, row_sum, q, start_n, k_base, v_base, key_time_ba
         key_time = tl.load(key_time_base + offs_n, mask=offs_n < seq_len, other=0)[None, :]
     scores, _, _ = add_relative_bias(scores, offs_m[:, None], offs_n[None, :], history_end, query_time,
                                      key_time, POSITION_WEIGHTS, TIME_WEIGHTS, max_seq_len, num_buckets,
-                                     HAS_POSITION, HAS_TIME, BUCKET_FN)
+                                     HAS_POSITION, HAS_TIME, BUCKET_FN, PTX)
     v = load_rows(v_base, offs_n, tl.arange(0, BLOCK_D_V), stride_vt, seq_len, HEAD_DIM_V,
                   MASKED, BLOCK_D_V != HEAD_DIM_V)  # [BN, Dv]
     if SOFTMAX:
@@ -123,8 +123,8 @@ def hstu_attention_forward_kernel(
     HEAD_DIM_QK: tl.constexpr, HEAD_DIM_V: tl.constexpr, BLOCK_D_QK: tl.constexpr,
     BLOCK_D_V: tl.constexpr, HAS_TARGETS: tl.constexpr, HAS_CONTEXT: tl.constexpr,
     HAS_POSITION: tl.constexpr, HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr,
-    DOT_PRECISION: tl.constexpr, NEWTON_STEPS: tl.constexpr, SOFTMAX: tl.constexpr, CHUNK: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, NEWTON_STEPS: tl.constexpr, SOFTMAX: tl.constexpr, PTX: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One (query block, head) of the jagged batch; length_bucket only keys the autotuner.
 
@@ -158,21 +158,21 @@ def hstu_attention_forward_kernel(
                                 POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
                                 HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, False,
                                 HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
-                                DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
+                                DOT_PRECISION, NEWTON_STEPS, SOFTMAX, PTX)
         for start_n in range(full_end, cut_end, BLOCK_N):
             acc, row_max, row_sum = _forward_tile(acc, row_max, row_sum, q, start_n, k_base, v_base, key_time_base, stride_kt, stride_vt,
                                 offs_m, seq_len, history_end, contextual_len, query_time,
                                 POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
                                 HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, True,
                                 HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
-                                DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
+                                DOT_PRECISION, NEWTON_STEPS, SOFTMAX, PTX)
         for start_n in range(target_start, key_end, BLOCK_N):
             acc, row_max, row_sum = _forward_tile(acc, row_max, row_sum, q, start_n, k_base, v_base, key_time_base, stride_kt, stride_vt,
                                 offs_m, seq_len, history_end, contextual_len, query_time,
                                 POSITION_WEIGHTS, TIME_WEIGHTS, scale, max_seq_len, num_buckets,
                                 HEAD_DIM_QK, HEAD_DIM_V, BLOCK_D_QK, BLOCK_D_V, BLOCK_N, True,
                                 HAS_TARGETS, HAS_CONTEXT, HAS_POSITION, HAS_TIME, BUCKET_FN,
-                                DOT_PRECISION, NEWTON_STEPS, SOFTMAX)
+                                DOT_PRECISION, NEWTON_STEPS, SOFTMAX, PTX)
         offs_dv = tl.arange(0, BLOCK_D_V)
         out_pointers = (OUT + seq_start * stride_ot + head * stride_oh
                         + offs_m[:, None] * stride_ot + offs_dv[None, :])
@@ -189,7 +189,7 @@ def hstu_attention_forward_kernel(
 
 _tuned_forward_kernel = triton.autotune(
     configs=forward_configs(),
-    prune_configs_by={"early_config_prune": prune_configs},
+    prune_configs_by={"early_config_prune": config_pruner(forward_configs)},
     key=["HEAD_DIM_QK", "HEAD_DIM_V", "length_bucket", "HAS_TARGETS", "HAS_CONTEXT", "HAS_POSITION",
          "HAS_TIME", "BUCKET_FN", "SOFTMAX"],
 )(hstu_attention_forward_kernel)

@@ -74,9 +74,46 @@ def time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN: tl.constexpr
 
 
 @triton.jit
+def gather_table(pointers, PTX: tl.constexpr):
+    """fp32 table entries at a tile of pointers, loaded in the tile's own register layout.
+
+    ``tl.load`` is a layout anchor: Triton gives a gather a blocked layout of its own and moves
+    the result into the matmul's accumulator layout through shared memory, and in that blocked
+    layout each thread also holds its own copy of every row vector the index needs (32 query
+    times at 128-row tiles), which is what made every configuration spill. An element-wise load
+    written in PTX is not an anchor, so the gather and its index arithmetic stay in the score
+    tile's layout. PTX=False (the CPU interpreter, which cannot run PTX) uses tl.load: the same
+    values. The read-only path (.nc) is safe: the tables do not change during a kernel.
+    """
+    tl.static_assert(pointers.dtype.element_ty == tl.float32, "bias tables must be fp32")
+    if PTX:
+        return tl.inline_asm_elementwise("ld.global.nc.f32 $0, [$1];", "=f,l", [pointers],
+                                         dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        return tl.load(pointers)
+
+
+@triton.jit
+def scatter_add(pointers, values, PTX: tl.constexpr):
+    """Relaxed fp32 atomic add of a tile of values at a tile of pointers, in the tile's layout.
+
+    Every pointer must be valid: callers zero the values they mean to skip rather than mask
+    them (adding 0.0 changes no sum). As in :func:`gather_table`, ``tl.atomic_add`` would move
+    the tile, and keep its indices, in a layout of its own; the PTX ``red`` keeps both in the
+    score tile's registers. Returns a dummy tile (inline PTX must produce a value).
+    """
+    if PTX:
+        tl.static_assert(pointers.dtype.element_ty == tl.float32, "partial sums must be fp32")
+        return tl.inline_asm_elementwise("red.relaxed.gpu.global.add.f32 [$1], $2;\n\tmov.b32 $0, 0;",
+                                         "=r,l,f", [pointers, values], dtype=tl.int32, is_pure=False, pack=1)
+    else:
+        return tl.atomic_add(pointers, values, sem="relaxed")
+
+
+@triton.jit
 def add_relative_bias(scores, query, key, history_end, query_time, key_time, POSITION_WEIGHTS,
                       TIME_WEIGHTS, max_seq_len, num_buckets, HAS_POSITION: tl.constexpr,
-                      HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr):
+                      HAS_TIME: tl.constexpr, BUCKET_FN: tl.constexpr, PTX: tl.constexpr):
     """(scores + rab^{p,t}, position index, time bucket): the tables are gathered per element and
     the [N, N] bias never exists. The indices (placeholders when a part is off) let the backward
     scatter dS to the same entries."""
@@ -84,10 +121,10 @@ def add_relative_bias(scores, query, key, history_end, query_time, key_time, POS
     bucket = key
     if HAS_POSITION:
         relative = position_bias_index(query, key, history_end, max_seq_len)
-        scores += tl.load(POSITION_WEIGHTS + relative).to(tl.float32)
+        scores += gather_table(POSITION_WEIGHTS + relative, PTX)
     if HAS_TIME:
         bucket = time_bucket_index(query_time, key_time, num_buckets, BUCKET_FN)
-        scores += tl.load(TIME_WEIGHTS + bucket).to(tl.float32)
+        scores += gather_table(TIME_WEIGHTS + bucket, PTX)
     return scores, relative, bucket
 
 

@@ -26,6 +26,7 @@ Tuning
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -83,6 +84,9 @@ def kernel_flags(problem: AttentionProblem) -> dict[str, object]:
         # 16-bit rounding of P and dS) otherwise.
         "NEWTON_STEPS": 3 if problem.q.dtype == torch.float32 else 2,
         "SOFTMAX": problem.activation == "softmax",
+        # Bias gathers and scatters in inline PTX (kernels/triton_helpers.py), which the CPU
+        # interpreter cannot run.
+        "PTX": not problem.interpreted,
     }
 
 
@@ -143,41 +147,64 @@ def head_dim_block(head_dim: int) -> int:
     return max(16, triton.next_power_of_2(head_dim))
 
 
-def forward_configs() -> list[triton.Config]:
-    """Forward (BLOCK_M queries x BLOCK_N keys) candidates for Hopper.
+def forward_configs(capability: int = 90) -> list[triton.Config]:
+    """Forward (BLOCK_M queries x BLOCK_N keys) candidates for a GPU of compute ``capability``.
 
     Large query blocks amortise the q tile over more keys; BLOCK_N trades registers for
     pipelining depth (num_stages) of the K/V loads; 8 warps (two warpgroups) pair with 128-row
-    tiles. The list was pruned to configs that compile for sm_90 without register spills
-    (``python tests/kernels/compile_for_hopper.py --survey``), to keep first-call autotuning short.
+    tiles. Every candidate compiles without register spills for sm_90 and sm_80 in bf16 and
+    fp16 with every feature on, SiLU and softmax (``scaling bench kernels``;
+    tests/kernels/test_compile.py). Pruned
+    for spilling: 128x128/w8 (64 scores per thread), 128x32/w4 (32 per thread with four warps;
+    the same tile with eight fits) and 64x32/w4 (a few bytes on sm_80 at any depth).
     """
-    shapes = [(128, 64, 8, 3), (128, 64, 8, 4), (128, 128, 8, 2), (128, 32, 4, 4), (64, 64, 4, 3), (64, 32, 4, 4)]
-    return [
-        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=warps, num_stages=stages)
-        for m, n, warps, stages in shapes
-    ]
+    del capability  # the same candidates fit both targets
+    return _configs([(128, 64, 8, 3), (128, 64, 8, 4), (128, 32, 8, 4), (64, 64, 4, 3)])
 
 
-def backward_configs() -> list[triton.Config]:
+def backward_configs(capability: int = 90) -> list[triton.Config]:
     """Backward (BLOCK_N keys held in registers x BLOCK_M queries streamed) candidates.
 
     The key block holds the dK and dV accumulators, so it is the large side (as in
     FlashAttention-2's dK/dV pass); query blocks are small to keep the per-tile operands in
-    registers. Pruned like the forward list to configs without spills on sm_90.
+    registers. Checked like the forward list. Ampere's mma keeps both k and v tiles in registers
+    for the whole loop, so it gets only the 16-query blocks; Hopper's wgmma reads them from
+    shared memory and fits 32-query blocks too (at two stages: three spill 12 B in softmax).
+    Pruned for spilling on both: 64x128/w8 and 32x64/w4.
     """
-    shapes = [(32, 128, 8, 3), (64, 128, 8, 3), (64, 128, 8, 2), (32, 64, 4, 3), (16, 64, 4, 4)]
+    shapes = [(16, 128, 8, 3), (16, 128, 8, 2)]
+    if capability >= 90:
+        shapes += [(32, 128, 8, 2), (32, 64, 8, 3), (16, 64, 4, 4)]
+    return _configs(shapes)
+
+
+def _configs(shapes: list[tuple[int, int, int, int]]) -> list[triton.Config]:
     return [
         triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=warps, num_stages=stages)
         for m, n, warps, stages in shapes
     ]
 
 
-def prune_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Drop configs whose blocks exceed the length bucket (they would mostly compute padding)."""
-    bucket = named_args.get("length_bucket", kwargs.get("length_bucket", WORK_CHUNK))
-    fitting = [config for config in configs
-               if max(config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"]) <= bucket]
-    return fitting or configs
+def config_pruner(configs_for: Callable[[int], list[triton.Config]]) -> Callable[..., list[triton.Config]]:
+    """An autotuner ``early_config_prune`` keeping the candidates ``configs_for`` lists for the
+    device the kernel runs on (the union of all targets' lists is the autotuner's config list)
+    whose blocks also fit the length bucket (larger ones would mostly compute padding)."""
+
+    def prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+        device = named_args["Q"].device
+        capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else (9, 0)
+        allowed = {_config_key(config) for config in configs_for(capability[0] * 10 + capability[1])}
+        for_device = [config for config in configs if _config_key(config) in allowed] or configs
+        bucket = named_args.get("length_bucket", kwargs.get("length_bucket", WORK_CHUNK))
+        fitting = [config for config in for_device
+                   if max(config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"]) <= bucket]
+        return fitting or for_device
+
+    return prune
+
+
+def _config_key(config: triton.Config) -> tuple[int, int, int, int]:
+    return config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.num_warps, config.num_stages
 
 
 def dot_precision(dtype: torch.dtype) -> str:

@@ -15,13 +15,15 @@ from core.errors import UserError
 
 HELP = ("benchmarks (tables + CSV): train: CPU training throughput, GFLOP/s and phase split; on a CUDA GPU, "
         "attention: HSTU jagged attention vs FlashAttention SDPA; encoder: an HSTU layer vs a FlashAttention-2 "
-        "Transformer layer; gpu: the prepared GPU check (--dry-run on CPU)")
+        "Transformer layer; gpu: the prepared GPU check (--dry-run on CPU); kernels: registers, spills and shared "
+        "memory of every attention kernel config for sm_90/sm_80, compiled on the CPU")
 
 # benchmark name -> module implementing it
 BENCHMARKS: dict[str, str] = {
     "attention": "scaling.commands.bench_attention",
     "encoder": "scaling.commands.bench_encoder",
     "gpu": "scaling.commands.bench_gpu",
+    "kernels": "scaling.commands.bench_kernels",
     "train": "scaling.commands.bench_train",
 }
 

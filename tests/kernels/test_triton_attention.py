@@ -121,3 +121,14 @@ def test_empty_batch_returns_empty_output_and_gradients() -> None:
     results = run(problem, "triton")
     assert results["out"].shape == (0, 2, 16)
     assert torch.equal(results["dposition_weights"], torch.zeros_like(results["dposition_weights"]))
+
+
+def test_kernel_inputs_are_made_16_byte_aligned() -> None:
+    from kernels.triton_attention import aligned_contiguous
+
+    storage = torch.randn(101, 2, 16, dtype=torch.float16)
+    view = storage[1:]  # contiguous, starting 64 bytes in: aligned
+    assert aligned_contiguous(view).data_ptr() == view.data_ptr()
+    odd = storage.view(-1)[1:513].view(16, 2, 16)  # contiguous, 2 bytes in: not aligned
+    copied = aligned_contiguous(odd)
+    assert copied.data_ptr() % 16 == 0 and torch.equal(copied, odd)

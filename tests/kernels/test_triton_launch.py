@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kernels.jagged import offsets_from_lengths
-from kernels.triton_launch import build_work_tables, forward_configs, prune_configs
+from kernels.triton_launch import backward_configs, build_work_tables, config_pruner, forward_configs
 
 
 @pytest.mark.parametrize("by", ["forward", "backward"])
@@ -29,6 +29,18 @@ def test_work_table_lists_each_piece_once_and_orders_by_work(by: str) -> None:
 
 
 def test_configs_larger_than_the_length_bucket_are_pruned() -> None:
-    small = prune_configs(forward_configs(), {"length_bucket": 64})
+    prune = config_pruner(forward_configs)
+    on_cpu = {"Q": torch.zeros(1)}  # no CUDA device: Hopper's list
+    small = prune(forward_configs(), {**on_cpu, "length_bucket": 64})
     assert small and all(max(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) <= 64 for c in small)
-    assert prune_configs(forward_configs(), {"length_bucket": 8192}) == forward_configs()
+    assert prune(forward_configs(), {**on_cpu, "length_bucket": 8192}) == forward_configs()
+
+
+def test_the_autotuners_lists_hold_every_targets_configs() -> None:
+    # The autotuner is built once with the capability-90 list; older GPUs only prune from it.
+    def keys(configs):
+        return {(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages) for c in configs}
+
+    for configs_for in (forward_configs, backward_configs):
+        assert keys(configs_for(80)) <= keys(configs_for())
+    assert keys(backward_configs(80)) < keys(backward_configs(90))
