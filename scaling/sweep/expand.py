@@ -79,7 +79,7 @@ def expand_sweep(sweep: SweepConfig, sweep_file: Path) -> list[Trial]:
 
 
 def _expand_group(sweep: SweepConfig, group: Group, group_config: dict[str, Any], sweep_file: Path) -> list[Trial]:
-    grid = {**sweep.grid, **group.grid}
+    grid = {**sweep.budget.axes(), **sweep.grid, **group.grid}
     zips = [*sweep.zip, *group.zip]
     axes = [*sweep.grid, *group.grid, *(key for block in zips for key in block)]
     _check_axis_keys(sweep, group, axes, sweep_file)
@@ -104,7 +104,7 @@ def _check_axis_keys(sweep: SweepConfig, group: Group, axes: list[str], sweep_fi
     if repeated:
         raise ConfigError("", f"{where}: axis '{repeated[0]}' is swept both by the sweep and by the group; keep one")
     for key in axes:
-        if key in sweep.budget.overrides():
+        if key in sweep.budget.overrides() or key in sweep.budget.axes():
             raise ConfigError("", f"{where}: axis '{key}' is also set by budget; remove one of the two")
         if key == "seed" and sweep.seeds is not None:
             raise ConfigError("", f"{where}: axis 'seed' conflicts with the seeds list; use one of the two")

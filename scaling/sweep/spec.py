@@ -47,16 +47,29 @@ class Budget:
 
     epochs: int | None = option(None, "passes over the training data (sets train.epochs)")
     steps: int | None = option(None, "optimizer steps (sets train.max_steps)")
-    flops: float | None = option(None, "cumulative training FLOPs (sets train.max_flops)")
+    flops: float | tuple[float, ...] | None = option(
+        None, "cumulative training FLOPs (sets train.max_flops); a list is a grid axis of budgets, every trial "
+              "shape at each: IsoFLOP profiles (sweeps/isoflop.yaml)")
     wall_seconds: float | None = option(None, "seconds since the trial started (sets train.max_wall_seconds)")
 
     def __post_init__(self) -> None:
         for name in BUDGET_KEYS:
             value = getattr(self, name)
-            require(value is None or value > 0, name, f"must be > 0 or null; got {value}")
+            values = value if isinstance(value, tuple) else (value,)
+            require(all(v is None or v > 0 for v in values), name, f"must be > 0 or null; got {value}")
+        if isinstance(self.flops, tuple):
+            require(len(self.flops) >= 1 and len(set(self.flops)) == len(self.flops), "flops",
+                    f"a list of budgets must be non-empty and without repeats; got {list(self.flops)}")
 
     def overrides(self) -> dict[str, Any]:
-        """Run-config key -> value for every budget that is set."""
+        """Run-config key -> value for every budget that is set to one value."""
+        return {key: value for key, value in self._set().items() if not isinstance(value, tuple)}
+
+    def axes(self) -> dict[str, list[Any]]:
+        """Run-config key -> values for every budget given as a list: a grid axis of the sweep."""
+        return {key: list(value) for key, value in self._set().items() if isinstance(value, tuple)}
+
+    def _set(self) -> dict[str, Any]:
         return {key: getattr(self, name) for name, key in BUDGET_KEYS.items() if getattr(self, name) is not None}
 
 

@@ -61,6 +61,23 @@ def test_grid_zip_groups_and_seeds_multiply(tmp_path):
     assert trials[-1].point == {"data.max_seq_len": 40, "train.num_negatives": 16}
 
 
+def test_a_list_of_flops_budgets_is_a_grid_axis_of_isoflop_profiles(tmp_path):
+    path = write_sweep(tmp_path, {"budget": {"flops": [1e9, 3e9]},
+                                  "zip": [{"model.num_layers": [1, 2], "model.embedding_dim": [8, 16]}]})
+    trials = trials_of(path)
+    assert [(t.point["train.max_flops"], t.config.model.num_layers) for t in trials] == [(1e9, 1), (1e9, 2), (3e9, 1), (3e9, 2)]
+    assert [t.config.train.max_flops for t in trials] == [1e9, 1e9, 3e9, 3e9]
+
+
+def test_the_isoflop_sweep_crosses_every_budget_with_every_shape():
+    trials = trials_of(Path(__file__).resolve().parents[2] / "sweeps" / "isoflop.yaml")
+    budgets = sorted({t.config.train.max_flops for t in trials})
+    assert len(budgets) == 3 and len(trials) == 3 * 6
+    shapes = {b: {(t.config.data.max_seq_len, t.config.model.num_layers) for t in trials if t.config.train.max_flops == b}
+              for b in budgets}
+    assert len({frozenset(s) for s in shapes.values()}) == 1
+
+
 def test_trial_ids_follow_the_config_not_the_position(tmp_path):
     ids = [t.trial_id for t in trials_of(write_sweep(tmp_path, {"grid": {"model.num_layers": [1, 2, 3]}}))]
     assert len(set(ids)) == 3 and all(i.startswith("main-") for i in ids)
@@ -130,6 +147,8 @@ def test_bad_combination_names_the_trial(tmp_path):
     ({"grid": "model.num_layers"}, "config key 'grid': must be a mapping"),
     ({"budget": {"hours": 2}}, "config key 'budget.hours': unknown key"),
     ({"budget": {"flops": 0}}, "config key 'budget.flops': must be > 0"),
+    ({"budget": {"flops": [1e9, -1.0]}}, "config key 'budget.flops': must be > 0"),
+    ({"budget": {"flops": [1e9, 1e9]}}, "config key 'budget.flops': a list of budgets must be non-empty and without repeats"),
     ({"nam": "x"}, "config key 'nam': unknown key"),
 ])
 def test_bad_sweep_sections_are_one_line_errors(tmp_path, body, expected):
@@ -138,6 +157,7 @@ def test_bad_sweep_sections_are_one_line_errors(tmp_path, body, expected):
 
 @pytest.mark.parametrize("body, expected", [
     ({"grid": {"train.max_steps": [1, 2]}, "budget": {"steps": 3}}, "axis 'train.max_steps' is also set by budget"),
+    ({"grid": {"train.max_flops": [1e9]}, "budget": {"flops": [2e9, 4e9]}}, "axis 'train.max_flops' is also set by budget"),
     ({"grid": {"seed": [1, 2]}, "seeds": [3]}, "axis 'seed' conflicts with the seeds list"),
     ({"grid": {"model.num_layers": [1]}, "groups": [{"name": "g", "grid": {"model.num_layers": [2]}}]},
      "axis 'model.num_layers' is swept both"),
