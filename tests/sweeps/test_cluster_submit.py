@@ -27,6 +27,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from sweep_fixtures import tiny_trial_config
+
 pytest.importorskip("ray.dashboard.modules.job.sdk", reason="needs ray[default] (pip install -e '.[cluster]')")
 pytest.importorskip("aiohttp", reason="needs ray[default] (pip install -e '.[cluster]')")
 
@@ -113,13 +115,7 @@ def tiny_sweep(folder: Path) -> Path:
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump({
         "name": "submitted",
-        "config": {
-            "data": {"dataset": "synthetic-dp", "max_seq_len": 12, "cache_dir": str(folder / "cache"),
-                     "synthetic_dp": {"num_items": 100, "num_categories": 5, "num_records": 80, "record_length": 16}},
-            "model": {"name": "hstu", "num_layers": 1, "embedding_dim": 8, "dropout": 0.0},
-            "train": {"epochs": 2, "batch_size": 32, "num_negatives": 8, "patience": 0, "device": "cpu"},
-            "eval": {"batch_size": 128},
-        },
+        "config": tiny_trial_config(folder),
         "resources": {"cpu": 1},
     }))
     return path

@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from sweep_fixtures import tiny_trial_config
+
 from core.results_schema import TIMING_COLUMNS
 
 pytest.importorskip("ray")
@@ -41,13 +43,7 @@ def sweep_file(tmp_path_factory) -> Path:
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump({
         "name": "tiny",
-        "config": {
-            "data": {"dataset": "synthetic-dp", "max_seq_len": 12, "cache_dir": str(folder / "cache"),
-                     "synthetic_dp": {"num_items": 100, "num_categories": 5, "num_records": 80, "record_length": 16}},
-            "model": {"num_layers": 1, "embedding_dim": 8, "dropout": 0.0},
-            "train": {"epochs": 2, "batch_size": 32, "num_negatives": 8, "patience": 0, "device": "cpu"},
-            "eval": {"batch_size": 128},
-        },
+        "config": tiny_trial_config(folder, model_name=None),
         "groups": [
             {"name": "stable", "grid": {"model.name": ["hstu", "sasrec"]}},
             {"name": "unstable", "config": {"model": {"name": "hstu"}, "train": {"lr": UNSTABLE_LR}}},

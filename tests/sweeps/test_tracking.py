@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+
+from sweep_fixtures import tiny_trial_config
 
 pytest.importorskip("ray")
 pytest.importorskip("mlflow", reason="needs MLflow (pip install -e '.[tracking]')")
@@ -28,13 +29,7 @@ def test_a_tracked_sweep_logs_config_metrics_flops_and_pf_days(cluster, tmp_path
     sweep = tmp_path / "tracked.yaml"
     sweep.write_text(yaml.safe_dump({
         "name": "tracked",
-        "config": {
-            "data": {"dataset": "synthetic-dp", "max_seq_len": 12, "cache_dir": str(tmp_path / "cache"),
-                     "synthetic_dp": {"num_items": 100, "num_categories": 5, "num_records": 80, "record_length": 16}},
-            "model": {"name": "hstu", "num_layers": 1, "embedding_dim": 8, "dropout": 0.0},
-            "train": {"epochs": 2, "batch_size": 32, "num_negatives": 8, "patience": 0, "device": "cpu"},
-            "eval": {"batch_size": 128},
-        },
+        "config": tiny_trial_config(tmp_path),
         "tracking": {"mlflow": "local", "tensorboard": True},
     }))
     assert main(["sweep", str(sweep), "--storage", str(tmp_path)]) == 0
