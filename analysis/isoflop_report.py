@@ -17,7 +17,7 @@ from matplotlib.figure import Figure as MplFigure
 
 from analysis import figures
 from analysis.formatting import number
-from analysis.isoflop import ALLOCATION_AXES, BUDGET_AXIS, TOKENS, IsoflopStudy, Profile, analyse_isoflop
+from analysis.isoflop import BUDGET_AXIS, TOKENS, IsoflopStudy, Profile, analyse_isoflop
 from analysis.joint_fit import JointFit, fit_joint
 from analysis.render import Block, Bullets, Figure, Heading, Paragraph, Table
 from core import results_schema as schema

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from scaling.cli import main
 from scaling.config import load_run_config

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 COLUMNS = ("section", "case", "impl", "dtype", "metric", "value", "unit", "target", "status", "note")
 SECTIONS = ("correctness", "attention", "encoder", "training", "mfalcon")

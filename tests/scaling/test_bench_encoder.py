@@ -27,7 +27,7 @@ from scaling.benchmarks.encoder import (
 from scaling.benchmarks.measure import saved_activation_bytes
 from scaling.benchmarks.report import format_table, write_csv
 from scaling.data.batching import SequenceBatch
-from scaling.data.stochastic_length import expected_sparsity, keep_whole_probability, stochastic_length, subsequence_length
+from scaling.data.stochastic_length import expected_sparsity, stochastic_length, subsequence_length
 
 torch.set_num_threads(1)
 
