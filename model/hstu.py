@@ -25,7 +25,6 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kernels import (
@@ -35,6 +34,7 @@ from kernels.attention import CachedAttentionBackend
 from kernels.bias import TimeBucketFn
 from kernels.flops import attention_flops
 from model.flops import SequenceWorkload, matmul_flops
+from model.hstu_fused import gated_output, stream_projection
 from model.inputs import JaggedSequences
 
 RabMode = Literal["pos_time", "pos", "none"]
@@ -118,7 +118,7 @@ class HSTULayer(nn.Module):
     def split_streams(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Eq. 1: [T, d] -> U [T, H*dv], V [T, H, dv], Q [T, H, dqk], K [T, H, dqk]."""
         hv, hqk = self.num_heads * self.v_dim, self.num_heads * self.qk_dim
-        u, v, q, k = torch.split(F.silu(self.f1(self.input_norm(x))), [hv, hv, hqk, hqk], dim=-1)
+        u, v, q, k = stream_projection(x, self.f1.weight, self.f1.bias, self.input_norm.eps, [hv, hv, hqk, hqk])
         tokens = x.shape[0]
         return (
             u,
@@ -163,8 +163,9 @@ class HSTULayer(nn.Module):
         return out.reshape(out.shape[0], self.num_heads * self.v_dim)
 
     def transform(self, attended: Tensor, u: Tensor) -> Tensor:
-        """Eq. 3: f2(LayerNorm(A V) * U)."""
-        return self.f2(self.dropout(self.output_norm(attended) * u))
+        """Eq. 3: f2(Dropout(LayerNorm(A V) * U)), fused (:mod:`model.hstu_fused`)."""
+        return gated_output(attended, u, self.f2.weight, self.f2.bias, eps=self.output_norm.eps,
+                            dropout=self.dropout.p, training=self.dropout.training)
 
     def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:
         """One layer; ``layout``: the batch's :meth:`attention_layout`, shared by the encoder's layers."""
