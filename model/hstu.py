@@ -118,7 +118,10 @@ class HSTULayer(nn.Module):
     def split_streams(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Eq. 1: [T, d] -> U [T, H*dv], V [T, H, dv], Q [T, H, dqk], K [T, H, dqk]."""
         hv, hqk = self.num_heads * self.v_dim, self.num_heads * self.qk_dim
-        u, v, q, k = stream_projection(x, self.f1.weight, self.f1.bias, self.input_norm.eps, [hv, hv, hqk, hqk])
+        if torch.is_grad_enabled():  # training: fused, keeps only x for backward (model/hstu_fused.py)
+            u, v, q, k = stream_projection(x, self.f1.weight, self.f1.bias, self.input_norm.eps, [hv, hv, hqk, hqk])
+        else:  # nothing is kept without grad: the plain modules, the same operations (and their hooks run)
+            u, v, q, k = torch.split(nn.functional.silu(self.f1(self.input_norm(x))), [hv, hv, hqk, hqk], dim=-1)
         tokens = x.shape[0]
         return (
             u,
@@ -164,8 +167,10 @@ class HSTULayer(nn.Module):
 
     def transform(self, attended: Tensor, u: Tensor) -> Tensor:
         """Eq. 3: f2(Dropout(LayerNorm(A V) * U)), fused (:mod:`model.hstu_fused`)."""
-        return gated_output(attended, u, self.f2.weight, self.f2.bias, eps=self.output_norm.eps,
-                            dropout=self.dropout.p, training=self.dropout.training)
+        if torch.is_grad_enabled():
+            return gated_output(attended, u, self.f2.weight, self.f2.bias, eps=self.output_norm.eps,
+                                dropout=self.dropout.p, training=self.dropout.training)
+        return self.f2(self.dropout(self.output_norm(attended) * u))
 
     def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:
         """One layer; ``layout``: the batch's :meth:`attention_layout`, shared by the encoder's layers."""
