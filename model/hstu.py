@@ -44,6 +44,13 @@ RabMode = Literal["pos_time", "pos", "none"]
 # and its gradients sqrt(10) = 3.2x smaller than the paper's model.
 LAYER_NORM_EPS = 1e-6
 AttentionKind = Literal["pointwise", "softmax"]
+# When a layer runs Eq. 1 and Eq. 3 fused, keeping only their inputs and recomputing the rest in
+# backward (model/hstu_fused.py: 12d bytes per token in bf16 instead of 26d, one f1 and one f2
+# matmul more per step; gradients bit-identical): 'auto' on CUDA tensors, where activation memory
+# bounds the batch; not on the CPU, where it is plentiful and the recompute cost 12-30% of a
+# training step (measured side by side at d = 64-512).
+RecomputeMode = Literal["auto", "always", "never"]
+RECOMPUTE_MODES: tuple[str, ...] = ("auto", "always", "never")
 
 
 class RelativeBiasTables(nn.Module):
@@ -86,8 +93,13 @@ class HSTULayer(nn.Module):
         num_time_buckets: int = 128,
         time_bucket_fn: TimeBucketFn = "log",
         attention_backend: str = "auto",
+        recompute_in_backward: RecomputeMode = "auto",
     ) -> None:
         super().__init__()
+        if recompute_in_backward not in RECOMPUTE_MODES:
+            raise ValueError(f"recompute_in_backward must be one of {', '.join(RECOMPUTE_MODES)}; "
+                             f"got {recompute_in_backward!r}")
+        self.recompute_in_backward = recompute_in_backward
         self.num_heads, self.qk_dim, self.v_dim = num_heads, qk_dim, v_dim
         self.max_seq_len = max_seq_len
         self.attention = attention
@@ -118,9 +130,9 @@ class HSTULayer(nn.Module):
     def split_streams(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Eq. 1: [T, d] -> U [T, H*dv], V [T, H, dv], Q [T, H, dqk], K [T, H, dqk]."""
         hv, hqk = self.num_heads * self.v_dim, self.num_heads * self.qk_dim
-        if torch.is_grad_enabled():  # training: fused, keeps only x for backward (model/hstu_fused.py)
+        if self.fused(x):  # keeps only x for backward
             u, v, q, k = stream_projection(x, self.f1.weight, self.f1.bias, self.input_norm.eps, [hv, hv, hqk, hqk])
-        else:  # nothing is kept without grad: the plain modules, the same operations (and their hooks run)
+        else:  # the plain modules: the same operations (and hooks on them run)
             u, v, q, k = torch.split(nn.functional.silu(self.f1(self.input_norm(x))), [hv, hv, hqk, hqk], dim=-1)
         tokens = x.shape[0]
         return (
@@ -129,6 +141,12 @@ class HSTULayer(nn.Module):
             q.reshape(tokens, self.num_heads, self.qk_dim),
             k.reshape(tokens, self.num_heads, self.qk_dim),
         )
+
+    def fused(self, x: Tensor) -> bool:
+        """Whether Eq. 1 and Eq. 3 run fused on ``x``: only when something is kept for backward (see RecomputeMode)."""
+        if not torch.is_grad_enabled() or self.recompute_in_backward == "never":
+            return False
+        return self.recompute_in_backward == "always" or x.is_cuda
 
     @property
     def activation(self) -> Literal["silu", "softmax"]:
@@ -167,7 +185,7 @@ class HSTULayer(nn.Module):
 
     def transform(self, attended: Tensor, u: Tensor) -> Tensor:
         """Eq. 3: f2(Dropout(LayerNorm(A V) * U)), fused (:mod:`model.hstu_fused`)."""
-        if torch.is_grad_enabled():
+        if self.fused(attended):
             return gated_output(attended, u, self.f2.weight, self.f2.bias, eps=self.output_norm.eps,
                                 dropout=self.dropout.p, training=self.dropout.training)
         return self.f2(self.dropout(self.output_norm(attended) * u))

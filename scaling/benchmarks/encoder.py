@@ -348,8 +348,10 @@ def _build_encoder(family: str, config: EncoderBenchConfig, n: int, lengths: lis
         return _Encoder(run=lambda x: _run_stack(stack, x, layout), parameters=list(stack.parameters()),
                         excluded=[*stack.parameters(), layout.offsets],
                         forward_flops=layers[0].forward_flops(sum(lengths), pairs))
-    layers = [HSTULayer(shape.embedding_dim, shape.num_heads, shape.head_dim, shape.head_dim, dropout=0.0, max_seq_len=n,
-                        rab="pos_time" if config.rab else "none", attention_backend=hstu_backend(device))
+    # recompute_in_backward: what a CUDA run keeps ('auto' there), counted the same in CPU dry runs.
+    layers = [HSTULayer(shape.embedding_dim, shape.num_heads, shape.head_dim, shape.head_dim, dropout=0.0,
+                        max_seq_len=n, rab="pos_time" if config.rab else "none",
+                        attention_backend=hstu_backend(device), recompute_in_backward="always")
               for _ in range(config.layers)]
     stack = torch.nn.ModuleList(layers).to(device=device, dtype=dtype)
     sequences = _jagged_sequences(layout.offsets)

@@ -36,7 +36,8 @@ def outputs_and_grads(layer: HSTULayer, forward, x: torch.Tensor, sequences, aut
 @pytest.mark.parametrize("autocast", [False, True])
 def test_fused_layer_trains_bit_identically_to_the_unfused_one(backend: str, autocast: bool) -> None:
     torch.manual_seed(0)
-    layer = HSTULayer(12, 2, 4, 6, dropout=0.3, max_seq_len=16, rab="pos_time", attention_backend=backend).train()
+    layer = HSTULayer(12, 2, 4, 6, dropout=0.3, max_seq_len=16, rab="pos_time", attention_backend=backend,
+                      recompute_in_backward="always").train()
     sequences = sequences_of([5, 16, 9])
     x = torch.randn(30, 12)
     fused = outputs_and_grads(layer, lambda module, inputs, batch: module(inputs, batch), x, sequences, autocast, 7)
@@ -50,7 +51,8 @@ def test_fused_layer_trains_bit_identically_to_the_unfused_one(backend: str, aut
 
 def test_backward_leaves_the_random_stream_where_forward_left_it() -> None:
     torch.manual_seed(0)
-    layer = HSTULayer(12, 2, 4, 6, dropout=0.3, max_seq_len=16, rab="none", attention_backend="cpu").train()
+    layer = HSTULayer(12, 2, 4, 6, dropout=0.3, max_seq_len=16, rab="none", attention_backend="cpu",
+                      recompute_in_backward="always").train()
     sequences = sequences_of([5, 9])
     x = torch.randn(14, 12, requires_grad=True)
     out = layer(x, sequences)
@@ -61,9 +63,21 @@ def test_backward_leaves_the_random_stream_where_forward_left_it() -> None:
 
 def test_without_grad_the_layer_gives_the_training_forward_in_eval_mode() -> None:
     torch.manual_seed(0)
-    layer = HSTULayer(12, 2, 4, 6, dropout=0.3, max_seq_len=16, rab="pos", attention_backend="cpu").eval()
+    layer = HSTULayer(12, 2, 4, 6, dropout=0.3, max_seq_len=16, rab="pos", attention_backend="cpu",
+                      recompute_in_backward="always").eval()
     sequences = sequences_of([5, 9])
     x = torch.randn(14, 12)
     with torch.no_grad():
         plain = layer(x, sequences)
     assert torch.equal(layer(x, sequences).detach(), plain)
+
+
+def test_auto_fuses_on_cuda_tensors_only_and_never_without_grad() -> None:
+    x = torch.zeros(3, 12)
+    modes = {mode: HSTULayer(12, 2, 4, 6, dropout=0.0, max_seq_len=4, recompute_in_backward=mode)
+             for mode in ("auto", "always", "never")}
+    assert {mode: layer.fused(x) for mode, layer in modes.items()} == {"auto": False, "always": True, "never": False}
+    with torch.no_grad():
+        assert not modes["always"].fused(x)
+    with pytest.raises(ValueError, match="recompute_in_backward must be one of auto, always, never"):
+        HSTULayer(12, 2, 4, 6, dropout=0.0, max_seq_len=4, recompute_in_backward="sometimes")
