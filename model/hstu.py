@@ -15,6 +15,8 @@ rab^{p,t} is one learned bias over relative position plus one over bucketised ti
 shared by the heads of a layer (Table 9); either can be switched off. The attention maths
 lives in :mod:`kernels` behind ``jagged_attention``; what it needs from the batch alone (masks,
 time buckets: ``attention_layout``) the encoder builds once per forward for all its layers. The
+layer keeps 12d bytes per token for backward in bf16 when Eq. 1 and Eq. 3 run fused
+(:mod:`model.hstu_fused`, ``recompute_in_backward``; the paper's Section 3.3 counts 14d). The
 layer also runs M-FALCON's cached passes (``forward_history``, ``forward_candidates``: see
 :mod:`model.mfalcon`) with the same Eq. 1 and Eq. 3 code as its forward.
 """

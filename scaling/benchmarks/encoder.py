@@ -298,7 +298,7 @@ class LayerShape:
 
     @classmethod
     def paper_scaled(cls, embedding_dim: int) -> "LayerShape":
-        """The benchmark's proportions at another d: h = 8 heads of d / 8, d_ff = 4d (h d_v = d, as Section 3.3 assumes)."""
+        """The benchmark's proportions at another d: 8 heads of d / 8, d_ff = 4d (h d_v = d, as in Section 3.3)."""
         if embedding_dim % NUM_HEADS:
             raise ValueError(f"embedding_dim must be a multiple of {NUM_HEADS} heads; got {embedding_dim}")
         return cls(embedding_dim, NUM_HEADS, embedding_dim // NUM_HEADS, 4 * embedding_dim)

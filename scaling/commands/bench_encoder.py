@@ -151,7 +151,8 @@ def _config_from_args(args: argparse.Namespace):
     return EncoderBenchConfig(
         lengths=tuple(lengths), batch_tokens=batch_tokens, alpha=args.alpha, layers=args.layers, dtype=args.dtype,
         device="cpu" if args.dry_run else (args.device or "cuda"), rab=args.rab,
-        transformer_attention=DRY_RUN_TRANSFORMER_ATTENTION if args.dry_run else args.transformer_attention, seed=args.seed,
+        transformer_attention=DRY_RUN_TRANSFORMER_ATTENTION if args.dry_run else args.transformer_attention,
+        seed=args.seed,
     )
 
 

@@ -1,4 +1,4 @@
-"""The fused Eq. 1 and Eq. 3 (model/hstu_fused.py) train exactly like the unfused layer: same outputs, same gradients."""
+"""The fused Eq. 1 and Eq. 3 (model/hstu_fused.py) train exactly like the unfused layer: outputs and gradients."""
 
 from __future__ import annotations
 
