@@ -15,6 +15,8 @@ rab^{p,t} is one learned bias over relative position plus one over bucketised ti
 shared by the heads of a layer (Table 9); either can be switched off. The attention maths
 lives in :mod:`kernels` behind ``jagged_attention``; what it needs from the batch alone (masks,
 time buckets: ``attention_layout``) the encoder builds once per forward for all its layers. The
+layer keeps 12d bytes per token for backward in bf16 when Eq. 1 and Eq. 3 run fused
+(:mod:`model.hstu_fused`, ``recompute_in_backward``; the paper's Section 3.3 counts 14d). The
 layer also runs M-FALCON's cached passes (``forward_history``, ``forward_candidates``: see
 :mod:`model.mfalcon`) with the same Eq. 1 and Eq. 3 code as its forward.
 """
@@ -25,7 +27,6 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kernels import (
@@ -35,6 +36,7 @@ from kernels.attention import CachedAttentionBackend
 from kernels.bias import TimeBucketFn
 from kernels.flops import attention_flops
 from model.flops import SequenceWorkload, matmul_flops
+from model.hstu_fused import gated_output, stream_projection
 from model.inputs import JaggedSequences
 
 RabMode = Literal["pos_time", "pos", "none"]
@@ -44,6 +46,13 @@ RabMode = Literal["pos_time", "pos", "none"]
 # and its gradients sqrt(10) = 3.2x smaller than the paper's model.
 LAYER_NORM_EPS = 1e-6
 AttentionKind = Literal["pointwise", "softmax"]
+# When a layer runs Eq. 1 and Eq. 3 fused, keeping only their inputs and recomputing the rest in
+# backward (model/hstu_fused.py: 12d bytes per token in bf16 instead of 26d, one f1 and one f2
+# matmul more per step; gradients bit-identical): 'auto' on CUDA tensors, where activation memory
+# bounds the batch; not on the CPU, where it is plentiful and the recompute cost 12-30% of a
+# training step (measured side by side at d = 64-512).
+RecomputeMode = Literal["auto", "always", "never"]
+RECOMPUTE_MODES: tuple[str, ...] = ("auto", "always", "never")
 
 
 class RelativeBiasTables(nn.Module):
@@ -86,8 +95,13 @@ class HSTULayer(nn.Module):
         num_time_buckets: int = 128,
         time_bucket_fn: TimeBucketFn = "log",
         attention_backend: str = "auto",
+        recompute_in_backward: RecomputeMode = "auto",
     ) -> None:
         super().__init__()
+        if recompute_in_backward not in RECOMPUTE_MODES:
+            raise ValueError(f"recompute_in_backward must be one of {', '.join(RECOMPUTE_MODES)}; "
+                             f"got {recompute_in_backward!r}")
+        self.recompute_in_backward = recompute_in_backward
         self.num_heads, self.qk_dim, self.v_dim = num_heads, qk_dim, v_dim
         self.max_seq_len = max_seq_len
         self.attention = attention
@@ -118,7 +132,10 @@ class HSTULayer(nn.Module):
     def split_streams(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Eq. 1: [T, d] -> U [T, H*dv], V [T, H, dv], Q [T, H, dqk], K [T, H, dqk]."""
         hv, hqk = self.num_heads * self.v_dim, self.num_heads * self.qk_dim
-        u, v, q, k = torch.split(F.silu(self.f1(self.input_norm(x))), [hv, hv, hqk, hqk], dim=-1)
+        if self.fused(x):  # keeps only x for backward
+            u, v, q, k = stream_projection(x, self.f1.weight, self.f1.bias, self.input_norm.eps, [hv, hv, hqk, hqk])
+        else:  # the plain modules: the same operations (and hooks on them run)
+            u, v, q, k = torch.split(nn.functional.silu(self.f1(self.input_norm(x))), [hv, hv, hqk, hqk], dim=-1)
         tokens = x.shape[0]
         return (
             u,
@@ -126,6 +143,12 @@ class HSTULayer(nn.Module):
             q.reshape(tokens, self.num_heads, self.qk_dim),
             k.reshape(tokens, self.num_heads, self.qk_dim),
         )
+
+    def fused(self, x: Tensor) -> bool:
+        """Whether Eq. 1 and Eq. 3 run fused on ``x``: only when something is kept for backward (see RecomputeMode)."""
+        if not torch.is_grad_enabled() or self.recompute_in_backward == "never":
+            return False
+        return self.recompute_in_backward == "always" or x.is_cuda
 
     @property
     def activation(self) -> Literal["silu", "softmax"]:
@@ -163,7 +186,10 @@ class HSTULayer(nn.Module):
         return out.reshape(out.shape[0], self.num_heads * self.v_dim)
 
     def transform(self, attended: Tensor, u: Tensor) -> Tensor:
-        """Eq. 3: f2(LayerNorm(A V) * U)."""
+        """Eq. 3: f2(Dropout(LayerNorm(A V) * U)), fused (:mod:`model.hstu_fused`)."""
+        if self.fused(attended):
+            return gated_output(attended, u, self.f2.weight, self.f2.bias, eps=self.output_norm.eps,
+                                dropout=self.dropout.p, training=self.dropout.training)
         return self.f2(self.dropout(self.output_norm(attended) * u))
 
     def forward(self, x: Tensor, sequences: JaggedSequences, layout: AttentionLayout | None = None) -> Tensor:

@@ -287,7 +287,48 @@ class _Encoder:
     forward_flops: float  # forward FLOPs of one layer on this batch
 
 
-def _build_encoder(family: str, config: EncoderBenchConfig, n: int, lengths: list[int], device) -> _Encoder:
+@dataclass(frozen=True)
+class LayerShape:
+    """The widths of the compared layers: d, h, d_qk = d_v and the Transformer's d_ff."""
+
+    embedding_dim: int
+    num_heads: int
+    head_dim: int
+    ffn_dim: int
+
+    @classmethod
+    def paper_scaled(cls, embedding_dim: int) -> "LayerShape":
+        """The benchmark's proportions at another d: 8 heads of d / 8, d_ff = 4d (h d_v = d, as in Section 3.3)."""
+        if embedding_dim % NUM_HEADS:
+            raise ValueError(f"embedding_dim must be a multiple of {NUM_HEADS} heads; got {embedding_dim}")
+        return cls(embedding_dim, NUM_HEADS, embedding_dim // NUM_HEADS, 4 * embedding_dim)
+
+
+BENCH_SHAPE = LayerShape(EMBEDDING_DIM, NUM_HEADS, HEAD_DIM, FFN_DIM)
+
+
+def layer_activation_bytes_per_token(family: str, shape: LayerShape, lengths: Sequence[int], *, dtype: str = "bf16",
+                                     rab: bool = False, transformer_attention: str = "flash-padded",
+                                     seed: int = 0) -> float:
+    """Bytes autograd keeps for backward per token of one layer's training forward on the CPU (``act_B_tok``).
+
+    The count the benchmark reports, for one HSTU (``family='hstu'``, the reference attention) or
+    Transformer layer of ``shape`` on a batch of sequences of ``lengths``.
+    """
+    import torch
+
+    config = EncoderBenchConfig(lengths=(max(lengths),), batch_tokens=int(sum(lengths)), alpha=2.0, layers=1,
+                                dtype=dtype, device="cpu", rab=rab, transformer_attention=transformer_attention,
+                                seed=seed)
+    torch.manual_seed(seed)
+    device = torch.device("cpu")
+    encoder = _build_encoder(family, config, max(lengths), list(lengths), device, shape)
+    _, train_step = _closures(encoder, list(lengths), device, torch_dtype(dtype), shape.embedding_dim)
+    return saved_activation_bytes(train_step.forward_only, encoder.excluded) / sum(lengths)
+
+
+def _build_encoder(family: str, config: EncoderBenchConfig, n: int, lengths: list[int], device,
+                   shape: LayerShape = BENCH_SHAPE) -> _Encoder:
     """The HSTU or Transformer stack for this batch, in the benchmark's dtype on its device."""
     import torch
 
@@ -300,14 +341,17 @@ def _build_encoder(family: str, config: EncoderBenchConfig, n: int, lengths: lis
     layout = JaggedLayout.from_lengths(lengths, device)
     pairs = sum(causal_pairs(length) for length in lengths)
     if family == "transformer":
-        layers = [TransformerLayer(EMBEDDING_DIM, NUM_HEADS, HEAD_DIM, FFN_DIM, config.transformer_attention)
+        layers = [TransformerLayer(shape.embedding_dim, shape.num_heads, shape.head_dim, shape.ffn_dim,
+                                   config.transformer_attention)
                   for _ in range(config.layers)]
         stack = torch.nn.ModuleList(layers).to(device=device, dtype=dtype)
         return _Encoder(run=lambda x: _run_stack(stack, x, layout), parameters=list(stack.parameters()),
                         excluded=[*stack.parameters(), layout.offsets],
                         forward_flops=layers[0].forward_flops(sum(lengths), pairs))
-    layers = [HSTULayer(EMBEDDING_DIM, NUM_HEADS, HEAD_DIM, HEAD_DIM, dropout=0.0, max_seq_len=n,
-                        rab="pos_time" if config.rab else "none", attention_backend=hstu_backend(device))
+    # recompute_in_backward: what a CUDA run keeps ('auto' there), counted the same in CPU dry runs.
+    layers = [HSTULayer(shape.embedding_dim, shape.num_heads, shape.head_dim, shape.head_dim, dropout=0.0,
+                        max_seq_len=n, rab="pos_time" if config.rab else "none",
+                        attention_backend=hstu_backend(device), recompute_in_backward="always")
               for _ in range(config.layers)]
     stack = torch.nn.ModuleList(layers).to(device=device, dtype=dtype)
     sequences = _jagged_sequences(layout.offsets)
@@ -354,11 +398,11 @@ class _TrainStep:
         self.encoder.run(self.x).backward(self.grad_out)
 
 
-def _closures(encoder: _Encoder, lengths: list[int], device, dtype):
+def _closures(encoder: _Encoder, lengths: list[int], device, dtype, width: int = EMBEDDING_DIM):
     """(inference forward under no_grad, training step) on random inputs [T, d] for this batch."""
     import torch
 
-    x = torch.randn(sum(lengths), EMBEDDING_DIM, device=device, dtype=dtype)
+    x = torch.randn(sum(lengths), width, device=device, dtype=dtype)
     grad_out = torch.randn_like(x)
 
     def forward() -> None:

@@ -15,7 +15,9 @@ restricted to one backend, so no call silently runs another kernel:
   kernel on them: no padding anywhere, the same tokens HSTU's jagged kernel sees.
 * ``flash-padded``: Q, K, V are right-padded to the batch's longest sequence and SDPA runs dense
   causal FlashAttention-2. Right padding needs no key mask under a causal mask (a real token never
-  sees a later slot). Only attention pays for padding; the linear layers stay jagged.
+  sees a later slot). Only attention pays for padding; the linear layers stay jagged. On the CPU
+  this is PyTorch's CPU FlashAttention, which ``scaling bench encoder --dry-run`` counts activation
+  bytes with: like the GPU kernel it keeps Q, K, V, the output and the log-sum-exp, nothing n x n.
 * ``math-padded``: the same padded layout on PyTorch's math backend, for CPU tests (the nested
   jagged path has no causal CPU kernel).
 
