@@ -60,6 +60,10 @@ TRAIN_BATCHES = ("full", "jagged", "jagged-sl")
 INFER_BATCHES = ("full", "jagged")  # SL is training-only
 SL_STREAM = 4  # third word of the seed sequence that draws the jagged-sl batch's coin flips (Eq. 4)
 TARGET_LENGTH = 8192
+# A dry run's Transformer attention: PyTorch's CPU FlashAttention, which like HSTU's reference keeps no
+# n x n matrix and no fp32 copies for backward, so both layers' activation bytes are counted the same
+# way (math SDPA keeps both).
+DRY_RUN_TRANSFORMER_ATTENTION = "flash-padded"
 TARGET_FULL_SPEEDUP = 2.0
 TARGET_SL_SPEEDUP = 15.2
 TARGET_MEMORY_RATIO = 0.5

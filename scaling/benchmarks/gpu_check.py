@@ -177,12 +177,14 @@ def _is_attention_target(result: dict[str, object], config: GpuCheckConfig) -> b
 
 
 def encoder_rows(config: GpuCheckConfig, timer: Timer, progress: Progress) -> list[dict[str, object]]:
-    from scaling.benchmarks.encoder import EncoderBenchConfig, run_encoder_benchmark, target_rows
+    from scaling.benchmarks.encoder import (
+        DRY_RUN_TRANSFORMER_ATTENTION, EncoderBenchConfig, run_encoder_benchmark, target_rows,
+    )
 
     sizes = config.sizes
     bench = EncoderBenchConfig(lengths=sizes.encoder_lengths, batch_tokens=sizes.encoder_tokens, alpha=1.6, layers=1,
                                dtype="bf16", device=config.device, rab=False,
-                               transformer_attention="math-padded" if config.dry_run else "flash-jagged",
+                               transformer_attention=DRY_RUN_TRANSFORMER_ATTENTION if config.dry_run else "flash-jagged",
                                seed=config.seed)
     measured = run_encoder_benchmark(bench, timer, progress=lambda r: progress(f"n={r['n']} {r['mode']} {r['batch']} "
                                                                                 f"{r['impl']}"))

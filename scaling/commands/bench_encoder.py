@@ -25,9 +25,6 @@ DEFAULT_LENGTHS = (1024, 2048, 4096, 8192)
 DEFAULT_BATCH_TOKENS = 32768
 DRY_RUN_LENGTHS = (64, 128)  # small enough for the padded reference attention on a CPU
 DRY_RUN_BATCH_TOKENS = 512
-# PyTorch's CPU FlashAttention: like HSTU's reference it keeps no n x n matrix and no fp32 copies for
-# backward, so both layers' activation bytes are counted the same way (math SDPA keeps both).
-DRY_RUN_TRANSFORMER_ATTENTION = "flash-padded"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +132,7 @@ def _model_progress(row: dict[str, object]) -> str:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from scaling.benchmarks.encoder import EncoderBenchConfig
+    from scaling.benchmarks.encoder import DRY_RUN_TRANSFORMER_ATTENTION, EncoderBenchConfig
 
     if args.dry_run and args.device is not None:
         raise UserError(f"--dry-run runs on the CPU; drop --device {args.device}")
