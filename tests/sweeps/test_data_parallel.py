@@ -154,7 +154,7 @@ def test_a_two_worker_sweep_trial_reports_the_one_worker_rows(cluster, tmp_path)
             assert (pd.isna(mine) and pd.isna(theirs)) or math.isclose(mine, theirs, rel_tol=TOLERANCE, abs_tol=1e-6), column
     print("\n" + pd.DataFrame({"workers=1": one.iloc[-1], "workers=2": two.iloc[-1]}).loc[
         ["step", "flops", "pf_days", "train/loss", "valid/ndcg@10", "valid/hr@10", "test/ndcg@10", "test/hr@10",
-         "test/log_pplx", "train_wall_seconds", "wall_seconds"]].to_string(float_format="%.9g"))
+         "test/log_pplx", "train_wall_seconds", "wall_seconds"]].astype(float).to_string(float_format="{:.9g}".format))
 
 
 def _descendants(root: int) -> list[int]:
