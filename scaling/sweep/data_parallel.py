@@ -16,6 +16,7 @@ the trial records the first worker's error.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ def train_worker(spec: dict[str, Any]) -> None:
     import ray.train.torch
 
     rank = ray.train.get_context().get_world_rank()
+    _quiet_report_lines()
     torch.set_num_threads(max(1, int(spec["cpu"])))
     device = ray.train.torch.get_device() if spec["gpu"] else torch.device("cpu")
     session = TrainWorkerSession(rank)
@@ -76,6 +78,18 @@ def train_worker(spec: dict[str, Any]) -> None:
         session.report(failure_report(error, time.perf_counter() - started))
         return
     session.report(completed_report(result))
+
+
+def _quiet_report_lines() -> None:
+    """Silence Ray Train's INFO line per report per worker (every metric, printed on the driver).
+
+    Ray 2.60 logs it on a logger named after its module file, which ``LoggingConfig`` does not reach.
+    """
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:  # another Ray layout: its lines stay
+        return
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
 
 
 def run_data_parallel_trial(spec: dict[str, Any], trial_dir: Path) -> None:
