@@ -63,6 +63,7 @@ from scaling.precision import MixedPrecision
 
 if TYPE_CHECKING:
     from scaling.checkpoint import Checkpoints
+    from scaling.distributed import DataParallel
 
 EvaluationCallback = Callable[[dict[str, Any]], None]
 STOCHASTIC_LENGTH_STREAM = 5  # names the random stream of Stochastic Length among those seeded by config.seed
@@ -96,6 +97,7 @@ class Run:
     shuffle_rng: np.random.Generator
     selection_metric: str
     precision: MixedPrecision  # autocast dtype of forward and loss, fp16's loss scaler (train.precision)
+    parallel: DataParallel | None = None  # this worker's share of each step, with several workers (scaling/distributed.py)
     started: float = field(default_factory=time.perf_counter)
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -112,17 +114,22 @@ class Run:
     def out_of_budget(self) -> bool:
         """True once the step, FLOPs or wall-time budget is used up (epochs are the loop's own bound)."""
         budget = self.config.train
+        out_of_time = budget.max_wall_seconds is not None and time.perf_counter() - self.started >= budget.max_wall_seconds
+        if budget.max_wall_seconds is not None and self.parallel is not None:
+            out_of_time = self.parallel.any(out_of_time)  # workers' clocks differ; they must stop together
         return (
             (budget.max_steps is not None and self.step >= budget.max_steps)
             or (budget.max_flops is not None and self.flops >= budget.max_flops)
-            or (budget.max_wall_seconds is not None and time.perf_counter() - self.started >= budget.max_wall_seconds)
+            or out_of_time
         )
 
 
-def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
-    """Everything a run needs; ``dataset`` is data already in memory (tests), else ``config.data`` is loaded."""
+def build_run(config: RunConfig, dataset: SequenceDataset | None = None, parallel: DataParallel | None = None) -> Run:
+    """Everything a run needs; ``dataset`` is data already in memory (tests), else ``config.data`` is loaded.
+
+    With ``parallel`` this worker trains its share of each step on the process group's device."""
     started = time.perf_counter()
-    device = resolve_device(config.train.device)
+    device = parallel.device if parallel is not None else resolve_device(config.train.device)
     task = config.data.task  # a RunConfig has passed scaling.config.check_model_fits_run: the model can train on it
     torch.manual_seed(config.seed)
     shuffle_rng = np.random.default_rng(config.seed + 2)
@@ -142,6 +149,8 @@ def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
     optimizer = build_optimizer(model, config)
     if config.train.compile:
         compile_dense_layers(model)  # in place: parameters, state_dict keys and the optimizer stay the module's
+    if parallel is not None:
+        parallel.attach(model)  # DDP around the module; run.model stays the module (state_dict keys unchanged)
     return Run(
         config=config,
         device=device,
@@ -156,6 +165,7 @@ def build_run(config: RunConfig, dataset: SequenceDataset | None = None) -> Run:
         selection_metric=config.eval.selection_metric or default_selection_metric(task),
         precision=MixedPrecision(config.train.precision, device),
         started=started,
+        parallel=parallel,
     )
 
 
@@ -246,11 +256,17 @@ def take_step(run: Run, batch: Any, lap: Callable[[str], None] = _no_lap) -> tup
     """
     batch = shorten(run, batch)  # before FLOPs accounting: count the sequences actually trained on
     negatives = run.objective.sample_negatives(run.model, batch, run.negatives_generator)  # on run.device
-    workload = training_workload(batch, run.config, negatives)
+    workload = training_workload(batch, run.config, negatives)  # the global batch: every worker's work
+    model, weight = run.model, None
+    if run.parallel is not None:
+        batch, negatives, weight = run.parallel.shard(batch, negatives)
+        model = run.parallel.replica
     batch = batch.to(run.device)
     lap("data")
     with run.precision.autocast():
-        loss = run.objective.loss(run.model, batch, negatives)
+        loss = run.objective.loss(model, batch, negatives)
+        if weight is not None:
+            loss = loss * weight  # DDP's gradient average is then the global batch's (scaling/distributed.py)
     lap("forward")
     run.optimizer.zero_grad(set_to_none=True)
     run.precision.backward(loss)
@@ -258,7 +274,7 @@ def take_step(run: Run, batch: Any, lap: Callable[[str], None] = _no_lap) -> tup
     run.precision.step(run.optimizer)
     run.step += 1
     run.flops += training_step_flops(run.model, workload)
-    value = loss.item()
+    value = loss.item() if run.parallel is None else run.parallel.global_loss(loss)
     lap("optimizer")
     run.divergence.check_step(value, run.step)
     return value, workload
@@ -280,6 +296,13 @@ def shorten(run: Run, batch: Any) -> Any:
 
 
 def evaluate(run: Run, chunks: Any) -> dict[str, float]:
+    """The objective's metrics on ``chunks``; with several workers, scored once by rank 0 and shared."""
+    if run.parallel is not None:
+        return run.parallel.on_first_worker(lambda: _evaluate_here(run, chunks))
+    return _evaluate_here(run, chunks)
+
+
+def _evaluate_here(run: Run, chunks: Any) -> dict[str, float]:
     run.model.eval()
     batches = run.batcher.batches(chunks, run.config.eval.batch_size, "time")
     metrics = run.objective.evaluate(run.model, batches, run.device)
@@ -472,12 +495,14 @@ def run_streaming(run: Run, best: BestCheckpoint, on_evaluation: EvaluationCallb
 
 
 def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: EvaluationCallback | None = None,
-          progress: bool = True, checkpoints: Checkpoints | None = None) -> dict[str, Any]:
+          progress: bool = True, checkpoints: Checkpoints | None = None,
+          parallel: DataParallel | None = None) -> dict[str, Any]:
     """Train and evaluate ``config``; return (and write to ``out_dir/result.json``) the results record.
 
     With ``checkpoints`` the run continues from the last state saved there, and offers a state after
-    every evaluation (:mod:`scaling.checkpoint`)."""
-    run = build_run(config)
+    every evaluation (:mod:`scaling.checkpoint`). With ``parallel`` this is one of several workers
+    training it data-parallel (:mod:`scaling.distributed`); each returns the same record."""
+    run = build_run(config, parallel=parallel)
     best = BestCheckpoint(run.selection_metric)
     if checkpoints is not None:
         checkpoints.restore(run, best)
@@ -496,6 +521,7 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
         },
         "params": parameter_counts(run.model),
         "device": str(run.device),
+        "workers": run.parallel.world_size if run.parallel is not None else 1,
         "precision": run.precision.name,
         "environment": {"torch": torch.__version__, "python": platform.python_version()},
         "steps": run.step,

@@ -59,7 +59,10 @@ class TrialBook:
     def reported(self, trial_id: str, report: dict[str, Any]) -> None:
         record = self.records[trial_id]
         if report.get(REPORT_KIND) == START:  # those after its checkpoint are run again
-            record["evaluations"] = list(self.previous_evaluations.get(trial_id, [])[:report[EVALUATIONS_DONE]])
+            # A restart inside this attempt (Ray Train restarting a multi-worker trial's worker group)
+            # continues this record; a new attempt continues the previous one's.
+            earlier = record["evaluations"] or self.previous_evaluations.get(trial_id, [])
+            record["evaluations"] = list(earlier[:report[EVALUATIONS_DONE]])
         elif report.get(REPORT_KIND) == EVALUATION:
             number = report.get(EVALUATIONS_DONE, len(record["evaluations"]) + 1)
             record["evaluations"][number - 1:] = [measures(report)]

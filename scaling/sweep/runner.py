@@ -32,6 +32,7 @@ from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
 from core.configtools import to_dict
 from core.errors import UserError
 from core.results_schema import FAILED, MANIFEST, RUNNING
+from scaling.sweep.data_parallel import require_ray_train_v2
 from scaling.sweep.expand import Trial
 from scaling.sweep.lock import SweepLock
 from scaling.sweep.plan import SweepPlan, replan
@@ -80,7 +81,7 @@ def check_cluster_fits(trials: list[Trial]) -> None:
     """Refuse trials this machine's Ray could never run (a trial would otherwise wait forever)."""
     available = ray.cluster_resources()
     for trial in trials:
-        for name, wanted in (("CPU", trial.resources.cpu), ("GPU", trial.resources.gpu)):
+        for name, wanted in trial.resources.total().items():
             if wanted > available.get(name, 0):
                 raise UserError(
                     f"trial {trial.trial_id} asks for {wanted:g} {name} but this machine's Ray has "
@@ -88,11 +89,20 @@ def check_cluster_fits(trials: list[Trial]) -> None:
                 )
 
 
+DRIVER_ONLY = {"memory": 2**20}  # what a multi-worker trial's own Tune process reserves: 1 MiB, no core
+
+
 class TrialResources:
-    """Per-trial resource request for ``tune.with_resources`` (groups may differ)."""
+    """Per-trial resource request for ``tune.with_resources`` (groups may differ).
+
+    A multi-worker trial's Tune process only drives a Ray Train run, whose workers reserve their
+    own resources (Ray Train V2 schedules them apart from the trial): the trial holds no core,
+    only a token of memory (Tune refuses an empty request).
+    """
 
     def __init__(self, trials: list[Trial]) -> None:
-        self.requests = {t.trial_id: {"CPU": t.resources.cpu, "GPU": t.resources.gpu} for t in trials}
+        self.requests = {t.trial_id: {"CPU": t.resources.cpu, "GPU": t.resources.gpu} if t.resources.workers == 1
+                         else DRIVER_ONLY for t in trials}
 
     def __call__(self, config: dict[str, Any]) -> tune.PlacementGroupFactory:
         return tune.PlacementGroupFactory([self.requests[config["trial_id"]]])
@@ -162,6 +172,8 @@ def trial_payload(plan: SweepPlan) -> dict[str, dict[str, Any]]:
     for trial in plan.to_run:
         interrupted = plan.records.get(trial.trial_id, {}).get("status") == RUNNING
         payload[trial.trial_id] = {"config": to_dict(trial.config), "cpu": trial.resources.cpu, "checkpoint_every": every,
+                                   "workers": trial.resources.workers, "gpu": trial.resources.gpu,
+                                   "max_failures": plan.sweep.checkpoint.max_failures,
                                    "resume_from": last_checkpoint(plan.store, trial.trial_id) if every and interrupted else None}
     return payload
 
@@ -236,6 +248,8 @@ def run_sweep(plan: SweepPlan, log: Log) -> None:
     try:
         if not os.environ.get("RAY_ADDRESS"):  # a local cluster cannot grow: refuse what it cannot run
             check_cluster_fits(plan.to_run)
+        if any(trial.resources.workers > 1 for trial in plan.to_run):
+            require_ray_train_v2()
         plan.store.write_json(MANIFEST, manifest)
         log(f"running {len(plan.to_run)} of {len(plan.trials)} trials; results in {plan.store.root}")
         book = TrialBook(plan.store, plan.to_run, plan.records, log)

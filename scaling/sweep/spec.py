@@ -29,16 +29,26 @@ BUDGET_KEYS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Resources:
-    """What Ray reserves for each trial."""
+    """What Ray reserves for each trial: one worker, or ``workers`` data-parallel workers on Ray Train."""
 
-    cpu: float = option(1.0, "CPU cores per trial; the trial uses this many torch threads")
-    gpu: float = option(0.0, "GPUs per trial (1 on GPU workers; 0 trains on CPU)")
+    cpu: float = option(1.0, "CPU cores per trial (per worker with workers > 1); each worker uses this many torch threads")
+    gpu: float = option(0.0, "GPUs per trial (per worker with workers > 1; 1 on GPU workers; 0 trains on CPU)")
+    workers: int = option(1, "data-parallel workers per trial: above 1 the trial is a Ray Train TorchTrainer run, "
+                             "each step's batch (train.batch_size, the global batch) split across them, gradients "
+                             "all-reduced (DDP: NCCL on GPUs, gloo on CPU); 1: the trial trains in its own process")
 
     def __post_init__(self) -> None:
         require(self.cpu > 0, "cpu", f"must be > 0; got {self.cpu}")
         require(self.gpu >= 0, "gpu", f"must be >= 0; got {self.gpu}")
         require(self.gpu <= 1 or float(self.gpu).is_integer(), "gpu",
                 f"must be a whole number when above 1 (Ray shares only fractions of one GPU); got {self.gpu}")
+        require(self.workers >= 1, "workers", f"must be >= 1; got {self.workers}")
+        require(self.workers == 1 or self.gpu in (0, 1), "gpu",
+                f"must be 0 or 1 with workers > 1 (NCCL needs one whole GPU per worker); got {self.gpu}")
+
+    def total(self) -> dict[str, float]:
+        """What the whole trial holds on the cluster: every worker's share."""
+        return {"CPU": self.cpu * self.workers, "GPU": self.gpu * self.workers}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ status and reason). A trial that raises, runs out of memory or diverges does not
 trainable: its failure is a result of the sweep, recorded like any other, and the sweep goes on.
 A trial whose worker dies is restarted by Ray (``checkpoint.max_failures``) from its last
 checkpoint; the numbering lets the driver replace, never repeat, evaluations it sees twice.
+A trial with ``resources.workers`` > 1 runs on Ray Train instead (:mod:`scaling.sweep.data_parallel`),
+reporting through the same :class:`TuneCheckpoints` from each of its workers.
 """
 
 from __future__ import annotations
@@ -36,28 +38,47 @@ def tune_checkpoint_class() -> type:
     return Checkpoint
 
 
+class TuneSession:
+    """Where a one-worker trial reports and finds its checkpoints: Ray Tune's session."""
+
+    saves_state = True  # this process writes the checkpoints it reports
+
+    def report(self, metrics: dict[str, Any], folder: str | None = None) -> None:
+        from ray import tune
+
+        if folder is None:
+            tune.report(metrics)
+        else:
+            tune.report(metrics, checkpoint=tune_checkpoint_class().from_directory(folder))
+
+    def get_checkpoint(self) -> Any:
+        from ray import tune
+
+        return tune.get_checkpoint()
+
+
 class TuneCheckpoints:
     """Reports each evaluation to Ray Tune, with the run's state attached every ``every`` evaluations.
 
     ``resume_from`` is a checkpoint to start from when Tune has none of its own for this trial
-    (the last one of a killed driver's run, found by ``scaling.sweep.runner``).
+    (the last one of a killed driver's run, found by ``scaling.sweep.runner``). ``session`` is
+    where reports go (Tune's, or a Ray Train worker's: :mod:`scaling.sweep.data_parallel`).
     """
 
-    def __init__(self, every: int, resume_from: str | None = None) -> None:
+    def __init__(self, every: int, resume_from: str | None = None, session: Any = None) -> None:
         self.every = every
         self.resume_from = resume_from
+        self.session = session or TuneSession()
         self.pending: dict[str, Any] | None = None
         self.resumed_evaluations = 0
 
     def restore(self, run: Run, best: BestCheckpoint) -> None:
-        from ray import tune
-
-        saved = tune.get_checkpoint() or (tune_checkpoint_class()(self.resume_from) if self.resume_from else None)
+        saved = self.session.get_checkpoint() or (tune_checkpoint_class()(self.resume_from) if self.resume_from else None)
         if saved is not None:
             with saved.as_directory() as folder:
                 training_state.restore(run, best, training_state.load(Path(folder)))
             self.resumed_evaluations = len(run.history)
-        tune.report(start_report(self.resumed_evaluations))
+        self.session.report(start_report(self.resumed_evaluations))
 
     def on_evaluation(self, entry: dict[str, Any]) -> None:
         """Hold the evaluation until ``evaluated``: its report carries the state saved after it."""
@@ -65,25 +86,24 @@ class TuneCheckpoints:
 
     def flush(self) -> None:
         """Report an evaluation still held when the run failed (as it was reported before checkpoints)."""
-        from ray import tune
-
         if self.pending is not None:
-            tune.report(evaluation_report(self.pending))
+            self.session.report(evaluation_report(self.pending))
             self.pending = None
 
     def evaluated(self, run: Run, best: BestCheckpoint, final: bool) -> None:
-        from ray import tune
-
         report = {**evaluation_report(self.pending), EVALUATIONS_DONE: len(run.history)}
         self.pending = None
         # The last evaluation needs none: the test metrics follow at once.
         if not self.every or final or len(run.history) % self.every:
-            tune.report(report)
+            self.session.report(report)
+            return
+        if not self.session.saves_state:  # another worker (rank 0) saves the state every worker holds
+            self.session.report(report)
             return
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
             training_state.save(Path(folder), run, best)
             # Tune copies the folder to the trial's storage before report returns.
-            tune.report(report, checkpoint=tune_checkpoint_class().from_directory(folder))
+            self.session.report(report, folder)
 
 
 def run_trial(tune_config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:
@@ -92,6 +112,11 @@ def run_trial(tune_config: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
     from ray import tune
 
     spec = trials[tune_config["trial_id"]]
+    if spec.get("workers", 1) > 1:
+        from scaling.sweep.data_parallel import run_data_parallel_trial
+
+        run_data_parallel_trial(spec, Path(tune.get_context().get_trial_dir()))
+        return
     # Ray reserves ``cpu`` cores for the trial; torch would otherwise use every core of the node.
     torch.set_num_threads(max(1, int(spec["cpu"])))
     started = time.perf_counter()

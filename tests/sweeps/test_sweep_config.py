@@ -135,6 +135,8 @@ def test_bad_combination_names_the_trial(tmp_path):
     ({"resources": {"cpu": 0}}, "config key 'resources.cpu': must be > 0"),
     ({"resources": {"gpu": 1.5}}, "config key 'resources.gpu': must be a whole number"),
     ({"resources": {"tpu": 1}}, "config key 'resources.tpu': unknown key"),
+    ({"resources": {"workers": 0}}, "config key 'resources.workers': must be >= 1"),
+    ({"resources": {"workers": 2, "gpu": 0.5}}, "config key 'resources.gpu': must be 0 or 1 with workers > 1"),
     ({"grid": {"model.num_layers": []}}, "config key 'grid.model.num_layers': has no values"),
     ({"groups": [{"name": "g", "grid": {"model.num_layers": []}}]}, "config key 'groups[0].grid.model.num_layers': has no values"),
     ({"zip": [{"model.num_layers": [1, 2], "model.embedding_dim": [8]}]}, "must have the same length"),
