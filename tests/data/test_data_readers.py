@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from reader_fixtures import error_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,6 @@ from scaling.data.readers import (
     read_movielens_20m,
     read_movielens_100k,
 )
-from core.errors import DataError
 
 
 def write(path: Path, text: str) -> Path:
@@ -36,12 +36,6 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def error_of(reader, *paths: Path) -> str:
-    with pytest.raises(DataError) as caught:
-        reader(*paths)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 # --- the official formats -------------------------------------------------------------------------

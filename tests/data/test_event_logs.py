@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from reader_fixtures import error_of
 
 from core.errors import DataError
 from scaling.config import DataConfig
@@ -47,12 +48,6 @@ def bits_of(raw, tasks) -> list[set[str]]:
     return [{task for k, task in enumerate(tasks) if int(value) >> k & 1} for value in raw.ratings]
 
 
-def error_of(reader, *paths: Path) -> str:
-    with pytest.raises(DataError) as caught:
-        reader(*paths)
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 # --- Yambda ---------------------------------------------------------------------------------------

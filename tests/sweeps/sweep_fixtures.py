@@ -1,9 +1,14 @@
-"""The run config of the sweep tests' tiny trials, shared so that every Ray test trains the same seconds-long HSTU."""
+"""What the sweep tests share: the tiny trials' run config, and how to compare and inspect their results."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+
+from core.results_schema import TIMING_COLUMNS
 
 
 def tiny_trial_config(folder: Path, model_name: str | None = "hstu") -> dict[str, Any]:
@@ -19,3 +24,18 @@ def tiny_trial_config(folder: Path, model_name: str | None = "hstu") -> dict[str
         "train": {"epochs": 2, "batch_size": 32, "num_negatives": 8, "patience": 0, "device": "cpu"},
         "eval": {"batch_size": 128},
     }
+
+
+def comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without what legitimately differs between runs (timings), in a fixed order."""
+    return table.drop(columns=list(TIMING_COLUMNS)).sort_values(["trial_id", "step"]).reset_index(drop=True)
+
+
+def recorded_evaluations(sweep_folder: Path) -> int:
+    """The evaluations the (one) trial record of the sweep holds so far (0 while it is being written)."""
+    for path in (sweep_folder / "trials").glob("*.json"):
+        try:
+            return len(json.loads(path.read_text())["evaluations"])
+        except (json.JSONDecodeError, KeyError):
+            return 0
+    return 0

@@ -12,7 +12,6 @@ rows of an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -27,8 +26,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
+from sweep_fixtures import comparable, recorded_evaluations
 
-from core.results_schema import TIMING_COLUMNS
 from scaling.config import load_run_config
 from scaling.distributed import DataParallel, _balanced_bounds
 from scaling.train import train
@@ -186,13 +185,6 @@ def _train_workers_of_this_session() -> list[int]:
     return workers
 
 
-def _recorded_evaluations(sweep_folder: Path) -> int:
-    for path in (sweep_folder / "trials").glob("*.json"):
-        try:
-            return len(json.loads(path.read_text())["evaluations"])
-        except (json.JSONDecodeError, KeyError):
-            return 0
-    return 0
 
 
 def test_a_killed_train_worker_restarts_its_group_from_the_checkpoint_to_the_same_rows(cluster, tmp_path):
@@ -210,7 +202,7 @@ def test_a_killed_train_worker_restarts_its_group_from_the_checkpoint_to_the_sam
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not killed:
             workers = _train_workers_of_this_session()
-            if _recorded_evaluations(tmp_path / "killed" / "data-parallel") >= 3 and workers:
+            if recorded_evaluations(tmp_path / "killed" / "data-parallel") >= 3 and workers:
                 os.kill(workers[-1], signal.SIGKILL)
                 killed.append(workers[-1])
             time.sleep(0.05)
@@ -223,5 +215,4 @@ def test_a_killed_train_worker_restarts_its_group_from_the_checkpoint_to_the_sam
     clean = pd.read_parquet(tmp_path / "clean" / "data-parallel" / "results.parquet")
     resumed = pd.read_parquet(tmp_path / "killed" / "data-parallel" / "results.parquet")
     assert resumed["epoch"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]  # none lost, none repeated
-    timings = list(TIMING_COLUMNS)
-    pd.testing.assert_frame_equal(resumed.drop(columns=timings), clean.drop(columns=timings), check_exact=True)
+    pd.testing.assert_frame_equal(comparable(resumed), comparable(clean), check_exact=True)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from core.results_schema import TIMING_COLUMNS
+from sweep_fixtures import comparable, recorded_evaluations
 
 pytest.importorskip("ray")
 
@@ -52,19 +52,8 @@ def sweep_file(tmp_path_factory) -> Path:
     return path
 
 
-def comparable(table: pd.DataFrame) -> pd.DataFrame:
-    timings = list(TIMING_COLUMNS)
-    return table.drop(columns=timings).sort_values(["trial_id", "step"]).reset_index(drop=True)
 
 
-def recorded_evaluations(sweep_folder: Path) -> int:
-    """The evaluations the (one) trial record of the sweep holds so far."""
-    for path in (sweep_folder / "trials").glob("*.json"):
-        try:
-            return len(json.loads(path.read_text())["evaluations"])
-        except (json.JSONDecodeError, KeyError):
-            return 0
-    return 0
 
 
 class WorkerKiller(threading.Thread):

@@ -20,9 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sweep_fixtures import tiny_trial_config
+from sweep_fixtures import comparable, tiny_trial_config
 
-from core.results_schema import TIMING_COLUMNS
 
 pytest.importorskip("ray")
 if importlib.util.find_spec("scaling.data.loading") is None:
@@ -68,10 +67,6 @@ def finished_sweep(cluster, sweep_file, tmp_path_factory) -> Path:
     return storage / "tiny"
 
 
-def comparable(table: pd.DataFrame) -> pd.DataFrame:
-    """The table without what legitimately differs between runs (timings), in a fixed order."""
-    timings = list(TIMING_COLUMNS)
-    return table.drop(columns=timings).sort_values(["trial_id", "step"]).reset_index(drop=True)
 
 
 def test_tiny_sweep_records_every_evaluation_and_the_divergence(finished_sweep):
