@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -32,6 +33,14 @@ class JaggedSequences:
     @property
     def num_tokens(self) -> int:
         return self.item_ids.numel()
+
+    # the per-token fields ([T]); offsets and num_targets are per sequence
+    TOKENWISE: ClassVar[tuple[str, ...]] = ("item_ids", "timestamps", "query_timestamps", "action_ids", "context_ids")
+
+    def with_tokens(self, tokens: Tensor | slice, offsets: Tensor, num_targets: Tensor | None = None) -> "JaggedSequences":
+        """The sequences holding only ``tokens`` (an index, mask or slice of the [T] rows), cut by ``offsets``."""
+        tokenwise = {name: getattr(self, name)[tokens] for name in self.TOKENWISE if getattr(self, name) is not None}
+        return replace(self, offsets=offsets, num_targets=num_targets, **tokenwise)
 
     def to(self, device: torch.device | str) -> "JaggedSequences":
         """A copy with every tensor on ``device``."""

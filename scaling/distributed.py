@@ -20,7 +20,7 @@ collective.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -138,17 +138,8 @@ def _rows(batch: SequenceBatch | ImpressionBatch, first: int, last: int, targets
         return batch.rows(slice(first, last)), targets
     sequences = batch.sequences
     token_start, token_end = int(sequences.offsets[first]), int(sequences.offsets[last])
-    tokenwise = {name: getattr(sequences, name)[token_start:token_end]
-                 for name in ("item_ids", "timestamps", "query_timestamps", "action_ids", "context_ids")
-                 if getattr(sequences, name) is not None}
     candidates = None if sequences.num_targets is None else sequences.num_targets[first:last]
-    part = SequenceBatch(
-        sequences=replace(sequences, offsets=sequences.offsets[first:last + 1] - token_start,
-                          num_targets=candidates, **tokenwise),
-        supervised_rows=batch.supervised_rows[targets] - token_start,
-        target_events=batch.target_events[targets],
-        target_item_ids=batch.target_item_ids[targets],
-        labels=None if batch.labels is None else batch.labels[targets],
-    )
-    return part, targets
+    part_sequences = sequences.with_tokens(slice(token_start, token_end),
+                                           sequences.offsets[first:last + 1] - token_start, candidates)
+    return batch.with_targets(part_sequences, batch.supervised_rows[targets] - token_start, targets), targets
 

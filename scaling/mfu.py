@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from scaling.precision import AUTOCAST_DTYPES
+
 MATMUL_SIZE = 1024  # n of the n x n x n matmul that measures a peak
 MATMUL_REPEATS = 10  # the peak is the best of these (after one untimed warm-up)
 TRIAL_MATMUL_REPEATS = 5  # fewer in every trial: about 0.1-0.2 s at the end of a CPU run
@@ -42,7 +44,7 @@ GPU_NAMES: tuple[tuple[str, str], ...] = (
     (r"\bH100 PCIe\b", "H100 PCIe"), (r"\bH100 (SXM|80GB HBM3)\b", "H100 SXM"), (r"\bH200\b", "H200"),
     (r"\bA100\b", "A100"), (r"\bL4\b", "L4"),
 )
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, **AUTOCAST_DTYPES}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ Every measurement is one row: section, case, implementation, dtype, metric, valu
 the issue sets one, the target and whether it was met. A section that fails becomes one row
 with its one-line error, and the others still run. ``dry_run`` runs the same code on the CPU at
 toy sizes, untimed (values that need a clock are empty), so the test suite exercises the script.
-Sized to finish in under 8 minutes on one H100/H200 (each section prints its elapsed time).
+Sized to finish in under 8 minutes on one H100/H200 (each section prints its elapsed time); an estimate
+until it has run on one.
 """
 
 from __future__ import annotations

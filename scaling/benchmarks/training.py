@@ -41,7 +41,7 @@ from model.flops import SequenceWorkload
 from model.params import parameter_counts
 from scaling.config import RunConfig, run_config_from_dict
 from scaling.mfu import MATMUL_SIZE, matmul_peak_flops
-from scaling.train import Run, build_run, evaluate, take_step, testing_events, training_passes, validation_set
+from scaling.train import EvaluationSet, Run, build_run, evaluate, take_step, testing_events, training_passes, validation_set
 
 PHASES = ("data", "forward", "backward", "optimizer")
 
@@ -184,22 +184,24 @@ def _now(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def time_evaluation(run: Run) -> tuple[float, int]:
-    """(seconds, targets) of one evaluation of the run's validation set by ``scaling.train.evaluate``."""
-    validation = validation_set(run)
+def time_evaluation(run: Run, validation: EvaluationSet) -> float:
+    """Seconds of one evaluation of ``validation`` (the run's validation set) by ``scaling.train.evaluate``."""
     started = _now(run.device)
     evaluate(run, validation.chunks)
-    return _now(run.device) - started, validation.num_targets
+    return _now(run.device) - started
 
 
-def trial_schedule(run: Run) -> TrialSchedule:
-    """Steps and evaluated targets of one whole trial of ``run.config`` (no FLOPs or wall-time budget)."""
+def trial_schedule(run: Run, validation_targets: int | None = None) -> TrialSchedule:
+    """Steps and evaluated targets of one whole trial of ``run.config`` (no FLOPs or wall-time budget);
+    ``validation_targets``: the size of the run's validation set, when the caller has built it already."""
     config = run.config
+    if validation_targets is None:
+        validation_targets = validation_set(run).num_targets
     passes = training_passes(run)
     steps = sum(math.ceil(_num_chunks(run.batcher.chunks(p.events)) / config.train.batch_size) for p in passes)
     validating = [p for p in passes if p.validates]
     progressive = sum(len(p.progressive) for p in validating if p.progressive is not None)
-    targets = len(validating) * validation_set(run).num_targets + progressive + len(testing_events(run))
+    targets = len(validating) * validation_targets + progressive + len(testing_events(run))
     if config.train.max_steps is not None:
         steps = min(steps, config.train.max_steps)
     return TrialSchedule(steps, len(validating), targets)
@@ -255,8 +257,10 @@ def bench_case(case: BenchCase, config: TrainBenchConfig, peak_gflops: float, pr
     if times.steps == 0:
         raise UserError(f"{case.name}: no training step left after the warm-up; lower --warmup")
     progress(f"{case.name}: {times.steps} steps in {times.wall:.1f} s; timing one evaluation")
-    evaluation = time_evaluation(run)
-    return bench_row(case, run, times, evaluation, trial_schedule(run), peak_gflops, config.threads)
+    validation = validation_set(run)
+    evaluation = time_evaluation(run, validation), validation.num_targets
+    return bench_row(case, run, times, evaluation, trial_schedule(run, validation.num_targets), peak_gflops,
+                     config.threads)
 
 
 def run_training_benchmark(config: TrainBenchConfig, progress: Progress) -> tuple[float, list[dict[str, object]]]:

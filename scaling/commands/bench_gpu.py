@@ -1,4 +1,4 @@
-"""``scaling bench gpu``: the prepared GPU check, one call of under 8 minutes on one H100/H200.
+"""``scaling bench gpu``: the prepared GPU check, sized for one call of under 8 minutes on one H100/H200.
 
 Runs the sections of :mod:`scaling.benchmarks.gpu_check` (attention correctness against fp64,
 attention TFLOP/s with rab, HSTU vs FlashAttention-2 encoder layers with and without Stochastic

@@ -35,6 +35,18 @@ class SequenceBatch:
     def num_targets(self) -> int:
         return self.supervised_rows.numel()
 
+    def with_targets(self, sequences: JaggedSequences, supervised_rows: Tensor, targets: Tensor | slice) -> "SequenceBatch":
+        """A batch of ``sequences`` keeping the ``targets`` (an index, mask or slice of the [S] targets), now
+        scored at ``supervised_rows`` of the new sequences."""
+        return replace(
+            self,
+            sequences=sequences,
+            supervised_rows=supervised_rows,
+            target_events=self.target_events[targets],
+            target_item_ids=self.target_item_ids[targets],
+            labels=None if self.labels is None else self.labels[targets],
+        )
+
     def to(self, device: torch.device | str) -> "SequenceBatch":
         return replace(
             self,

@@ -34,7 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import DataError
-from scaling.data.readers import FieldKind, LineFormat, RawInteractions, _check_readable, _numbered_lines, _parse_delimited
+from scaling.data.readers import (
+    FieldKind, LineFormat, RawInteractions, _check_readable, _line_of_data_row, _parse_delimited,
+)
 from scaling.data.sequences import SequenceDataset
 
 YAMBDA_EVENT_TYPES = ("listen", "like", "dislike", "unlike", "undislike")
@@ -165,17 +167,9 @@ def _read_kuairand_log(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         values = table.column(flag).to_numpy()
         bad = np.flatnonzero((values != 0) & (values != 1))
         if len(bad):
-            line = _line_of_row(path, int(bad[0]))
+            line = _line_of_data_row(path, int(bad[0]))
             raise DataError(f"{path}:{line}: {flag} must be 0 or 1, got {int(values[bad[0]])}")
         bits |= values.astype(np.int64) << bit
     users, items = (table.column(name).to_numpy().astype(np.int64) for name in ("user_id", "video_id"))
     seconds = table.column("time_ms").to_numpy().astype(np.int64) // 1000
     return users, items, seconds, bits
-
-
-def _line_of_row(path: Path, row: int) -> int:
-    """1-based file line of data row ``row`` (the header is line 1; blank lines hold no row)."""
-    for index, (line_number, _) in enumerate(_numbered_lines(path, first=2)):
-        if index == row:
-            return line_number
-    return row + 2

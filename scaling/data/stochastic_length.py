@@ -41,7 +41,7 @@ target is not moved to another token).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -229,21 +229,9 @@ def subsample_batch(batch: SequenceBatch, keep: np.ndarray) -> SequenceBatch:
     counts.index_add_(0, _sequence_of_token(sequences.offsets), keep_t.to(torch.int64))
     offsets = torch.zeros_like(sequences.offsets)
     offsets[1:] = torch.cumsum(counts, 0)
-    tokenwise = {
-        name: getattr(sequences, name)[keep_t]
-        for name in ("item_ids", "timestamps", "query_timestamps", "action_ids", "context_ids")
-        if getattr(sequences, name) is not None
-    }
     new_row = torch.cumsum(keep_t.to(torch.int64), 0) - 1  # [T] row of each kept token in the new batch
     survives = keep_t[batch.supervised_rows]  # [S]
-    return replace(
-        batch,
-        sequences=replace(sequences, offsets=offsets, **tokenwise),
-        supervised_rows=new_row[batch.supervised_rows[survives]],
-        target_events=batch.target_events[survives],
-        target_item_ids=batch.target_item_ids[survives],
-        labels=None if batch.labels is None else batch.labels[survives],
-    )
+    return batch.with_targets(sequences.with_tokens(keep_t, offsets), new_row[batch.supervised_rows[survives]], survives)
 
 
 def _sequence_of_token(offsets: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 from kernels import RelativeAttentionBias, jagged_attention
@@ -25,6 +26,29 @@ from kernels.layout import build_attention_layout
 BOUNDARY_MARGIN = 1e-4  # bucket units; float32 log/sqrt errors are below 1e-5 at these magnitudes
 MASKS = ("causal", "targets", "context", "targets+context")
 BIASES = ("none", "position", "time-log", "time-sqrt", "position+time-log")
+
+
+def draw_jagged_problem(draw, *, max_sequences: int, max_heads: int, dims_qk: list[int], dims_v: list[int],
+                        max_contextual: int, activations: list[str], dtypes: list[torch.dtype] | None = None) -> dict:
+    """``make_problem``'s keywords for a random batch of 1..``max_sequences`` sequences of 0-40 tokens with any
+    mask and bias parts (and a dtype from ``dtypes`` when given), drawn with hypothesis's ``draw``."""
+    lengths = draw(st.lists(st.integers(0, 40), min_size=1, max_size=max_sequences))
+    longest = max([*lengths, 1])
+    case = dict(lengths=lengths, mask=draw(st.sampled_from(MASKS)), bias=draw(st.sampled_from(BIASES)))
+    if dtypes is not None:
+        case["dtype"] = draw(st.sampled_from(dtypes))
+    return dict(
+        case,
+        heads=draw(st.integers(1, max_heads)),
+        dim_qk=draw(st.sampled_from(dims_qk)),
+        dim_v=draw(st.sampled_from(dims_v)),
+        # Below the longest sequence the position index clamps, as in the reference.
+        max_seq_len=draw(st.integers(max(1, longest // 2), longest + 8)),
+        contextual_len=draw(st.integers(1, max_contextual)),
+        num_buckets=draw(st.sampled_from([4, 20, 128])),
+        activation=draw(st.sampled_from(activations)),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @dataclass

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from attention_cases import BIASES, MASKS, leaves, make_problem, max_error, run
+from attention_cases import BIASES, MASKS, draw_jagged_problem, leaves, make_problem, max_error, run
 from kernels import RelativeAttentionBias, attention_layout, jagged_attention
 from kernels.attention import resolve_backend
 from kernels.flops import allowed_pairs, attention_flops
@@ -74,24 +74,11 @@ def test_large_scores_still_mask_exactly(activation: str) -> None:
 @st.composite
 def jagged_problems(draw):
     """Random batch and layout: 1-6 sequences of 0-40 tokens, any mask, bias and activation, any group and block size."""
-    lengths = draw(st.lists(st.integers(0, 40), min_size=1, max_size=6))
-    longest = max([*lengths, 1])
-    return dict(
-        lengths=lengths,
-        mask=draw(st.sampled_from(MASKS)),
-        bias=draw(st.sampled_from(BIASES)),
-        heads=draw(st.integers(1, 3)),
-        dim_qk=draw(st.sampled_from([4, 8, 24])),
-        dim_v=draw(st.sampled_from([4, 16, 40])),
-        # Below the longest sequence the position index clamps, as in the reference.
-        max_seq_len=draw(st.integers(max(1, longest // 2), longest + 8)),
-        contextual_len=draw(st.integers(1, 12)),
-        num_buckets=draw(st.sampled_from([4, 20, 128])),
-        activation=draw(st.sampled_from(["silu", "softmax"])),
-        seed=draw(st.integers(0, 2**16)),
-        layout_options={"group_cost_pairs": draw(st.sampled_from([1, 100, 10**9])),
-                        "block_rows": draw(st.integers(1, 45))},
-    )
+    case = draw_jagged_problem(draw, max_sequences=6, max_heads=3, dims_qk=[4, 8, 24], dims_v=[4, 16, 40],
+                               max_contextual=12, activations=["silu", "softmax"])
+    case["layout_options"] = {"group_cost_pairs": draw(st.sampled_from([1, 100, 10**9])),
+                              "block_rows": draw(st.integers(1, 45))}
+    return case
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

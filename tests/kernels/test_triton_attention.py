@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attention_cases import BIASES, MASKS, leaves, make_problem, max_error, run
+from attention_cases import BIASES, MASKS, draw_jagged_problem, leaves, make_problem, max_error, run
 from kernels import RelativeAttentionBias, jagged_attention
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -59,23 +59,9 @@ def test_softmax_matches_reference(mask: str, dtype: torch.dtype) -> None:
 @st.composite
 def jagged_problems(draw):
     """Random batch: 1-4 sequences of 0-40 tokens, any masks, bias parts and activation, odd head dims."""
-    lengths = draw(st.lists(st.integers(0, 40), min_size=1, max_size=4))
-    longest = max([*lengths, 1])
-    return dict(
-        lengths=lengths,
-        mask=draw(st.sampled_from(MASKS)),
-        bias=draw(st.sampled_from(BIASES)),
-        dtype=draw(st.sampled_from([torch.float32, torch.float16])),
-        heads=draw(st.integers(1, 2)),
-        dim_qk=draw(st.sampled_from([8, 16, 24])),
-        dim_v=draw(st.sampled_from([8, 16, 40])),
-        # Below the longest sequence the position index clamps, as in the reference.
-        max_seq_len=draw(st.integers(max(1, longest // 2), longest + 8)),
-        contextual_len=draw(st.integers(1, 6)),
-        num_buckets=draw(st.sampled_from([4, 20, 128])),
-        activation=draw(st.sampled_from(["silu", "silu", "softmax"])),
-        seed=draw(st.integers(0, 2**16)),
-    )
+    return draw_jagged_problem(draw, max_sequences=4, max_heads=2, dims_qk=[8, 16, 24], dims_v=[8, 16, 40],
+                               max_contextual=6, activations=["silu", "silu", "softmax"],
+                               dtypes=[torch.float32, torch.float16])
 
 
 @settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
