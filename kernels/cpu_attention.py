@@ -232,9 +232,14 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tens
     ctx.save_for_backward(q, k, v, table, bias_index, *rows, output[1])
     ctx.block_bounds, ctx.settings = block_bounds, inputs[10:]  # activation, scale, value_scale, allowed_pairs
     ctx.mark_non_differentiable(output[1])
+    # No gradient ever flows to the kept buffer: without this autograd hands the backward a zero-filled copy
+    # of it (2 x 4 bytes per pair and head for SiLU), one full write per layer and step.
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx: Any, grad_out: Tensor, grad_kept: Tensor | None) -> tuple[Tensor | None, ...]:
+    if grad_out is None:  # grads are not materialised (see _setup_context): nothing reached the output
+        return (None,) * 14
     q, k, v, table, bias_index, query_rows, key_rows, token_query_rows, token_key_rows, kept = ctx.saved_tensors
     table_grad = bool(ctx.needs_input_grad[3])
     dq, dk, dv, d_table = cpu_attention_backward_op(

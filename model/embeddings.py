@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from kernels.jagged import token_positions
+from model.dropout import Dropout
 
 
 class ItemEmbedding(nn.Module):
@@ -43,7 +44,7 @@ class InputLayer(nn.Module):
             # Xavier-normal, as the reference's sequential encoders initialise every parameter outside
             # the item table and the HSTU layers: std sqrt(2 / (max_seq_len + d)), 0.089 at 200 x 50.
             nn.init.xavier_normal_(self.positions.weight)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, token_embeddings: Tensor, offsets: Tensor, num_targets: Tensor | None = None) -> Tensor:
         """[T, d] token embeddings of a jagged batch -> [T, d] encoder inputs."""

@@ -35,6 +35,7 @@ from kernels import (
 from kernels.attention import CachedAttentionBackend
 from kernels.bias import TimeBucketFn
 from kernels.flops import attention_flops
+from model.dropout import Dropout
 from model.flops import SequenceWorkload, matmul_flops
 from model.hstu_fused import gated_output, stream_projection
 from model.inputs import JaggedSequences
@@ -110,7 +111,7 @@ class HSTULayer(nn.Module):
         self.f1 = nn.Linear(embedding_dim, num_heads * (2 * v_dim + 2 * qk_dim))  # U, V, Q, K fused
         self.output_norm = nn.LayerNorm(num_heads * v_dim, eps=LAYER_NORM_EPS, elementwise_affine=False)
         self.f2 = nn.Linear(num_heads * v_dim, embedding_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.relative_bias = RelativeBiasTables(rab, max_seq_len, num_time_buckets, time_bucket_fn)
         self.reset_projections()
 

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from model.dropout import dropout as apply_dropout
+
 
 @dataclass(frozen=True)
 class _AutocastState:
@@ -119,7 +121,7 @@ def _gated_output(attended: Tensor, gate: Tensor, weight: Tensor, bias: Tensor |
                   dropout: float, training: bool) -> Tensor:
     """f2(Dropout(LayerNorm(A V) * U)) exactly as the unfused layer computes it."""
     normed = F.layer_norm(attended, attended.shape[-1:], None, None, eps)
-    return F.linear(F.dropout(normed * gate, dropout, training), weight, bias)
+    return F.linear(apply_dropout(normed * gate, dropout, training), weight, bias)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from kernels import AttentionLayout, CachedKeyValues
 from kernels.attention import CachedAttentionBackend
 from kernels.flops import attention_flops
+from model.dropout import Dropout
 from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences
 from model.softmax_attention import CausalSoftmaxAttention
@@ -50,7 +51,7 @@ class SASRecLayer(CausalSoftmaxAttention, nn.Module):
         self.ffn_norm = nn.LayerNorm(embedding_dim)
         self.ffn_in = nn.Linear(embedding_dim, ffn_dim)
         self.ffn_out = nn.Linear(ffn_dim, embedding_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """[T, d] -> (Q_in = LayerNorm(X) [T, d], Q [T, H, dqk], K [T, H, dqk], V [T, H, dv]).

@@ -31,6 +31,7 @@ from kernels import AttentionLayout, CachedKeyValues
 from kernels.attention import CachedAttentionBackend
 from kernels.flops import attention_flops
 from kernels.jagged import target_positions, token_positions
+from model.dropout import Dropout
 from model.flops import SequenceWorkload, matmul_flops
 from model.inputs import JaggedSequences
 from model.softmax_attention import CausalSoftmaxAttention
@@ -97,7 +98,7 @@ class TransformerPPLayer(CausalSoftmaxAttention, nn.Module):
         self.gate = nn.Linear(embedding_dim, ffn_dim, bias=False)  # W_1, through SiLU
         self.up = nn.Linear(embedding_dim, ffn_dim, bias=False)  # W_3
         self.down = nn.Linear(ffn_dim, embedding_dim, bias=False)  # W_2
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def project(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """RoPE(W_q N), RoPE(W_k N), W_v N with N = RMSNorm(x): [T, d], positions [T] -> [T, H, dqk] x2, [T, H, dv]."""

@@ -7,6 +7,7 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
+from model.dropout import Dropout
 from model.flops import matmul_flops
 
 # A multi-task top: built for an input width, maps [N, in_dim] -> [N, num_tasks] logits and
@@ -38,7 +39,7 @@ class MLP(nn.Module):
             if activate_last or index < len(self.dims) - 2:
                 layers.append(activation())
                 if dropout > 0:
-                    layers.append(nn.Dropout(dropout))
+                    layers.append(Dropout(dropout))
         self.layers = nn.Sequential(*layers)
 
     @property

@@ -23,7 +23,11 @@ repeat times every implementation once, so background load on a shared machine h
 alike. A row's ``ms`` is the median wall-clock time of a step and ``cpu_ms`` the median CPU time
 of the process (all threads) during it, which other jobs on the machine disturb far less.
 ``vs_sasrec_reference`` and ``vs_sasrec_cpu`` divide a row's ``cpu_ms`` by SASRec's on the same
-batch with that backend.
+batch with that backend. ``gflop`` is the step's model FLOPs (3 x the backbone's forward FLOPs,
+:mod:`model.flops` conventions: jagged causal pairs, elementwise work 0), ``gflop_s`` those per CPU
+second, and ``flops_vs_sasrec`` HSTU's FLOPs over SASRec's: a time ratio below it means HSTU runs
+more FLOPs per second than SASRec, above it fewer. (At the Table 4 setting SASRec's feed-forward is
+d wide, so HSTU does 0.9x its FLOPs, not the fraction a 4d-wide feed-forward would give.)
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ JAGGED_SIGMA = 1.0
 WARMUP_STEPS = 2
 IMPLEMENTATIONS = (("hstu", "reference"), ("hstu", "cpu"), ("sasrec", "reference"), ("sasrec", "cpu"))
 BATCHES = ("full", "jagged")
-RESULT_COLUMNS = ("setting", "batch", "model", "backend", "sequences", "tokens", "ms", "cpu_ms",
-                  "vs_sasrec_reference", "vs_sasrec_cpu")
+RESULT_COLUMNS = ("setting", "batch", "model", "backend", "sequences", "tokens", "gflop", "ms", "cpu_ms", "gflop_s",
+                  "vs_sasrec_reference", "vs_sasrec_cpu", "flops_vs_sasrec")
 TARGET_RATIO = 0.8  # HSTU's step with the CPU backend <= 0.8 x SASRec's at the Table 4 setting (issue 13)
 TARGET_COLUMNS = ("target", "required", "measured", "status")
 
@@ -133,14 +137,16 @@ def run_model_benchmark(config: ModelBenchConfig, timer: StepTimer,
             setting = MODEL_SETTINGS[name]
             for batch in BATCHES:
                 lengths = model_batch_lengths(setting, batch, config.seed)
-                steps = {f"{model}-{backend}": training_step(setting, model, backend, lengths, config.seed)
+                built = {f"{model}-{backend}": training_step(setting, model, backend, lengths, config.seed)
                          for model, backend in IMPLEMENTATIONS}
-                times = timer(steps)
+                times = timer({key: step for key, (step, _) in built.items()})
                 for model, backend in IMPLEMENTATIONS:
                     timing = times[f"{model}-{backend}"]
+                    flops = built[f"{model}-{backend}"][1]
                     row = {"setting": name, "batch": batch, "model": model, "backend": backend,
-                           "sequences": len(lengths), "tokens": sum(lengths),
-                           "ms": None if timing is None else timing[0], "cpu_ms": None if timing is None else timing[1]}
+                           "sequences": len(lengths), "tokens": sum(lengths), "gflop": flops / 1e9,
+                           "ms": None if timing is None else timing[0], "cpu_ms": None if timing is None else timing[1],
+                           "gflop_s": None if not timing or timing[1] <= 0 else flops / 1e9 / (timing[1] / 1e3)}
                     rows.append(row)
                     if progress is not None:
                         progress(row)
@@ -150,9 +156,15 @@ def run_model_benchmark(config: ModelBenchConfig, timer: StepTimer,
 
 
 def training_step(setting: ModelSetting, model_name: str, backend: str, lengths: Sequence[int],
-                  seed: int) -> Callable[[], None]:
-    """Forward and backward of the model's backbone on one seeded batch (weights seeded alike for every backend)."""
+                  seed: int) -> tuple[Callable[[], None], float]:
+    """(forward and backward of the model's backbone on one seeded batch, that step's model FLOPs).
+
+    Weights are seeded alike for every backend.
+    """
     import torch
+
+    from kernels.flops import allowed_pairs
+    from model.flops import TRAINING_FLOPS_PER_FORWARD_FLOP, SequenceWorkload
 
     from model.config import ModelConfig
     from model.inputs import Vocabulary
@@ -169,7 +181,10 @@ def training_step(setting: ModelSetting, model_name: str, backend: str, lengths:
         backbone.zero_grad(set_to_none=True)
         backbone(sequences).backward(grad_out)
 
-    return step
+    workload = SequenceWorkload(num_sequences=len(lengths), num_tokens=sum(lengths),
+                                attention_pairs=allowed_pairs(sequences.offsets, None, 0), num_scored=0,
+                                items_per_scored=0)
+    return step, TRAINING_FLOPS_PER_FORWARD_FLOP * backbone.forward_flops(workload)
 
 
 def _sequences(lengths: Sequence[int], num_items: int, generator):
@@ -188,11 +203,15 @@ def _sequences(lengths: Sequence[int], num_items: int, generator):
 
 
 def add_ratios(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
-    """Copies of ``rows`` with each CPU time divided by SASRec's on the same batch, per SASRec backend."""
+    """Copies of ``rows`` with each CPU time divided by SASRec's on the same batch, per SASRec backend,
+    and each step's FLOPs by SASRec's on that batch (the same for both backends)."""
     sasrec = {(row["setting"], row["batch"], row["backend"]): row["cpu_ms"] for row in rows if row["model"] == "sasrec"}
+    sasrec_flops = {(row["setting"], row["batch"]): row.get("gflop") for row in rows if row["model"] == "sasrec"}
     out = []
     for row in rows:
         row = dict(row)
+        flops, reference_flops = row.get("gflop"), sasrec_flops.get((row["setting"], row["batch"]))
+        row["flops_vs_sasrec"] = flops / reference_flops if flops and reference_flops else None
         for backend in ("reference", "cpu"):
             sasrec_ms = sasrec.get((row["setting"], row["batch"], backend))
             ok = isinstance(row["cpu_ms"], float) and isinstance(sasrec_ms, float) and sasrec_ms > 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from model.losses import distinct_items, sampled_softmax_loss, sampled_softmax_over_table
+import model.losses
+from model.losses import distinct_items, picked_logits, sampled_softmax_loss, sampled_softmax_over_table
 
 
 def test_dense_and_gathered_sampled_softmax_agree():
@@ -27,6 +28,29 @@ def test_dense_and_gathered_sampled_softmax_agree():
         sampled_softmax_over_table(q2, small_dim_table, positives, negatives, 0.1),
         sampled_softmax_loss(q2, small_dim_table[positives], small_dim_table[negatives], positives, negatives, 0.1),
     )
+
+
+def test_picked_logits_in_blocks_are_the_whole_matrix_picked(monkeypatch):
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(23, 5, generator=generator, dtype=torch.float64, requires_grad=True)
+    table = torch.randn(11, 5, generator=generator, dtype=torch.float64, requires_grad=True)
+    ids = torch.randint(0, 11, (23, 4), generator=generator)
+    ids[3] = 7  # a row picking one item several times: its gradient adds up
+    weights = torch.randn(23, 4, generator=generator, dtype=torch.float64)
+    whole = (query @ table.T).gather(1, ids)  # 11 rows <= 4 x 5: the dense path
+    whole_grads = torch.autograd.grad((whole * weights).sum(), (query, table))
+    monkeypatch.setattr(model.losses, "PICK_BLOCK_ELEMENTS", 11 * 5)  # blocks of 5 rows, the last one of 3
+    blocked = picked_logits(query, table, ids)
+    torch.testing.assert_close(blocked, whole)
+    for got, want in zip(torch.autograd.grad((blocked * weights).sum(), (query, table)), whole_grads):
+        torch.testing.assert_close(got, want)
+    narrow = table[:, :2]  # 11 rows > 4 x 2: the gathered path, in blocks of 6 queries
+    whole = (query[:, :2] @ narrow.T).gather(1, ids)
+    blocked = picked_logits(query[:, :2], narrow, ids)
+    torch.testing.assert_close(blocked, whole)
+    for got, want in zip(torch.autograd.grad((blocked * weights).sum(), (query, table)),
+                         torch.autograd.grad((whole * weights).sum(), (query, table))):
+        torch.testing.assert_close(got, want)
 
 
 def test_distinct_items_is_torch_unique_with_inverse_rows():

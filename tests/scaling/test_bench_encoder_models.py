@@ -67,7 +67,8 @@ def test_jagged_lengths_look_like_ml100k_training_chunks() -> None:
 
 
 def rows_with_times(times: dict[tuple[str, str, str], float]) -> list[dict[str, object]]:
-    return [{"setting": "table4", "batch": batch, "model": model, "backend": backend, "ms": cpu_ms, "cpu_ms": cpu_ms}
+    return [{"setting": "table4", "batch": batch, "model": model, "backend": backend, "ms": cpu_ms, "cpu_ms": cpu_ms,
+             "gflop": 1.0}
             for (batch, model, backend), cpu_ms in times.items()]
 
 
@@ -104,6 +105,14 @@ def test_harness_runs_every_implementation_on_a_toy_setting(monkeypatch, tmp_pat
         (batch, model, backend) for batch in ("full", "jagged") for model, backend in IMPLEMENTATIONS]
     assert len(calls) == len(rows)
     assert all(row["vs_sasrec_cpu"] == (0.5 if row["model"] == "hstu" else 1.0) for row in rows)
+    # Model FLOPs per step: 3 x the backbone's forward, the same for both backends; HSTU (f1 4d^2 + f2 d^2) under
+    # SASRec (4d^2 projections + 2 d d_ff feed-forward with d_ff = d) at equal attention work.
+    by_key = {(row["batch"], row["model"], row["backend"]): row for row in rows}
+    for batch in ("full", "jagged"):
+        hstu, sasrec = by_key[(batch, "hstu", "cpu")], by_key[(batch, "sasrec", "cpu")]
+        assert hstu["gflop"] == by_key[(batch, "hstu", "reference")]["gflop"] > 0
+        assert hstu["flops_vs_sasrec"] == pytest.approx(hstu["gflop"] / sasrec["gflop"]) and hstu["flops_vs_sasrec"] < 1
+        assert hstu["gflop_s"] == pytest.approx(hstu["gflop"] / 2e-3)  # the stub's 2 CPU ms
     path = tmp_path / "models.csv"
     from scaling.benchmarks.report import write_csv
     write_csv(rows, RESULT_COLUMNS, path)
