@@ -128,7 +128,8 @@ def select_cases(sweep_file: Path, names: Sequence[str], overrides: Sequence[str
         raise UserError(f"--models: {', '.join(unknown)} not in {sweep_file.name}; choose from {', '.join(cases)}")
     if not overrides:
         return tuple(cases[name] for name in names)
-    return tuple(replace(cases[name], config=run_config_from_dict(apply_overrides(to_dict(cases[name].config), overrides)))
+    return tuple(replace(cases[name], config=run_config_from_dict(apply_overrides(to_dict(cases[name].config), overrides)),
+                         source=f"{cases[name].source}, then --set {' '.join(overrides)}")
                  for name in names)
 
 
