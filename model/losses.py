@@ -9,8 +9,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Scores per block of picked_logits on a CPU: 1M floats (4 MB) fit the last-level cache with the table beside them.
+# Numbers per block of picked_logits on a CPU, measured best at the Table 4 shapes: 1M scores (4 MB, the
+# dense path, 2^20-2^21 within noise) and 4M gathered item-vector numbers (the gathered path, 2^21.5-2^22.5).
 PICK_BLOCK_ELEMENTS = 1 << 20
+GATHER_BLOCK_ELEMENTS = 1 << 22
+# picked_logits scores the whole table when it has fewer rows than this fraction of the K x d numbers a
+# query gathers: the two paths cost the same at about 4,500 rows for K = 129, d = 50 on a CPU (Table 4).
+DENSE_ROWS_PER_GATHERED_NUMBER = 0.7
 
 
 def sampled_softmax_loss(
@@ -60,24 +65,27 @@ def sampled_softmax_over_table(
 def picked_logits(query: Tensor, table: Tensor, ids: Tensor) -> Tensor:
     """[N, K] dot products of each query [N, d] with the table rows ``ids`` [N, K] picks for it.
 
-    Two exact ways, the cheaper chosen by shape. When the table has no more rows than the K x d
-    numbers gathered per query, one [N, d] x [d, rows] matmul scores every row and the picked
+    Two exact ways, the cheaper chosen by shape. When the table has fewer rows than
+    DENSE_ROWS_PER_GATHERED_NUMBER x the K x d numbers gathered per query, one [N, d] x [d, rows] matmul scores every row and the picked
     columns are taken (a dense GEMM forward and backward); otherwise each query's K rows are
-    gathered and dotted. Either runs a block of about PICK_BLOCK_ELEMENTS numbers at a time on a
-    CPU, so no [N, rows] or [N, K, d] tensor (nor its gradient) is ever whole and the blocks stay
-    in cache. At the Table 4 setting on ml-100k (N = 11,500 targets, 1,683 items, K = 129, d = 50)
-    the whole [N, rows] matrix was 78 MB and the loss 224 ms of a 330 ms training step; in blocks
-    it is 95-115 ms. On amazon-beauty's 12,102 items the gathered path went from 464 to 360 ms.
+    gathered (``index_select``, whose backward is an ``index_add``) and dotted. Either runs a block
+    of queries at a time on a CPU (PICK_BLOCK_ELEMENTS scores, GATHER_BLOCK_ELEMENTS gathered
+    numbers), so no [N, rows] or [N, K, d] tensor (nor its gradient) is ever whole. At the Table 4
+    setting on ml-100k (N = 11,500 targets, 1,683 items, K = 129, d = 50) the whole [N, rows] matrix
+    was 78 MB and the loss, forward and backward, 224 ms of a 330 ms training step; in blocks it is
+    95-115 ms. On amazon-beauty's 12,102 items the gathered path went from 464 to 240 ms.
     """
     rows, dim = table.shape
-    dense = rows <= ids.shape[1] * dim
-    per_query = rows if dense else ids.shape[1] * dim
-    block = max(1, PICK_BLOCK_ELEMENTS // max(1, per_query)) if query.device.type == "cpu" else query.shape[0]
+    dense = rows < DENSE_ROWS_PER_GATHERED_NUMBER * ids.shape[1] * dim
+    per_query, budget = (rows, PICK_BLOCK_ELEMENTS) if dense else (ids.shape[1] * dim, GATHER_BLOCK_ELEMENTS)
+    block = max(1, budget // max(1, per_query)) if query.device.type == "cpu" else query.shape[0]
 
     def scores(part: slice) -> Tensor:
+        picked = ids[part]
         if dense:
-            return (query[part] @ table.T).gather(1, ids[part])
-        return torch.bmm(table[ids[part]], query[part].unsqueeze(2)).squeeze(2)
+            return (query[part] @ table.T).gather(1, picked)
+        vectors = table.index_select(0, picked.reshape(-1)).view(*picked.shape, dim)  # [b, K, d]
+        return torch.bmm(vectors, query[part].unsqueeze(2)).squeeze(2)
 
     if query.shape[0] <= block:
         return scores(slice(None))
