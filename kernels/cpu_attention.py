@@ -17,8 +17,9 @@ nothing as long as |scale q.k + rab| stays far below 1e30.
 
 Like the reference it runs as a ``torch.library`` custom op with a hand-written backward, so
 ``FlopCounterMode`` counts the jagged causal pairs (kernels/flops.py), not the padded matmuls.
-The forward returns A (and for SiLU S) of every block for the backward, which then needs no
-bias gather, Q K^T or activation again (a key slot collects dK, dV from every block that reads it)::
+The forward returns A (and for SiLU S) of every block and its Q, K, V' slots for the backward, which
+then needs no slot gather, bias gather, Q K^T or activation again (a key slot collects dK, dV from
+every block that reads it)::
 
     dA = dO V'^T,   dV = A^T dO / N (SiLU),   dS = SiLU'(S) dA  or  A (dA - rowsum(dA A)),
     dQ = scale dS K,   dK = scale dS^T Q,   d bias_table = index_add over heads of dS
@@ -64,8 +65,9 @@ def cpu_attention_op(
     scale: float,
     value_scale: float,
     allowed_pairs: int,
-) -> tuple[Tensor, Tensor]:
-    """([T, H, Dv] output, every block's A and, for SiLU, S back to back, for the backward).
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """([T, H, Dv] output, then for the backward: every block's A and, for SiLU, S back to back, and the
+    Q, K and V' = V value_scale slots).
 
     ``bias_index``: the blocks' [B_g, L_q, L_k] table entries back to back; ``block_bounds``: each
     block's BLOCK_FIELDS ints, flattened; the rows as in :class:`~kernels.layout.AttentionLayout`.
@@ -84,22 +86,24 @@ def cpu_attention_op(
         else:
             torch.ops.aten._softmax.out(scores, -1, False, out=weights)
         torch.bmm(weights, block.keys(v_slots), out=block.queries(out_slots))
-    return _tokens(out_slots, token_query_rows, heads), kept
+    return _tokens(out_slots, token_query_rows, heads), kept, q_slots, k_slots, v_slots
 
 
 @cpu_attention_op.register_fake
 def _(q: Tensor, k: Tensor, v: Tensor, bias_table: Tensor, bias_index: Tensor, block_bounds: list[int],
       query_rows: Tensor, key_rows: Tensor, token_query_rows: Tensor, token_key_rows: Tensor, activation: str,
-      *args: Any) -> tuple[Tensor, Tensor]:
-    return v.new_empty(v.shape), q.new_empty(_kept_size(bias_index, q.shape[1], activation))
+      *args: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    return (v.new_empty(v.shape), q.new_empty(_kept_size(bias_index, q.shape[1], activation)),
+            q.new_empty(query_rows.numel(), q.shape[2]), k.new_empty(key_rows.numel(), k.shape[2]),
+            v.new_empty(key_rows.numel(), v.shape[2]))
 
 
 @torch.library.custom_op("gr_scaling::cpu_attention_backward", mutates_args=())
 def cpu_attention_backward_op(
     grad_out: Tensor,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
+    q_slots: Tensor,
+    k_slots: Tensor,
+    v_slots: Tensor,
     bias_table: Tensor,
     bias_index: Tensor,
     block_bounds: list[int],
@@ -114,13 +118,13 @@ def cpu_attention_backward_op(
     allowed_pairs: int,
     table_grad: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(dq, dk, dv, d bias_table); d bias_table is empty unless ``table_grad``."""
-    heads = q.shape[1]
-    q_slots, grad_slots = _slots(q, query_rows), _slots(grad_out, query_rows, value_scale)  # [H S_q, D]
-    k_slots, v_slots = _slots(k, key_rows), _slots(v, key_rows)  # [H S_k, D]
+    """(dq, dk, dv, d bias_table) from the forward's slots (V' = V value_scale); d bias_table is empty unless
+    ``table_grad``."""
+    heads = grad_out.shape[1]
+    grad_slots = _slots(grad_out, query_rows)  # [H S_q, D]
     grad_q = torch.empty_like(q_slots)  # every query slot belongs to one block
     grad_k, grad_v = torch.zeros_like(k_slots), torch.zeros_like(v_slots)  # a key slot collects from several blocks
-    grad_table = torch.zeros(bias_table.shape if table_grad else (0,), dtype=bias_table.dtype, device=q.device)
+    grad_table = torch.zeros(bias_table.shape if table_grad else (0,), dtype=bias_table.dtype, device=grad_out.device)
     for block in _blocks(block_bounds, heads, activation):
         weights = block.weights(kept)  # [H * Bg, Lq, Lk]
         grad_block = block.queries(grad_slots)  # [H * Bg, Lq, Dv]
@@ -129,7 +133,7 @@ def cpu_attention_backward_op(
             grad_scores = torch.ops.aten.silu_backward(grad_weights, block.scores(kept))
         else:
             grad_scores = torch.ops.aten._softmax_backward_data(grad_weights, weights, -1, weights.dtype)
-        block.keys(grad_v).baddbmm_(weights.transpose(1, 2), grad_block)
+        block.keys(grad_v).baddbmm_(weights.transpose(1, 2), grad_block, alpha=value_scale)
         torch.bmm(grad_scores, block.keys(k_slots), out=block.queries(grad_q)).mul_(scale)
         block.keys(grad_k).baddbmm_(grad_scores.transpose(1, 2), block.queries(q_slots), alpha=scale)
         if table_grad:
@@ -140,11 +144,14 @@ def cpu_attention_backward_op(
 
 
 @cpu_attention_backward_op.register_fake
-def _(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias_table: Tensor,
-      *args: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _(grad_out: Tensor, q_slots: Tensor, k_slots: Tensor, v_slots: Tensor, bias_table: Tensor, bias_index: Tensor,
+      block_bounds: list[int], query_rows: Tensor, key_rows: Tensor, token_query_rows: Tensor,
+      token_key_rows: Tensor, *args: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     table_grad = args[-1]
     grad_table = bias_table.new_empty(bias_table.shape if table_grad else (0,))
-    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape), grad_table
+    tokens, heads = grad_out.shape[0], grad_out.shape[1]
+    return (q_slots.new_empty(tokens, heads, q_slots.shape[1]), k_slots.new_empty(tokens, heads, k_slots.shape[1]),
+            v_slots.new_empty(tokens, heads, v_slots.shape[1]), grad_table)
 
 
 class _Block:
@@ -227,23 +234,27 @@ def _tokens(slot_values: Tensor, token_rows: Tensor, heads: int) -> Tensor:
     return slot_values.index_select(0, token_rows).view(-1, heads, slot_values.shape[1])
 
 
-def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
-    q, k, v, table, bias_index, block_bounds, *rows = inputs[:10]
-    ctx.save_for_backward(q, k, v, table, bias_index, *rows, output[1])
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    # The backward reads Q, K, V in the forward's slots, not q, k, v: it gathers nothing again (the slots
+    # take about the memory q, k, v would, plus padding).
+    table, bias_index, block_bounds, *rows = inputs[3:10]
+    out, kept, *slots = output
+    ctx.save_for_backward(*slots, table, bias_index, *rows, kept)
     ctx.block_bounds, ctx.settings = block_bounds, inputs[10:]  # activation, scale, value_scale, allowed_pairs
-    ctx.mark_non_differentiable(output[1])
-    # No gradient ever flows to the kept buffer: without this autograd hands the backward a zero-filled copy
-    # of it (2 x 4 bytes per pair and head for SiLU), one full write per layer and step.
+    ctx.mark_non_differentiable(kept, *slots)
+    # No gradient ever flows to the kept buffers: without this autograd hands the backward zero-filled copies
+    # of them (for SiLU 2 x 4 bytes per pair and head), one full write per layer and step.
     ctx.set_materialize_grads(False)
 
 
-def _backward(ctx: Any, grad_out: Tensor, grad_kept: Tensor | None) -> tuple[Tensor | None, ...]:
+def _backward(ctx: Any, grad_out: Tensor, *grad_kept: Tensor | None) -> tuple[Tensor | None, ...]:
     if grad_out is None:  # grads are not materialised (see _setup_context): nothing reached the output
         return (None,) * 14
-    q, k, v, table, bias_index, query_rows, key_rows, token_query_rows, token_key_rows, kept = ctx.saved_tensors
+    q_slots, k_slots, v_slots, table, bias_index, query_rows, key_rows, token_query_rows, token_key_rows, kept = (
+        ctx.saved_tensors)
     table_grad = bool(ctx.needs_input_grad[3])
     dq, dk, dv, d_table = cpu_attention_backward_op(
-        grad_out.contiguous(), q, k, v, table, bias_index, ctx.block_bounds, query_rows, key_rows,
+        grad_out.contiguous(), q_slots, k_slots, v_slots, table, bias_index, ctx.block_bounds, query_rows, key_rows,
         token_query_rows, token_key_rows, kept, *ctx.settings, table_grad,
     )
     return (dq, dk, dv, d_table if table_grad else None) + (None,) * 10
@@ -261,9 +272,10 @@ def _forward_flops(q: Tensor, k: Tensor, v: Tensor, *args: Any, out_val: Any = N
 
 
 @register_flop_formula(torch.ops.gr_scaling.cpu_attention_backward, get_raw=True)
-def _backward_flops(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, *args: Any, out_val: Any = None) -> int:
+def _backward_flops(grad_out: Tensor, q_slots: Tensor, k_slots: Tensor, v_slots: Tensor, *args: Any,
+                    out_val: Any = None) -> int:
     allowed_pairs = args[-2]
-    return 2 * attention_flops(allowed_pairs, q.shape[1], q.shape[2], v.shape[2])
+    return 2 * attention_flops(allowed_pairs, grad_out.shape[1], q_slots.shape[1], v_slots.shape[1])
 
 
 def cpu_jagged_attention(
@@ -295,7 +307,7 @@ def cpu_jagged_attention(
         block.batch, block.stop - block.start, block.num_keys, block.group_length, block.query_offset,
         block.key_offset, block.bias_offset,
     )]
-    out, _ = cpu_attention_op(
+    out, *_ = cpu_attention_op(
         q, k, v, table, layout.bias_index, bounds, layout.query_rows, layout.key_rows,
         layout.token_query_rows, layout.token_key_rows, activation, float(scale),
         1.0 / layout.max_seq_len if activation == "silu" else 1.0, layout.allowed_pairs,
