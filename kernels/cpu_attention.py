@@ -235,8 +235,9 @@ def _tokens(slot_values: Tensor, token_rows: Tensor, heads: int) -> Tensor:
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-    # The backward reads Q, K, V in the forward's slots, not q, k, v: it gathers nothing again (the slots
-    # take about the memory q, k, v would, plus padding).
+    # The backward reads Q, K, V in the forward's slots, not q, k, v: it gathers nothing again. The slots
+    # replace q, k, v in memory where those are tensors of their own (SASRec); HSTU's q, k, v are views of
+    # the Eq. 1 output that its U gate keeps anyway, so there they add 3 H D floats per token (plus padding).
     table, bias_index, block_bounds, *rows = inputs[3:10]
     out, kept, *slots = output
     ctx.save_for_backward(*slots, table, bias_index, *rows, kept)
