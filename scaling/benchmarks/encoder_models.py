@@ -23,7 +23,10 @@ repeat times every implementation once, so background load on a shared machine h
 alike. A row's ``ms`` is the median wall-clock time of a step and ``cpu_ms`` the median CPU time
 of the process (all threads) during it, which other jobs on the machine disturb far less.
 ``vs_sasrec_reference`` and ``vs_sasrec_cpu`` divide a row's ``cpu_ms`` by SASRec's on the same
-batch with that backend. ``gflop`` is the step's model FLOPs (3 x the backbone's forward FLOPs,
+batch with that backend. With ``bound`` one more row, model ``hstu-bound`` on the CPU backend, times
+HSTU with the elementwise work of Eq. 1 and Eq. 3 removed (both LayerNorms, the SiLU of the U, V,
+Q, K streams, the U gate and the dropout; the f1 and f2 matmuls and the attention with rab^{p,t}
+stay): not a model, a lower bound on what fusing that work into the matmuls could reach. ``gflop`` is the step's model FLOPs (3 x the backbone's forward FLOPs,
 :mod:`model.flops` conventions: jagged causal pairs, elementwise work 0), ``gflop_s`` those per CPU
 second, and ``flops_vs_sasrec`` HSTU's FLOPs over SASRec's: a time ratio below it means HSTU runs
 more FLOPs per second than SASRec, above it fewer. (At the Table 4 setting SASRec's feed-forward is
@@ -42,6 +45,7 @@ JAGGED_MEDIAN_FRACTION = 1 / 3
 JAGGED_SIGMA = 1.0
 WARMUP_STEPS = 2
 IMPLEMENTATIONS = (("hstu", "reference"), ("hstu", "cpu"), ("sasrec", "reference"), ("sasrec", "cpu"))
+BOUND_IMPLEMENTATION = ("hstu-bound", "cpu")  # HSTU without its Eq. 1 / Eq. 3 elementwise work (module docstring)
 BATCHES = ("full", "jagged")
 RESULT_COLUMNS = ("setting", "batch", "model", "backend", "sequences", "tokens", "gflop", "ms", "cpu_ms", "gflop_s",
                   "vs_sasrec_reference", "vs_sasrec_cpu", "flops_vs_sasrec")
@@ -79,6 +83,11 @@ class ModelBenchConfig:
     threads: int  # torch.set_num_threads during the run
     repeats: int  # timed steps per implementation (the median is reported)
     seed: int  # seeds the lengths, weights and inputs
+    bound: bool = False  # also time BOUND_IMPLEMENTATION
+
+    @property
+    def implementations(self) -> tuple[tuple[str, str], ...]:
+        return IMPLEMENTATIONS + ((BOUND_IMPLEMENTATION,) if self.bound else ())
 
 
 # Measures a dict of named steps: (wall ms, CPU ms) per name, or None per name when it does not time (dry runs).
@@ -138,9 +147,9 @@ def run_model_benchmark(config: ModelBenchConfig, timer: StepTimer,
             for batch in BATCHES:
                 lengths = model_batch_lengths(setting, batch, config.seed)
                 built = {f"{model}-{backend}": training_step(setting, model, backend, lengths, config.seed)
-                         for model, backend in IMPLEMENTATIONS}
+                         for model, backend in config.implementations}
                 times = timer({key: step for key, (step, _) in built.items()})
-                for model, backend in IMPLEMENTATIONS:
+                for model, backend in config.implementations:
                     timing = times[f"{model}-{backend}"]
                     flops = built[f"{model}-{backend}"][1]
                     row = {"setting": name, "batch": batch, "model": model, "backend": backend,
@@ -171,9 +180,14 @@ def training_step(setting: ModelSetting, model_name: str, backend: str, lengths:
     from model.registry import build_model
 
     torch.manual_seed(seed)
-    config = ModelConfig(name=model_name, num_layers=setting.num_layers, num_heads=setting.num_heads,
-                         embedding_dim=setting.embedding_dim, dropout=setting.dropout, attention_backend=backend)
+    bound = model_name == BOUND_IMPLEMENTATION[0]
+    config = ModelConfig(name="hstu" if bound else model_name, num_layers=setting.num_layers,
+                         num_heads=setting.num_heads, embedding_dim=setting.embedding_dim, dropout=setting.dropout,
+                         attention_backend=backend)
     backbone = build_model(config, "retrieval", Vocabulary(setting.num_items, setting.max_seq_len)).backbone.train()
+    if bound:
+        for layer in backbone.encoder.layers:
+            without_elementwise(layer)
     sequences = _sequences(lengths, setting.num_items, torch.Generator().manual_seed(seed))
     grad_out = torch.randn(sum(lengths), setting.embedding_dim, generator=torch.Generator().manual_seed(seed + 1))
 
@@ -185,6 +199,29 @@ def training_step(setting: ModelSetting, model_name: str, backend: str, lengths:
                                 attention_pairs=allowed_pairs(sequences.offsets, None, 0), num_scored=0,
                                 items_per_scored=0)
     return step, TRAINING_FLOPS_PER_FORWARD_FLOP * backbone.forward_flops(workload)
+
+
+def without_elementwise(layer) -> None:
+    """Make an HSTU layer run Eq. 1 as Split(f1(X)) and Eq. 3 as f2(A V): its norms, SiLU, gate and dropout gone.
+
+    For the bound row only (module docstring); the layer's matmuls, attention and rab^{p,t} are untouched.
+    """
+    import types
+
+    import torch
+
+    def split_streams(self, x):
+        hv, hqk = self.num_heads * self.v_dim, self.num_heads * self.qk_dim
+        u, v, q, k = torch.split(self.f1(x), [hv, hv, hqk, hqk], dim=-1)
+        tokens = x.shape[0]
+        return (u, v.reshape(tokens, self.num_heads, self.v_dim), q.reshape(tokens, self.num_heads, self.qk_dim),
+                k.reshape(tokens, self.num_heads, self.qk_dim))
+
+    def transform(self, attended, u):
+        return self.f2(attended)
+
+    layer.split_streams = types.MethodType(split_streams, layer)
+    layer.transform = types.MethodType(transform, layer)
 
 
 def _sequences(lengths: Sequence[int], num_items: int, generator):

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instead, time HSTU and SASRec training steps (backbone forward + backward) on the CPU "
                              "with the reference and cpu attention backends at these settings: table4, quickstart")
     parser.add_argument("--threads", type=int, default=1, help="--models: torch CPU threads (default: 1)")
+    parser.add_argument("--bound", action="store_true",
+                        help="--models: also time 'hstu-bound', HSTU with its Eq. 1 and Eq. 3 norms, SiLU, U gate and "
+                             "dropout removed: not a model, a lower bound on what fusing that work could reach")
     parser.add_argument("--repeats", type=int, default=10,
                         help="--models: timed steps per implementation, round-robin; the median is reported (default: 10)")
 
@@ -61,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.models is not None:
         return _run_models(args)
+    if args.bound:
+        raise UserError("--bound adds a row to the --models table; add --models table4 (or quickstart)")
     config = _config_from_args(args)
     if not args.dry_run:
         require_cuda(config.device, "encoder")
@@ -121,7 +126,7 @@ def _models_config_from_args(args: argparse.Namespace):
         if value < 1:
             raise UserError(f"{flag} must be >= 1; got {value}")
     return ModelBenchConfig(settings=tuple(dict.fromkeys(args.models)), threads=args.threads, repeats=args.repeats,
-                            seed=args.seed)
+                            seed=args.seed, bound=args.bound)
 
 
 def _model_progress(row: dict[str, object]) -> str:

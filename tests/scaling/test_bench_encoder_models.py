@@ -120,6 +120,28 @@ def test_harness_runs_every_implementation_on_a_toy_setting(monkeypatch, tmp_pat
         assert list(next(csv.DictReader(handle))) == list(RESULT_COLUMNS)
 
 
+def test_bound_row_is_hstu_without_its_elementwise_work(monkeypatch) -> None:
+    toy = ModelSetting("toy", num_layers=1, num_heads=1, embedding_dim=8, dropout=0.5, max_seq_len=6, batch_size=3,
+                       num_items=20)
+    monkeypatch.setitem(MODEL_SETTINGS, "toy", toy)
+    config = ModelBenchConfig(("toy",), threads=1, repeats=1, seed=0, bound=True)
+    rows = encoder_models.run_model_benchmark(config, encoder_models.untimed)
+    assert [(row["model"], row["backend"]) for row in rows[:5]] == [*IMPLEMENTATIONS, ("hstu-bound", "cpu")]
+    bound = rows[4]
+    assert bound["gflop"] == rows[1]["gflop"] and bound["vs_sasrec_cpu"] is None  # untimed
+    # What the bound layer computes: Split(f1(X)), then f2(A V); no norm, SiLU, gate or dropout.
+    from model.config import ModelConfig
+    from model.inputs import Vocabulary
+    from model.registry import build_model
+    layer = build_model(ModelConfig(name="hstu", num_layers=1, num_heads=1, embedding_dim=8, dropout=0.5),
+                        "retrieval", Vocabulary(20, 6)).backbone.encoder.layers[0].train()
+    encoder_models.without_elementwise(layer)
+    x = torch.randn(5, 8)
+    u, v, q, k = layer.split_streams(x)
+    torch.testing.assert_close(torch.cat([u, v.flatten(1), q.flatten(1), k.flatten(1)], 1), layer.f1(x))
+    torch.testing.assert_close(layer.transform(v.flatten(1), u), layer.f2(v.flatten(1)))
+
+
 def test_round_robin_timer_reports_wall_and_cpu_medians() -> None:
     counts = {"a": 0, "b": 0}
 
@@ -137,6 +159,7 @@ def test_round_robin_timer_reports_wall_and_cpu_medians() -> None:
     (["--models", "table9"], "--models: unknown setting 'table9'"),
     (["--models", "table4", "--device", "cuda"], "--models times on the CPU"),
     (["--models", "table4", "--threads", "0"], "--threads must be >= 1"),
+    (["--bound"], "--bound adds a row to the --models table"),
 ])
 def test_bad_model_options_exit_with_one_line(monkeypatch, capsys, argv: list[str], message: str) -> None:
     monkeypatch.setattr(cli, "COMMANDS", {"bench": "scaling.commands.bench"})
