@@ -3,15 +3,14 @@
 PyTorch's CPU dropout draws one Bernoulli sample per element (``bernoulli_``, about 7 ns each on
 the machines we measure), then multiplies: at the Table 4 setting (25,600 tokens x d = 50) it was
 a tenth of an HSTU training step and a fifth of a SASRec one, which has seven dropouts to HSTU's
-three. Here one 64-bit draw (``torch.randint``, the same seeded generator) gives four 16-bit lanes; an element is
-dropped when its lane falls in the lowest ``round(p * 65536)`` values, and kept ones are scaled
-by ``65536 / (65536 - round(p * 65536))``, so E[dropout(x)] = x exactly. The price is a dropout
-rate rounded to a multiple of 1/65536 (0.2 becomes 0.1999969).
+three. Here one 64-bit draw (``torch.randint``, the same seeded generator) gives four 16-bit
+lanes; an element is dropped when its lane falls in the lowest ``round(p * 65536)`` values, and
+kept ones are scaled by ``65536 / (65536 - round(p * 65536))``, so E[dropout(x)] = x exactly. The
+price is a dropout rate rounded to a multiple of 1/65536 (0.2 becomes 0.1999969).
 
-On CUDA tensors (one fused kernel there already), and where rounding would change the rate to 0 or 1
-(p < 2^-17 or p > 1 - 2^-17), it is ``torch.nn.functional.dropout``.
-The mask is a plain tensor multiplied in, so autograd keeps it for the backward as it would any
-constant factor.
+On CUDA tensors (one fused kernel there already), and where rounding would change the rate to 0 or
+1 (p < 2^-17 or p > 1 - 2^-17), it is ``torch.nn.functional.dropout``. The mask is a plain tensor
+multiplied in, so autograd keeps it for the backward as it would any constant factor.
 """
 
 from __future__ import annotations

@@ -66,14 +66,15 @@ def picked_logits(query: Tensor, table: Tensor, ids: Tensor) -> Tensor:
     """[N, K] dot products of each query [N, d] with the table rows ``ids`` [N, K] picks for it.
 
     Two exact ways, the cheaper chosen by shape. When the table has fewer rows than
-    DENSE_ROWS_PER_GATHERED_NUMBER x the K x d numbers gathered per query, one [N, d] x [d, rows] matmul scores every row and the picked
-    columns are taken (a dense GEMM forward and backward); otherwise each query's K rows are
-    gathered (``index_select``, whose backward is an ``index_add``) and dotted. Either runs a block
-    of queries at a time on a CPU (PICK_BLOCK_ELEMENTS scores, GATHER_BLOCK_ELEMENTS gathered
-    numbers), so no [N, rows] or [N, K, d] tensor (nor its gradient) is ever whole. At the Table 4
+    DENSE_ROWS_PER_GATHERED_NUMBER x the K x d numbers gathered per query, one [N, d] x [d, rows]
+    matmul scores every row and the picked columns are taken (a dense GEMM forward and backward);
+    otherwise each query's K rows are gathered (``index_select``, whose backward is an
+    ``index_add``) and dotted. Either runs a block of queries at a time on a CPU
+    (PICK_BLOCK_ELEMENTS scores, GATHER_BLOCK_ELEMENTS gathered numbers), so no [N, rows] or
+    [N, K, d] tensor (nor its gradient) is ever whole. At the Table 4
     setting on ml-100k (N = 11,500 targets, 1,683 items, K = 129, d = 50) the whole [N, rows] matrix
     was 78 MB and the loss, forward and backward, 224 ms of a 330 ms training step; in blocks it is
-    95-115 ms. On amazon-beauty's 12,102 items the gathered path went from 464 to 240 ms.
+    95-115 ms. On amazon-beauty's 12,102 items the gathered path went from 464 to 261 ms.
     """
     rows, dim = table.shape
     dense = rows < DENSE_ROWS_PER_GATHERED_NUMBER * ids.shape[1] * dim

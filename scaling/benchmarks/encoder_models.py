@@ -26,8 +26,9 @@ of the process (all threads) during it, which other jobs on the machine disturb 
 batch with that backend. With ``bound`` one more row, model ``hstu-bound`` on the CPU backend, times
 HSTU with the elementwise work of Eq. 1 and Eq. 3 removed (both LayerNorms, the SiLU of the U, V,
 Q, K streams, the U gate and the dropout; the f1 and f2 matmuls and the attention with rab^{p,t}
-stay): not a model, a lower bound on what fusing that work into the matmuls could reach. ``gflop`` is the step's model FLOPs (3 x the backbone's forward FLOPs,
-:mod:`model.flops` conventions: jagged causal pairs, elementwise work 0), ``gflop_s`` those per CPU
+stay): not a model, a lower bound on what fusing that work into the matmuls could reach.
+``gflop`` is the step's model FLOPs (3 x the backbone's forward FLOPs, :mod:`model.flops`
+conventions: jagged causal pairs, elementwise work 0), ``gflop_s`` those per CPU
 second, and ``flops_vs_sasrec`` HSTU's FLOPs over SASRec's: a time ratio below it means HSTU runs
 more FLOPs per second than SASRec, above it fewer. (At the Table 4 setting SASRec's feed-forward is
 d wide, so HSTU does 0.9x its FLOPs, not the fraction a 4d-wide feed-forward would give.)
