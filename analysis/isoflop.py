@@ -62,6 +62,9 @@ class Profile:
     optimum: float | None  # x* = exp(-b / 2a), inside the values tried
     interval: tuple[float, float] | None  # percentile interval of x* over trial resamples
     refusal: Refusal | None
+    # x* of each trial resample (None where one locates none), in the order of the budget's draw counts;
+    # the allocation's resampled exponents read them. Empty when the profile is refused.
+    resampled_optima: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def analyse_isoflop(table: pd.DataFrame, metric: str, replicates: int = 200, see
     for axis in profiled_axes(rows):
         axis_profiles = [_profile(rows, budget, axis, metric, higher, counts, level) for budget in budgets]
         profiles += axis_profiles
-        allocations.append(_allocation(rows, budgets, axis, metric, higher, counts, level, axis_profiles))
+        allocations.append(_allocation(budgets, axis, replicates, level, axis_profiles))
     return IsoflopStudy(metric, budgets, tuple(profiles), tuple(allocations), tuple(design))
 
 
@@ -184,11 +187,11 @@ def _profile(rows: pd.DataFrame, budget: float, axis: str, metric: str, higher: 
         refusal = Refusal(subject, f"fewer than {MIN_SUCCESS:.0%} of the trial resamples bracket an optimum: the "
                                    "minimum is located but its uncertainty is not (add shapes around it, or seeds)")
     return Profile(budget, axis, x, y, coefficients, optimum, None if interval is None else
-                   (float(np.exp(interval[0])), float(np.exp(interval[1]))), refusal)
+                   (float(np.exp(interval[0])), float(np.exp(interval[1]))), refusal, tuple(optima))
 
 
-def _allocation(rows: pd.DataFrame, budgets: Sequence[float], axis: str, metric: str, higher: bool,
-                counts: dict[float, np.ndarray], level: float, profiles: Sequence[Profile]) -> Allocation:
+def _allocation(budgets: Sequence[float], axis: str, replicates: int, level: float,
+                profiles: Sequence[Profile]) -> Allocation:
     subject = f"allocation of {axis}"
     located = [p for p in profiles if p.optimum is not None]
     if len(budgets) < MIN_BUDGETS:
@@ -202,17 +205,10 @@ def _allocation(rows: pd.DataFrame, budgets: Sequence[float], axis: str, metric:
     budget_of = np.array([p.budget for p in located])
     fit = fit_log_linear(budget_of, np.log([p.optimum for p in located]), np.ones(len(located)))
     slopes = []
-    for replicate in range(next(iter(counts.values())).shape[0]):
-        optima = []
-        for budget in budget_of:
-            at = rows[rows[BUDGET_AXIS] == budget]
-            draw = counts[budget][replicate]
-            x, y = at[axis].to_numpy(dtype=float), at[metric].to_numpy(dtype=float)
-            span = (float(x.min()), float(x.max()))
-            optima.append(fit_profile(x[draw > 0], y[draw > 0], higher, draw[draw > 0].astype(float), span)[1])
+    for optima in zip(*(p.resampled_optima for p in located)):  # one replicate: its optimum at every budget
         if all(o is not None for o in optima):
             slopes.append(fit_log_linear(budget_of, np.log(optima), np.ones(len(optima))).params["b"])
-    interval = _percentiles(np.array(slopes), next(iter(counts.values())).shape[0], level)
+    interval = _percentiles(np.array(slopes), replicates, level)
     refusal = None if interval is not None else Refusal(subject, (
         f"only {len(slopes)} trial resamples located an optimum at every budget (needs {MIN_SUCCESS:.0%}): the "
         "exponent is a point estimate without an interval"))

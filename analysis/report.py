@@ -48,9 +48,10 @@ def analyze(results: Path, out: Path | None, options: Options, baseline: str | N
                             f"{', '.join(sorted(set(table[schema.MODEL])))}")
     target = out if out is not None else default_out(results)
     _check_replaceable(target)  # before the fits: a bad --out is found in a second, not after minutes
-    warning = check_output_folder(target, "--out")
-    if warning is not None:
-        print(f"warning: {warning}", file=sys.stderr)
+    if out is None:  # an explicit --out was checked with every command's output options
+        warning = check_output_folder(target, "the default report folder")
+        if warning is not None:
+            print(f"warning: {warning}", file=sys.stderr)
     study = run_study(table, options)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))

@@ -73,7 +73,8 @@ class _JaggedHstuAttention(torch.autograd.Function):
 def aligned_contiguous(tensor: Tensor) -> Tensor:
     """``tensor`` contiguous and 16-byte aligned: the JIT compiles aligned pointers into the kernel
     variant whose K/V tiles are copied asynchronously, the one ``scaling bench kernels`` checks for
-    spills; a view starting mid-allocation would get an unaligned variant (a copy is cheaper)."""
+    spills; a view starting mid-allocation would get an unaligned variant, whose speed against the copy's is not
+    measured (no GPU yet)."""
     tensor = tensor.contiguous()
     return tensor.clone() if tensor.data_ptr() % 16 else tensor
 

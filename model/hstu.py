@@ -24,7 +24,7 @@ layer also runs M-FALCON's cached passes (``forward_history``, ``forward_candida
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +53,7 @@ AttentionKind = Literal["pointwise", "softmax"]
 # bounds the batch; not on the CPU, where it is plentiful and the recompute cost 12-30% of a
 # training step (measured side by side at d = 64-512).
 RecomputeMode = Literal["auto", "always", "never"]
-RECOMPUTE_MODES: tuple[str, ...] = ("auto", "always", "never")
+RECOMPUTE_MODES: tuple[str, ...] = get_args(RecomputeMode)
 
 
 class RelativeBiasTables(nn.Module):

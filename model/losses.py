@@ -30,21 +30,21 @@ def sampled_softmax_loss(
 
     query, positive: [N, d] (L2-normalised); negatives: [N, R, d]; positive_ids: [N];
     negative_ids: [N, R]. A negative that happens to be the positive item is masked out
-    (it is not a negative), as in the reference implementation.
+    (it is not a negative), as in the reference implementation. This is the formula on given
+    vectors; training calls :func:`sampled_softmax_over_table`, which the tests check against it.
     """
-    positive_logits = (query * positive).sum(-1).float() / temperature  # [N]
-    negative_logits = torch.einsum("nd,nrd->nr", query, negatives).float() / temperature  # [N, R]
-    return sampled_softmax_from_logits(positive_logits, negative_logits, positive_ids, negative_ids)
+    logits = torch.cat([(query * positive).sum(-1, keepdim=True), torch.einsum("nd,nrd->nr", query, negatives)], 1)
+    candidates = torch.cat([positive_ids.unsqueeze(1), negative_ids], dim=1)  # [N, 1 + R]
+    return _softmax_loss_of_first_column(logits.float() / temperature, candidates, positive_ids)
 
 
-def sampled_softmax_from_logits(
-    positive_logits: Tensor, negative_logits: Tensor, positive_ids: Tensor, negative_ids: Tensor
-) -> Tensor:
-    """The sampled-softmax loss from already computed logits: positive [N], negatives [N, R]."""
-    accidental_hit = negative_ids == positive_ids.unsqueeze(1)
-    negative_logits = negative_logits.masked_fill(accidental_hit, float("-inf"))
-    logits = torch.cat([positive_logits.unsqueeze(1), negative_logits], dim=1)  # [N, 1 + R]
-    return (torch.logsumexp(logits, dim=1) - positive_logits).mean()
+def _softmax_loss_of_first_column(scores: Tensor, candidate_ids: Tensor, positive_ids: Tensor) -> Tensor:
+    """Mean -log softmax of column 0 (the positive) of ``scores`` [N, C], the other columns of ``candidate_ids``
+    [N, C] that are the positive item (accidental hits) masked out."""
+    accidental_hit = candidate_ids == positive_ids.unsqueeze(1)
+    accidental_hit[:, 0] = False
+    scores = scores.masked_fill(accidental_hit, float("-inf"))
+    return (torch.logsumexp(scores, dim=1) - scores[:, 0]).mean()
 
 
 def sampled_softmax_over_table(
@@ -58,8 +58,8 @@ def sampled_softmax_over_table(
     :func:`picked_logits`; the temperature divides the [N, 1 + R] picked ones only.
     """
     candidates = torch.cat([positive_ids.unsqueeze(1), negative_ids], dim=1)  # [N, 1 + R]
-    logits = picked_logits(query, table, candidates).float() / temperature
-    return sampled_softmax_from_logits(logits[:, 0], logits[:, 1:], positive_ids, negative_ids)
+    return _softmax_loss_of_first_column(picked_logits(query, table, candidates).float() / temperature, candidates,
+                                         positive_ids)
 
 
 def picked_logits(query: Tensor, table: Tensor, ids: Tensor) -> Tensor:
@@ -154,7 +154,4 @@ def mixed_negatives_softmax_loss(
         num_sampled = 0 if negatives is None else negatives.shape[1]
         expected_draws = len(shared_rows) * item_frequencies + num_sampled / (item_frequencies.numel() - 1)
         scores = scores - torch.log(expected_draws.clamp(min=1e-12))[ids]
-    accidental_hit = ids == positive_ids.unsqueeze(1)
-    accidental_hit[:, 0] = False
-    scores = scores.masked_fill(accidental_hit, float("-inf"))
-    return (torch.logsumexp(scores, dim=1) - scores[:, 0]).mean()
+    return _softmax_loss_of_first_column(scores, ids, positive_ids)

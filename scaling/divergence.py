@@ -54,7 +54,8 @@ class DivergenceWatch:
         self.best_loss = min(self.best_loss, loss)
 
     def check_validation(self, metrics: dict[str, float], step: int) -> None:
-        """Raise :class:`TrainingDiverged` if a validation NE is beyond ``NE_LIMIT`` (or not a number)."""
+        """Raise :class:`TrainingDiverged` if a validation NE is beyond ``NE_LIMIT`` or infinite (a NaN NE, a task
+        without positives, passes)."""
         for name, value in metrics.items():
             if name != "ne" and not name.startswith("ne/"):
                 continue

@@ -8,31 +8,16 @@ import sys
 
 import pytest
 
+from run_fixtures import TINY_RUN
 from scaling.cli import main
 from scaling.config import load_run_config
 from scaling.metrics import random_ranker_expectation
 from scaling.train import train
 
-TINY = [
-    "data.dataset=synthetic-dp",
-    "data.synthetic_dp.num_items=200",
-    "data.synthetic_dp.num_categories=10",
-    "data.synthetic_dp.num_records=300",
-    "data.synthetic_dp.record_length=24",
-    "data.max_seq_len=24",
-    "model.embedding_dim=16",
-    "model.num_heads=2",
-    "model.dropout=0.0",
-    "train.batch_size=32",
-    "train.num_negatives=32",
-    "train.lr=0.005",
-    "eval.batch_size=128",
-]
-
 
 
 def test_tiny_hstu_learns_far_above_a_random_ranker():
-    config = load_run_config(None, [*TINY, "train.epochs=6", "train.patience=0"])
+    config = load_run_config(None, [*TINY_RUN, "train.epochs=6", "train.patience=0"])
     result = train(config, progress=False)
     random = random_ranker_expectation(200 - 24)  # items compete unless in the user's history
     assert result["test"]["hr@10"] > 4 * random["hr@10"]
@@ -42,12 +27,12 @@ def test_tiny_hstu_learns_far_above_a_random_ranker():
 
 
 def test_same_config_twice_gives_identical_metrics_and_another_seed_does_not():
-    config = load_run_config(None, [*TINY, "train.epochs=2"])
+    config = load_run_config(None, [*TINY_RUN, "train.epochs=2"])
     first = train(config, progress=False)
     second = train(config, progress=False)
     assert first["test"] == second["test"] and first["valid"] == second["valid"]
     assert [e["train_loss"] for e in first["history"]] == [e["train_loss"] for e in second["history"]]
-    other_seed = train(load_run_config(None, [*TINY, "train.epochs=2", "seed=7"]), progress=False)
+    other_seed = train(load_run_config(None, [*TINY_RUN, "train.epochs=2", "seed=7"]), progress=False)
     assert other_seed["test"] != first["test"]
 
 
@@ -55,7 +40,7 @@ def test_cli_train_writes_the_contracted_result(tmp_path, capsys):
     out = tmp_path / "run"
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text("name: tiny\nmodel:\n  name: sasrec\n")
-    code = main(["train", str(config_path), *[f"--set={o}" for o in TINY], "--set", "train.epochs=1", "--out", str(out), "--quiet"])
+    code = main(["train", str(config_path), *[f"--set={o}" for o in TINY_RUN], "--set", "train.epochs=1", "--out", str(out), "--quiet"])
     assert code == 0
     result = json.loads((out / "result.json").read_text())
     for split in ("valid", "test"):
@@ -130,7 +115,7 @@ def test_streaming_validates_every_k_windows_and_always_after_the_last(tmp_path)
 
 
 def test_multi_epoch_validates_every_k_epochs_and_after_the_last(tmp_path):
-    config = load_run_config(None, [*TINY, "train.epochs=5", "train.eval_every=2", "train.patience=0"])
+    config = load_run_config(None, [*TINY_RUN, "train.epochs=5", "train.eval_every=2", "train.patience=0"])
     assert [entry["epoch"] for entry in train(config, progress=False)["history"]] == [2, 4, 5]
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.benchmarks.measure import median_milliseconds, torch_dtype
+from scaling.benchmarks.measure import Timer, median_milliseconds, torch_dtype
 
 # Backward = 2.5 x forward: it runs five n^2 d matmuls (S and dP recomputed, dV, dK, dQ) against
 # the forward's two (FlashAttention-2 paper, Section 4; its benchmarks use the same factor).
@@ -106,7 +106,7 @@ class AttentionBenchConfig:
 
 
 def run_attention_benchmark(config: AttentionBenchConfig, progress: Callable[[dict[str, object]], None] | None = None,
-                            timer: Callable[[Callable[[], None]], float | None] | None = None) -> list[dict[str, object]]:
+                            timer: Timer | None = None) -> list[dict[str, object]]:
     """Time every (n, batch kind, implementation) and return one row per combination.
 
     ``timer`` runs a closure and returns its milliseconds (default: :func:`median_milliseconds`);
@@ -128,7 +128,7 @@ def run_attention_benchmark(config: AttentionBenchConfig, progress: Callable[[di
 
 
 def _time_case(config: AttentionBenchConfig, n: int, kind: str, lengths: list[int], impl: str,
-               timer: Callable[[Callable[[], None]], float | None]) -> dict[str, object]:
+               timer: Timer) -> dict[str, object]:
     import torch
 
     row: dict[str, object] = {"n": n, "batch": kind, "sequences": len(lengths), "tokens": sum(lengths),

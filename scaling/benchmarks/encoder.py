@@ -49,7 +49,7 @@ import numpy as np
 
 from model.flops import TRAINING_FLOPS_PER_FORWARD_FLOP
 from scaling.benchmarks.attention import batch_lengths, tflops_per_second
-from scaling.benchmarks.measure import cuda_peak_bytes, saved_activation_bytes, torch_dtype
+from scaling.benchmarks.measure import Timer, cuda_peak_bytes, saved_activation_bytes, torch_dtype
 from scaling.data.stochastic_length import keep_whole_probability, subsequence_length
 
 EMBEDDING_DIM = 512  # d
@@ -71,8 +71,6 @@ RESULT_COLUMNS = ("n", "mode", "batch", "impl", "sequences", "tokens", "ms", "Mt
                   "speedup_no_sl", "act_B_tok", "peak_B_tok", "paper_B_tok", "note")
 TARGET_COLUMNS = ("target", "required", "measured", "status")
 
-# A timer runs a closure and returns its milliseconds, or None when it does not time (dry runs).
-Timer = Callable[[Callable[[], object]], "float | None"]
 
 
 @dataclass(frozen=True)

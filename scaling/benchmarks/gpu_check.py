@@ -31,11 +31,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scaling.benchmarks.measure import Timer
+
 COLUMNS = ("section", "case", "impl", "dtype", "metric", "value", "unit", "target", "status", "note")
 SECTIONS = ("correctness", "attention", "encoder", "training", "mfalcon")
 
 Progress = Callable[[str], None]
-Timer = Callable[[Callable[[], object]], "float | None"]
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ def training_rows(config: GpuCheckConfig, timer: Timer, progress: Progress) -> l
     import torch
 
     from scaling.benchmarks.training import time_training_steps
-    from scaling.mfu import device_peak
+    from scaling.mfu import device_peak, utilisation
     from scaling.train import build_run
 
     peak = device_peak(torch.device(config.device), "bf16")
@@ -225,8 +226,8 @@ def training_rows(config: GpuCheckConfig, timer: Timer, progress: Progress) -> l
     for case, target in training_cases(config):
         run = build_run(case.config)
         times = time_training_steps(run, config.sizes.train_steps, config.sizes.warmup_steps)
-        achieved = times.flops / times.wall
-        mfu = achieved / peak.flops_per_s
+        measured_utilisation = utilisation(times.flops, times.wall, peak)
+        achieved, mfu = measured_utilisation["train_flops_per_s"], measured_utilisation["mfu"]
         progress(f"{case.name}: {times.steps} steps, {achieved / 1e12:.2f} TFLOP/s, MFU {mfu:.1%}")
         impl = f"{case.config.model.name} ({run.precision.name}, attention {case.config.model.attention_backend})"
         measured = {"tokens/s": times.units / times.wall, "step ms": 1000 * times.wall / max(times.steps, 1),

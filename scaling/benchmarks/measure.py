@@ -7,9 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+# A timer runs a closure and returns its milliseconds, or None when it does not time (dry runs).
+Timer = Callable[[Callable[[], object]], "float | None"]
+
 # triton.testing.do_bench settings: milliseconds of warm-up, then of timed repetitions.
 WARMUP_MS = 25
 REPEAT_MS = 100
+
+
+def untimed(fn: Callable[[], object]) -> None:
+    """The dry runs' timer: run once so every path executes, report no time."""
+    fn()
+    return None
 
 
 def median_milliseconds(fn: Callable[[], object]) -> float:

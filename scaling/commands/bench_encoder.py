@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         require_cuda(config.device, "encoder")
     from scaling.benchmarks.encoder import RESULT_COLUMNS, TARGET_COLUMNS, run_encoder_benchmark, target_rows
-    from scaling.benchmarks.measure import median_milliseconds
+    from scaling.benchmarks.measure import median_milliseconds, untimed
     from scaling.benchmarks.report import format_table, write_csv
 
     print(_header(config, args.dry_run), flush=True)
-    timer = _untimed if args.dry_run else median_milliseconds
+    timer = untimed if args.dry_run else median_milliseconds
     rows = run_encoder_benchmark(config, timer, progress=lambda row: print(_progress_line(row), flush=True))
     print()
     print(format_table(rows, RESULT_COLUMNS))
@@ -156,12 +156,6 @@ def _config_from_args(args: argparse.Namespace):
         transformer_attention=DRY_RUN_TRANSFORMER_ATTENTION if args.dry_run else args.transformer_attention,
         seed=args.seed,
     )
-
-
-def _untimed(fn) -> None:
-    """The dry run's timer: run once so every path executes, report no time."""
-    fn()
-    return None
 
 
 def _device_name(device: str) -> str:

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -135,7 +135,7 @@ class SweepLock:
         previous = self._read_local(path)
         # The flock proves a holder on this host dead; one on another host may not see it, so its heartbeat decides.
         if previous is not None and previous.host != self.owner.host \
-                and time.time() - previous.heartbeat <= self.stale_after:
+                and not is_stale(previous, time.time(), self.stale_after, self.owner.host, pid_alive):
             self._descriptor = None
             os.close(descriptor)
             raise self._in_use(previous)
@@ -178,7 +178,7 @@ class SweepLock:
 
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_seconds):
-            self.owner = LockOwner(**{**asdict(self.owner), "heartbeat": time.time()})
+            self.owner = replace(self.owner, heartbeat=time.time())
             try:
                 self._write_owner()
             except OSError:

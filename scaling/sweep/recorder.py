@@ -34,9 +34,9 @@ class TrialBook:
                  heartbeat_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.trials = {trial.trial_id: trial for trial in trials}
-        self.previous_attempts = {trial_id: record.get("attempt", 0) for trial_id, record in previous.items()}
-        # Kept aside until the trial says where it starts: a restored checkpoint's evaluations are recorded again.
-        self.previous_evaluations = {trial_id: record.get("evaluations", []) for trial_id, record in previous.items()}
+        # Each trial's previous attempt's record: its attempt number, and its evaluations, kept aside until the
+        # trial says where it starts (a restored checkpoint's evaluations are recorded again).
+        self.previous = dict(previous)
         self.records: dict[str, dict[str, Any]] = {}
         self.log = log
         self.heartbeat_seconds = heartbeat_seconds
@@ -46,10 +46,8 @@ class TrialBook:
 
     def started(self, trial_id: str) -> None:
         trial = self.trials[trial_id]
-        attempt = self.previous_attempts.get(trial_id, 0) + 1
-        self.previous_attempts[trial_id] = attempt
-        self.previous_evaluations[trial_id] = (self.records[trial_id]["evaluations"] if trial_id in self.records
-                                               else self.previous_evaluations.get(trial_id, []))
+        self.previous[trial_id] = self.records.get(trial_id) or self.previous.get(trial_id, {})
+        attempt = self.previous[trial_id].get("attempt", 0) + 1
         self.records[trial_id] = new_record(trial, attempt)
         self.started_at[trial_id] = self.clock()
         self.store.write_record(self.records[trial_id])
@@ -61,7 +59,7 @@ class TrialBook:
         if report.get(REPORT_KIND) == START:  # those after its checkpoint are run again
             # A restart inside this attempt (Ray Train restarting a multi-worker trial's worker group)
             # continues this record; a new attempt continues the previous one's.
-            earlier = record["evaluations"] or self.previous_evaluations.get(trial_id, [])
+            earlier = record["evaluations"] or self.previous.get(trial_id, {}).get("evaluations", [])
             record["evaluations"] = list(earlier[:report[EVALUATIONS_DONE]])
         elif report.get(REPORT_KIND) == EVALUATION:
             number = report.get(EVALUATIONS_DONE, len(record["evaluations"]) + 1)

@@ -122,16 +122,20 @@ class SweepStore:
         except json.JSONDecodeError as error:
             raise UserError(f"{self.root}/{relative} is not valid JSON ({error.msg}); delete it to rerun that trial") from None
 
-    def read_records(self) -> dict[str, dict[str, Any]]:
-        """trial_id -> record, for every record file on disk."""
+    def record_files(self) -> list[pafs.FileInfo]:
+        """The trial record files on disk (``TRIALS_DIR/*.json``)."""
         selector = pafs.FileSelector(self._file(TRIALS_DIR), allow_not_found=True)
+        return [info for info in self.filesystem.get_file_info(selector)
+                if info.type == pafs.FileType.File and info.base_name.endswith(".json")]
+
+    def read_records(self, files: list[pafs.FileInfo] | None = None) -> dict[str, dict[str, Any]]:
+        """trial_id -> record, for every record file on disk (or those of ``files``, from :meth:`record_files`)."""
         records = {}
-        for info in self.filesystem.get_file_info(selector):
+        for info in self.record_files() if files is None else files:
             name = info.base_name
-            if info.type == pafs.FileType.File and name.endswith(".json"):
-                record = self.read_json(f"{TRIALS_DIR}/{name}")
-                check_record(record, name.removesuffix(".json"), f"{self.root}/{TRIALS_DIR}/{name}")
-                records[record["trial_id"]] = record
+            record = self.read_json(f"{TRIALS_DIR}/{name}")
+            check_record(record, name.removesuffix(".json"), f"{self.root}/{TRIALS_DIR}/{name}")
+            records[record["trial_id"]] = record
         return records
 
     def write_record(self, record: dict[str, Any]) -> None:

@@ -149,10 +149,11 @@ def read_current_results(location: str) -> tuple[pd.DataFrame, str | None]:
     if manifest is None:
         return read_results(location), None
     written = _modified(store, schema.RESULTS_FILE)
-    newest_record = max((info.mtime_ns or 0 for info in _record_files(store)), default=0)
+    record_files = store.record_files()
+    newest_record = max((info.mtime_ns or 0 for info in record_files), default=0)
     if written is not None and written >= newest_record:
         return read_results(location), None
-    table = results_table(Manifest.from_json(manifest), store.read_records())
+    table = results_table(Manifest.from_json(manifest), store.read_records(record_files))
     state = "is older than the trial records" if written is not None else "does not exist yet"
     return table, (f"{uri}/{schema.RESULTS_FILE} {state} (a sweep is running or was killed): shown as rebuilt from the "
                    f"records; `scaling sweep SWEEP.yaml --resume` rewrites it")
@@ -162,8 +163,3 @@ def _modified(store: SweepStore, relative: str) -> int | None:
     info = store.filesystem.get_file_info(f"{store.path}/{relative}")
     return info.mtime_ns if info.type == pafs.FileType.File else None
 
-
-def _record_files(store: SweepStore) -> list[pafs.FileInfo]:
-    selector = pafs.FileSelector(f"{store.path}/{schema.TRIALS_DIR}", allow_not_found=True)
-    return [info for info in store.filesystem.get_file_info(selector)
-            if info.type == pafs.FileType.File and info.base_name.endswith(".json")]

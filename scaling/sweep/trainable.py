@@ -93,11 +93,9 @@ class TuneCheckpoints:
     def evaluated(self, run: Run, best: BestCheckpoint, final: bool) -> None:
         report = {**evaluation_report(self.pending), EVALUATIONS_DONE: len(run.history)}
         self.pending = None
-        # The last evaluation needs none: the test metrics follow at once.
-        if not self.every or final or len(run.history) % self.every:
-            self.session.report(report)
-            return
-        if not self.session.saves_state:  # another worker (rank 0) saves the state every worker holds
+        # No checkpoint: between checkpoints, at the last evaluation (the test metrics follow at once), and on
+        # workers other than the one (rank 0) that saves the state every worker holds.
+        if not self.every or final or len(run.history) % self.every or not self.session.saves_state:
             self.session.report(report)
             return
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:

@@ -28,28 +28,13 @@ import torch.multiprocessing as mp
 import yaml
 from sweep_fixtures import comparable, recorded_evaluations
 
+from run_fixtures import TINY_RUN
 from scaling.config import load_run_config
 from scaling.distributed import DataParallel, _balanced_bounds
 from scaling.train import train
 
 TOLERANCE = 1e-4  # relative, on every metric and loss; measured differences are ~1e-7 (float32 sums reordered)
-TINY = [
-    "data.dataset=synthetic-dp",
-    "data.synthetic_dp.num_items=200",
-    "data.synthetic_dp.num_categories=10",
-    "data.synthetic_dp.num_records=300",
-    "data.synthetic_dp.record_length=24",
-    "data.max_seq_len=24",
-    "model.embedding_dim=16",
-    "model.num_heads=2",
-    "model.dropout=0.0",
-    "train.batch_size=32",
-    "train.num_negatives=32",
-    "train.lr=0.005",
-    "train.epochs=2",
-    "train.device=cpu",
-    "eval.batch_size=128",
-]
+TINY = [*TINY_RUN, "train.epochs=2", "train.device=cpu"]
 
 
 def _free_port() -> int:
