@@ -97,8 +97,14 @@ def device_peak(device: torch.device, precision: str, repeats: int = TRIAL_MATMU
     return Peak(flops, f"measured: {precision} {MATMUL_SIZE}^3 matmul on {device}{threads}")
 
 
-def utilisation(flops: float, seconds: float, peak: Peak) -> dict[str, float | str]:
-    """result.json's ``mfu`` section: achieved training FLOP/s, the peak, its source, and their ratio."""
+def utilisation(flops: float, seconds: float, peak: Peak, devices: int = 1) -> dict[str, float | str]:
+    """result.json's ``mfu`` section: achieved training FLOP/s, the peak, its source, and their ratio.
+
+    ``devices``: how many devices of ``peak`` shared the ``flops`` (the workers of a data-parallel
+    trial train one global batch together), so the peak is theirs together.
+    """
     achieved = flops / seconds if seconds > 0 else math.nan
-    return {"train_flops_per_s": achieved, "peak_flops_per_s": peak.flops_per_s, "peak_source": peak.source,
-            "mfu": achieved / peak.flops_per_s}
+    total_peak = devices * peak.flops_per_s
+    source = peak.source if devices == 1 else f"{devices} x {peak.source}"
+    return {"train_flops_per_s": achieved, "peak_flops_per_s": total_peak, "peak_source": source,
+            "mfu": achieved / total_peak}

@@ -540,7 +540,9 @@ def train(config: RunConfig, out_dir: Path | None = None, on_evaluation: Evaluat
             "cpu_seconds_per_pass": run.train_cpu_seconds / max(run.passes, 1),
         },
         # measured after training, so the peak's matmul never competes with the run it rates
-        "mfu": utilisation(run.flops, run.train_wall_seconds, device_peak(run.device, run.precision.name)),
+        # run.flops counts the global batch, which every worker of a data-parallel trial trains a share of
+        "mfu": utilisation(run.flops, run.train_wall_seconds, device_peak(run.device, run.precision.name),
+                           devices=run.parallel.world_size if run.parallel is not None else 1),
         "training_sparsity": {**run.trained_lengths.sparsity(config.data.max_seq_len).as_dict(),
                               # supervised tokens SL kept (the rest were not trained on); NaN with SL off
                               "targets_trained_fraction": run.trained_targets.fraction_trained()},

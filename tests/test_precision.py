@@ -103,6 +103,16 @@ def test_every_result_carries_its_mfu_against_a_measured_cpu_peak():
     assert 0 < mfu["mfu"] < 1
 
 
+def test_a_data_parallel_trials_mfu_is_against_every_workers_peak():
+    from scaling.mfu import Peak, utilisation
+
+    one = utilisation(6e12, 2.0, Peak(1e13, "measured"))
+    two = utilisation(6e12, 2.0, Peak(1e13, "measured"), devices=2)  # two workers trained the same global batches
+    assert one["train_flops_per_s"] == two["train_flops_per_s"] == 3e12
+    assert (one["mfu"], two["mfu"]) == (pytest.approx(0.3), pytest.approx(0.15))
+    assert two["peak_flops_per_s"] == 2e13 and two["peak_source"] == "2 x measured"
+
+
 @pytest.mark.parametrize("name, entry", [
     ("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA H100 PCIe", "H100 PCIe"), ("NVIDIA H200", "H200"),
     ("NVIDIA A100-SXM4-80GB", "A100"), ("NVIDIA A100-PCIE-40GB", "A100"), ("NVIDIA L4", "L4"),
